@@ -1,0 +1,3 @@
+from product_importer.cli import main
+
+main()

@@ -1,0 +1,146 @@
+"""The FastAPI application: wiring only. Domains bring their routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import swagger_ui_bundle
+from fastapi import APIRouter, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.sessions import SessionMiddleware
+
+from product_importer import __version__
+from product_importer.auth import routes as auth_routes
+from product_importer.db import Database
+from product_importer.dependencies import CurrentPrincipal, LoginRequired
+from product_importer.settings import Settings
+from product_importer.tasks.dispatch import Dispatcher
+from product_importer.tasks.embedded import EmbeddedDispatcher
+from product_importer.tasks.registry import TaskContext
+from product_importer.web import routes as web_routes
+from product_importer.web.templating import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Import, manage and publish a product catalogue.
+
+Authenticate with `Authorization: Bearer <token>` (create one with
+`product-importer token create NAME`) or a signed-in browser session; browser requests that
+change state also send the `X-CSRF-Token` header. Errors are `{"detail": ...}`.
+"""
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", tags=["system"])
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness and database reachability; needs no credentials."""
+        database: Database = request.app.state.database
+        try:
+            database.ping()
+        except SQLAlchemyError:
+            return JSONResponse(
+                {"status": "error", "database": "unreachable"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return router
+
+
+def _docs_router(app: FastAPI) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/openapi.json")
+    def openapi(_principal: CurrentPrincipal) -> dict[str, Any]:
+        return app.openapi()
+
+    @router.get("/docs")
+    def docs(_principal: CurrentPrincipal) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Product Importer API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    return router
+
+
+def create_app(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    settings.ensure_home()
+    database = database or Database(settings.resolved_database_url)
+    dispatcher = dispatcher or EmbeddedDispatcher(
+        {"webhooks": settings.worker_threads, "default": 2}
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = TaskContext(database=database, settings=settings)
+        database.dispatcher = dispatcher
+        dispatcher.start(context)
+        try:
+            yield
+        finally:
+            dispatcher.stop()
+            database.dispatcher = None
+
+    app = FastAPI(
+        title="Product Importer",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret,
+        session_cookie="pi_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.cookie_secure,
+    )
+
+    @app.exception_handler(LoginRequired)
+    async def redirect_to_login(request: Request, _exc: LoginRequired) -> Response:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The default handler echoes the whole input back; keep the location and reason only.
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(_health_router())
+    app.include_router(_docs_router(app))
+    app.include_router(auth_routes.router)
+    app.include_router(web_routes.router)
+    return app

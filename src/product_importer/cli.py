@@ -1,0 +1,206 @@
+"""The `product-importer` command: serve, migrate, users and API tokens (imports come later)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from product_importer import migrate as migrations
+from product_importer.auth import service as auth_service
+from product_importer.db import Database, DatabaseConfigError
+from product_importer.settings import Settings
+
+app = typer.Typer(
+    help="Import, manage and publish a product catalogue.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+user_app = typer.Typer(help="Manage users who sign in to the web UI.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens for automation.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}", 2)
+
+
+def _display_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def open_database(settings: Settings, *, migrate: bool = True) -> Database:
+    """Connect, check the database answers, and apply pending migrations."""
+    url = settings.resolved_database_url
+    try:
+        database = Database(url)
+        database.ping()
+        if migrate:
+            migrations.upgrade(database)
+    except DatabaseConfigError as exc:
+        fail(str(exc), 2)
+    except ModuleNotFoundError as exc:
+        fail(f"DATABASE_URL needs a driver that is not installed ({exc.name}).", 2)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        fail(f"cannot use the database at {_display_url(url)}: {reason}", 3)
+    return database
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is already in use; choose another with --port.", 4)
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", 4)
+
+
+def _announce_sign_in(database: Database) -> None:
+    with database.session() as session:
+        password = auth_service.bootstrap_admin(session)
+    if password is not None:
+        # Printed once, to the terminal only (never logged); not recoverable afterwards.
+        typer.secho("\nFirst start: an administrator account was created.", bold=True)
+        typer.echo("  username: admin")
+        typer.echo(f"  password: {password}")
+        typer.echo("This password is shown only now. Change it with:")
+        typer.echo("  product-importer user set-password admin\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Apply pending migrations and serve the web UI and API."""
+    import uvicorn
+
+    from product_importer.app import create_app
+
+    settings = load_settings()
+    database = open_database(settings)
+    _check_port_free(host, port)
+    _announce_sign_in(database)
+    shown_url = database.engine.url.render_as_string(hide_password=True)
+    typer.echo(f"Serving on http://{host}:{port} (database: {shown_url})")
+    uvicorn.run(create_app(settings, database), host=host, port=port, log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    settings = load_settings()
+    database = open_database(settings, migrate=False)
+    pending = migrations.pending(database)
+    migrations.upgrade(database)
+    typer.echo(f"Applied {len(pending)} migration(s); the database is up to date.")
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, confirmation_prompt=True, hide_input=True, help="Password."),
+    ],
+) -> None:
+    """Create a user who can sign in to the web UI."""
+    database = open_database(load_settings())
+    try:
+        with database.session() as session:
+            auth_service.create_user(session, username, password)
+    except auth_service.AuthError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"User '{username.strip()}' created.")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    username: str,
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, confirmation_prompt=True, hide_input=True, help="Password."),
+    ],
+) -> None:
+    """Set a user's password."""
+    database = open_database(load_settings())
+    try:
+        with database.session() as session:
+            auth_service.set_password(session, username, password)
+    except auth_service.AuthError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"Password for '{username.strip()}' changed.")
+
+
+@token_app.command("create")
+def token_create(name: str) -> None:
+    """Create an API token and print it (it is shown only once)."""
+    database = open_database(load_settings())
+    try:
+        with database.session() as session:
+            token, clear = auth_service.create_token(session, name)
+            token_id = token.id
+    except auth_service.AuthError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"Token {token_id} '{name.strip()}' created. It is shown only now:", err=True)
+    typer.echo(clear)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List API tokens (never their values)."""
+    database = open_database(load_settings())
+    with database.session() as session:
+        tokens = auth_service.list_tokens(session)
+    if not tokens:
+        typer.echo("No API tokens.")
+    for token in tokens:
+        state = "revoked" if token.revoked_at else "active"
+        used = token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "never"
+        typer.echo(f"{token.id:>4}  {token.prefix}…  {state:<7}  last used {used}  {token.name}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(min=1)]) -> None:
+    """Revoke an API token by id."""
+    database = open_database(load_settings())
+    try:
+        with database.session() as session:
+            auth_service.revoke_token(session, token_id)
+    except auth_service.AuthError as exc:
+        fail(str(exc), 2)
+    typer.echo(f"Token {token_id} revoked.")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,65 @@
+"""One settings object, read from the environment or a `.env` file."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_prefix="PRODUCT_IMPORTER_", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default=Path("var"), description="Embedded database, uploads, secrets.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PRODUCT_IMPORTER_DATABASE_URL"),
+        description="SQLAlchemy URL; default is a SQLite file products.db in `home`.",
+    )
+    api_token: SecretStr | None = Field(default=None, description="Extra accepted bearer token.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs session cookies; generated into `home` when unset."
+    )
+    cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
+    session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    max_upload_bytes: int = Field(default=GIB, ge=1)
+    worker_threads: int = Field(default=4, ge=1, le=64)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'products.db').resolve()}"
+
+    @cached_property
+    def session_secret(self) -> str:
+        """The configured secret, or one generated once and kept in `home`."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.home / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # Create with owner-only permissions; a second process racing us keeps the first key.
+        try:
+            with path.open("x") as handle:
+                path.chmod(0o600)
+                handle.write(key)
+        except FileExistsError:
+            return path.read_text().strip()
+        return key
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""Background work on threads inside the server process: the default, no other service needed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from product_importer.tasks.registry import (
+    QUEUES,
+    PeriodicSpec,
+    TaskContext,
+    all_periodic,
+    get_task,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedDispatcher:
+    """One thread pool per queue, so webhook deliveries can never starve imports."""
+
+    def __init__(self, threads: dict[str, int] | None = None) -> None:
+        self._threads = {"imports": 1, "webhooks": 4, "default": 2} | (threads or {})
+        self._executors: dict[str, ThreadPoolExecutor] = {}
+        self._context: TaskContext | None = None
+        self._scheduler: threading.Thread | None = None
+
+    def start(self, context: TaskContext) -> None:
+        self._context = context
+        for queue in QUEUES:
+            self._executors[queue] = ThreadPoolExecutor(
+                max_workers=self._threads[queue], thread_name_prefix=f"pi-{queue}"
+            )
+        self._scheduler = threading.Thread(
+            target=self._run_schedule, name="pi-scheduler", daemon=True
+        )
+        self._scheduler.start()
+
+    def submit(self, name: str, kwargs: dict[str, Any]) -> None:
+        spec = get_task(name)
+        if self._context is None or self._context.stopping.is_set():
+            log.warning("task %s not started: the dispatcher is stopped", name)
+            return
+        self._executors[spec.queue].submit(self._run, name, kwargs)
+
+    def stop(self) -> None:
+        if self._context is None:
+            return
+        self._context.stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=10)
+        for executor in self._executors.values():
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._executors.clear()
+
+    def _run(self, name: str, kwargs: dict[str, Any]) -> None:
+        assert self._context is not None
+        try:
+            get_task(name).func(self._context, **kwargs)
+        except Exception:
+            log.exception("task %s failed", name)
+
+    def _run_schedule(self) -> None:
+        assert self._context is not None
+        stopping = self._context.stopping
+        due: dict[str, float] = {}
+        while not stopping.is_set():
+            now = time.monotonic()
+            for spec in all_periodic():
+                if due.get(spec.name, 0.0) <= now:
+                    due[spec.name] = now + spec.every_seconds
+                    self._run_periodic(spec)
+            stopping.wait(0.5)
+
+    def _run_periodic(self, spec: PeriodicSpec) -> None:
+        assert self._context is not None
+        try:
+            spec.func(self._context)
+        except Exception:
+            log.exception("periodic task %s failed", spec.name)

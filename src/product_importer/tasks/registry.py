@@ -1,0 +1,99 @@
+"""Named task functions, written once and run by whichever dispatcher is configured.
+
+A task function takes a `TaskContext` and JSON-serialisable keyword arguments, so the same
+function can run on an in-process thread or in a Celery worker on another machine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from product_importer.db import Database
+    from product_importer.settings import Settings
+
+QUEUES = ("imports", "webhooks", "default")
+
+
+@dataclass
+class TaskContext:
+    database: Database
+    settings: Settings
+    # Set when the process is shutting down; long tasks check it and stop early, leaving
+    # their job to be recovered on the next start.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+TaskFunc = Callable[..., None]
+F = TypeVar("F", bound=TaskFunc)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    func: TaskFunc
+    queue: str
+
+
+@dataclass(frozen=True)
+class PeriodicSpec:
+    name: str
+    func: Callable[[TaskContext], None]
+    every_seconds: float
+
+
+_tasks: dict[str, TaskSpec] = {}
+_periodic: dict[str, PeriodicSpec] = {}
+
+
+def task(name: str, *, queue: str = "default") -> Callable[[F], F]:
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+
+    def register(func: F) -> F:
+        _tasks[name] = TaskSpec(name=name, func=func, queue=queue)
+        return func
+
+    return register
+
+
+def periodic(
+    name: str, *, every_seconds: float
+) -> Callable[[Callable[[TaskContext], None]], Callable[[TaskContext], None]]:
+    """Register work that runs on a schedule (and once at start-up, to recover after a crash)."""
+
+    def register(func: Callable[[TaskContext], None]) -> Callable[[TaskContext], None]:
+        _periodic[name] = PeriodicSpec(name=name, func=func, every_seconds=every_seconds)
+        return func
+
+    return register
+
+
+def get_task(name: str) -> TaskSpec:
+    load_task_modules()
+    try:
+        return _tasks[name]
+    except KeyError:
+        raise LookupError(f"no task named {name!r}") from None
+
+
+def all_periodic() -> list[PeriodicSpec]:
+    load_task_modules()
+    return list(_periodic.values())
+
+
+def load_task_modules() -> None:
+    """Import every module that registers tasks (imports are cached, so this is cheap)."""
+    for module in TASK_MODULES:
+        __import__(module)
+
+
+# Domains add their task modules here.
+TASK_MODULES: list[str] = []
+
+
+def run(context: TaskContext, name: str, kwargs: dict[str, Any]) -> None:
+    get_task(name).func(context, **kwargs)

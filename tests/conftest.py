@@ -1,0 +1,120 @@
+"""Real databases for every test: SQLite files and a PostgreSQL database created per run.
+
+Tests that take the `database` fixture run twice, once per dialect (ids `[sqlite]` and
+`[postgresql]`). PostgreSQL is required in CI; elsewhere its tests are skipped, with a
+reason, when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from product_importer import migrate
+from product_importer.app import create_app
+from product_importer.db import Base, Database
+from product_importer.models import import_all_models
+from product_importer.settings import Settings
+from tests.factories import sign_in
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+DIALECTS = ["sqlite", "postgresql"]
+
+
+def _unavailable(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not available")
+    pytest.skip(f"{what} not available here; these tests run in CI")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"pi_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        _unavailable(f"PostgreSQL at {make_url(PG_ADMIN_URL).render_as_string()}")
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=DIALECTS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'products.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+def clear_tables(database: Database) -> None:
+    import_all_models()
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as connection:
+        if database.dialect == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def database(migrated_database: Database) -> Database:
+    """A migrated, empty database of each dialect."""
+    clear_tables(migrated_database)
+    return migrated_database
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: Database) -> Settings:
+    return make_settings(tmp_path, database.engine.url.render_as_string(hide_password=False))
+
+
+def make_settings(home: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "home": home,
+        "database_url": database_url,
+        "secret_key": "test-secret-key-not-for-production",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def anon_client(settings: Settings, database: Database) -> Iterator[TestClient]:
+    """The real app, with its background workers running, and no credentials."""
+    with TestClient(create_app(settings, database)) as client:
+        yield client
+
+
+@pytest.fixture
+def client(anon_client: TestClient, database: Database) -> TestClient:
+    """A client signed in through the real sign-in form, sending the CSRF header."""
+    sign_in(anon_client, database)
+    return anon_client

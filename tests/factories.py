@@ -1,0 +1,56 @@
+"""Small typed factories for test data."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from product_importer.auth import service as auth_service
+from product_importer.catalog.models import Product, sku_key
+from product_importer.db import Database
+
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+def make_user(database: Database, username: str = "alice", password: str = DEFAULT_PASSWORD) -> int:
+    with database.session() as session:
+        return auth_service.create_user(session, username, password).id
+
+
+def make_token(database: Database, name: str = "ci") -> str:
+    with database.session() as session:
+        _token, clear = auth_service.create_token(session, name)
+    return clear
+
+
+def make_product(
+    database: Database, sku: str, name: str = "A product", description: str = ""
+) -> int:
+    with database.session() as session:
+        product = Product(sku=sku, sku_key=sku_key(sku), name=name, description=description)
+        session.add(product)
+        session.flush()
+        return product.id
+
+
+def login_csrf(client: TestClient) -> str:
+    page = client.get("/login")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "sign-in form has no CSRF token"
+    return match.group(1)
+
+
+def sign_in(client: TestClient, database: Database, username: str = "alice") -> None:
+    """Sign in through the real form; afterwards the client sends the session's CSRF header."""
+    make_user(database, username)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": DEFAULT_PASSWORD, "csrf_token": login_csrf(client)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    shell = client.get("/products")
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', shell.text)
+    assert match
+    client.headers["X-CSRF-Token"] = match.group(1)
