@@ -118,3 +118,6 @@ def client(anon_client: TestClient, database: Database) -> TestClient:
     """A client signed in through the real sign-in form, sending the CSRF header."""
     sign_in(anon_client, database)
     return anon_client
+
+
+pytest_plugins = ["tests.browser"]

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="Signs session cookies; generated into `home` when unset."
     )
-    cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only."
+    )
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     max_upload_bytes: int = Field(default=GIB, ge=1)
     worker_threads: int = Field(default=4, ge=1, le=64)

@@ -57,7 +57,8 @@ def test_sign_in_without_csrf_token_is_refused(anon_client: TestClient, database
 
 
 @pytest.mark.parametrize(
-    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]
+    "target",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"],
 )
 def test_sign_in_never_redirects_off_site(
     anon_client: TestClient, database: Database, target: str
@@ -82,10 +83,14 @@ def test_sign_out_ends_the_session(client: TestClient) -> None:
     response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert response.status_code == 303
     assert client.get("/api/me").status_code == 401
-    assert client.get("/import", follow_redirects=False).headers["location"] == "/login?next=/import"
+    assert (
+        client.get("/import", follow_redirects=False).headers["location"] == "/login?next=/import"
+    )
 
 
-def test_bearer_tokens_authenticate_api_requests(anon_client: TestClient, database: Database) -> None:
+def test_bearer_tokens_authenticate_api_requests(
+    anon_client: TestClient, database: Database
+) -> None:
     token = make_token(database, "automation")
     response = anon_client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert response.json() == {"name": "automation", "kind": "token"}

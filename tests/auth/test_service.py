@@ -26,7 +26,9 @@ def test_passwords_are_stored_as_argon2_hashes(database: Database) -> None:
         ("bob", "short", "at least 8"),
     ],
 )
-def test_bad_users_are_refused(database: Database, username: str, password: str, message: str) -> None:
+def test_bad_users_are_refused(
+    database: Database, username: str, password: str, message: str
+) -> None:
     with pytest.raises(auth_service.AuthError, match=message), database.session() as session:
         auth_service.create_user(session, username, password)
 

@@ -42,7 +42,7 @@ def _login_page(request: Request, next_url: str, error: str | None, code: int) -
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002
+def login_form(request: Request, next: str = "/") -> Response:
     return _login_page(request, next, None, status.HTTP_200_OK)
 
 

@@ -16,7 +16,7 @@ from product_importer.auth.models import ApiToken, User
 from product_importer.db import utcnow
 
 _hasher = PasswordHasher()
-TOKEN_PREFIX = "pi_"
+TOKEN_PREFIX = "pi_"  # noqa: S105 (a label, not a secret)
 USERNAME_MAX_LENGTH = 150
 PASSWORD_MIN_LENGTH = 8
 

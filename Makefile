@@ -1,0 +1,16 @@
+# Names the project's commands; each is a script under scripts/ so machines without make work too.
+.PHONY: run test lint bench
+
+run:
+	scripts/run
+
+test:
+	scripts/test
+
+lint:
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
+
+bench:
+	.venv/bin/python bench/import_bench.py
