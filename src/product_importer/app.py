@@ -19,14 +19,17 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from product_importer import __version__
 from product_importer.auth import routes as auth_routes
+from product_importer.catalog import routes as catalog_routes
 from product_importer.db import Database
 from product_importer.dependencies import CurrentPrincipal, LoginRequired
+from product_importer.imports import routes as import_routes
 from product_importer.settings import Settings
 from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
 from product_importer.web import routes as web_routes
 from product_importer.web.templating import STATIC_DIR
+from product_importer.webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
 
@@ -142,5 +145,8 @@ def create_app(
     app.include_router(_health_router())
     app.include_router(_docs_router(app))
     app.include_router(auth_routes.router)
+    app.include_router(import_routes.router)
+    app.include_router(catalog_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(web_routes.router)
     return app

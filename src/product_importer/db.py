@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -47,6 +47,10 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+# SQLite only aliases the rowid (fast, auto-assigned) for a column typed exactly INTEGER.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def normalise_url(url: str) -> str:

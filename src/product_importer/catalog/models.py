@@ -2,13 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, Text, true
+from sqlalchemy import Boolean, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from product_importer.db import Base, UTCDateTime, utcnow
-
-# SQLite only aliases the rowid (fast, auto-assigned) for a column typed exactly INTEGER.
-BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
 
 SKU_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 500

@@ -91,8 +91,12 @@ def load_task_modules() -> None:
         __import__(module)
 
 
-# Domains add their task modules here.
-TASK_MODULES: list[str] = []
+# Every module that registers tasks; a Celery worker imports the same list.
+TASK_MODULES: list[str] = [
+    "product_importer.catalog.tasks",
+    "product_importer.imports.tasks",
+    "product_importer.webhooks.tasks",
+]
 
 
 def run(context: TaskContext, name: str, kwargs: dict[str, Any]) -> None:

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class ImportJob(Base):
+    """One uploaded file and everything known about its import: the durable record of the job."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    phase: Mapped[str] = mapped_column(String(64), default="Queued")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(150), default="")
+    # Where the uploaded file is kept (see imports.storage), and its size.
+    storage_key: Mapped[str] = mapped_column(String(255), default="")
+    total_bytes: Mapped[int] = mapped_column(BigIntId, default=0)
+    bytes_read: Mapped[int] = mapped_column(BigIntId, default=0)
+    rows_processed: Mapped[int] = mapped_column(Integer, default=0)
+    rows_created: Mapped[int] = mapped_column(Integer, default=0)
+    rows_updated: Mapped[int] = mapped_column(Integer, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Refreshed by the worker while it runs; a stale heartbeat means the worker died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ImportReject(Base):
+    """A rejected row: its line in the file, why, and the fields as read."""
+
+    __tablename__ = "import_rejects"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("import_jobs.id", ondelete="CASCADE"), index=True
+    )
+    line: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    fields: Mapped[list[Any]] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""Background work for this domain, registered with the task dispatch seam."""
