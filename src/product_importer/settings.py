@@ -6,7 +6,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
@@ -33,6 +33,25 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     max_upload_bytes: int = Field(default=GIB, ge=1)
     worker_threads: int = Field(default=4, ge=1, le=64)
+
+    # Webhooks
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="Time allowed for one delivery attempt."
+    )
+    webhook_retry_schedule_seconds: tuple[NonNegativeFloat, ...] = Field(
+        default=(5, 300, 1800, 7200, 18000, 36000, 36000),
+        max_length=20,
+        description="Delays before each retry (JSON list); one attempt more than delays.",
+    )
+    webhook_disable_after_days: float = Field(
+        default=5, gt=0, description="Disable an endpoint whose deliveries fail this long."
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow loopback/private/link-local targets (dev, tests)."
+    )
+    webhook_log_retention_days: float = Field(
+        default=30, gt=0, description="Finished deliveries older than this are pruned."
+    )
 
     @property
     def resolved_database_url(self) -> str:
