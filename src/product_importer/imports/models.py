@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
@@ -27,12 +27,15 @@ class ImportJob(Base):
     storage_key: Mapped[str] = mapped_column(String(255), default="")
     total_bytes: Mapped[int] = mapped_column(BigIntId, default=0)
     bytes_read: Mapped[int] = mapped_column(BigIntId, default=0)
+    percent: Mapped[float] = mapped_column(Float, default=0.0)
     rows_processed: Mapped[int] = mapped_column(Integer, default=0)
     rows_created: Mapped[int] = mapped_column(Integer, default=0)
     rows_updated: Mapped[int] = mapped_column(Integer, default=0)
     rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The file's header row as read, so rejected rows can be given back under it.
+    header: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

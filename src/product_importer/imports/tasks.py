@@ -1,1 +1,95 @@
-"""Background work for this domain, registered with the task dispatch seam."""
+"""Import work for the dispatch seam: run a job, and recover jobs cut short by a crash."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from product_importer.db import utcnow
+from product_importer.imports import pipeline
+from product_importer.imports.locking import CatalogueLock
+from product_importer.imports.models import ImportJob
+from product_importer.imports.service import RUN_TASK
+from product_importer.imports.storage import storage_for
+from product_importer.tasks.dispatch import enqueue
+from product_importer.tasks.registry import TaskContext, periodic, task
+
+log = logging.getLogger(__name__)
+
+RECOVERY_INTERVAL_SECONDS = 15.0
+# A live worker refreshes its job's heartbeat at least twice a second (except while it holds
+# the catalogue lock, when recovery cannot take the lock anyway).
+STALE_AFTER = timedelta(seconds=10)
+_queues_resent: set[str] = set()
+
+
+@task(RUN_TASK, queue="imports")
+def run(context: TaskContext, job_id: int) -> None:
+    pipeline.run_import(
+        context.database, storage_for(context.settings.home), job_id, context.stopping
+    )
+
+
+@periodic("imports.recover", every_seconds=RECOVERY_INTERVAL_SECONDS)
+def recover(context: TaskContext) -> None:
+    """Resume what a crash left behind. A job marked running, with a stale heartbeat, while
+    nobody holds the catalogue lock has lost its worker: finish it if its merge committed,
+    else queue it again (up to MAX_ATTEMPTS). At start-up, queued jobs are sent again."""
+    database = context.database
+    identity = database.engine.url.render_as_string(hide_password=True)
+    resend_queue = identity not in _queues_resent
+    _queues_resent.add(identity)
+    with database.session() as session:
+        orphans = list(
+            session.scalars(
+                select(ImportJob.id).where(
+                    ImportJob.status == "running", ImportJob.heartbeat_at < utcnow() - STALE_AFTER
+                )
+            )
+        )
+    if orphans:
+        lock = CatalogueLock(database)
+        if lock.try_acquire():
+            try:
+                for job_id in orphans:
+                    _recover_orphan(context, job_id)
+            finally:
+                lock.release()
+            resend_queue = True
+    if resend_queue:
+        with database.session() as session:
+            queued = session.scalars(
+                select(ImportJob.id).where(ImportJob.status == "queued").order_by(ImportJob.id)
+            )
+            for job_id in queued:
+                enqueue(session, RUN_TASK, job_id=job_id)
+
+
+def _recover_orphan(context: TaskContext, job_id: int) -> None:
+    database = context.database
+    with database.session() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None or job.status != "running":
+            return
+        phase, attempts = job.phase, job.attempts
+    if phase == "Merged":
+        log.info("import %s: its merge had committed; marking it completed", job_id)
+        pipeline.complete_merged(database, storage_for(context.settings.home), job_id)
+    elif attempts >= pipeline.MAX_ATTEMPTS:
+        log.warning("import %s: interrupted %s times; giving up", job_id, attempts)
+        pipeline.fail(
+            database,
+            job_id,
+            f"The import was interrupted {attempts} times (the worker stopped). "
+            "Nothing was imported; retry it when the server is stable.",
+        )
+    else:
+        log.info("import %s: its worker stopped; queued again", job_id)
+        with database.session() as session:
+            session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id, ImportJob.status == "running")
+                .values(status="queued", phase="Interrupted; will resume", percent=0.0)
+            )

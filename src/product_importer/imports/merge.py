@@ -1,0 +1,344 @@
+"""Staging and merging per database: the import's bulk path.
+
+Rows are staged outside the catalogue (a temporary table), de-duplicated so the last row for
+each SKU wins, then merged into `products` with set-based statements inside ONE transaction:
+the catalogue gets the whole import or nothing. The merge runs in key-ordered batches so
+progress can be reported (and a cancel noticed) while it runs.
+
+SQLite: the staging table lives in the connection's temp database, so reading a large file
+takes no lock on the catalogue; only the merge holds the write lock, for seconds.
+PostgreSQL: rows are streamed with COPY into a temp table; the merge takes a SHARE ROW
+EXCLUSIVE lock on `products` so no other writer interleaves, while readers carry on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from product_importer.imports.validation import StagedRow
+
+MERGE_BATCH_ROWS = 50_000
+
+# Called between merge batches with the fraction done; raises to abandon the merge.
+MergeProgress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    created: int
+    updated: int
+    unchanged: int
+
+
+# Returns one SQL statement (with :named parameters) to run inside the merge transaction, so
+# that what the merge did is recorded if, and only if, the merge commits.
+BeforeCommit = Callable[[MergeCounts], tuple[str, dict[str, Any]]]
+
+
+class Merger(Protocol):
+    """Stages rows for one import and merges them into the catalogue."""
+
+    # While True, the catalogue's write lock is held by this import: progress must not be
+    # written to the database from another connection (it would wait for this one).
+    holds_write_lock: bool
+
+    def stage(self, rows: Iterable[StagedRow]) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def merge(
+        self,
+        has_active: bool,
+        now: datetime,
+        progress: MergeProgress,
+        before_commit: BeforeCommit,
+    ) -> MergeCounts: ...
+
+    def count_changes(self, has_active: bool) -> MergeCounts: ...
+
+    def close(self) -> None: ...
+
+
+def merger_for(engine: Engine) -> Merger:
+    if engine.dialect.name == "postgresql":
+        return PostgresMerger(engine)
+    return SQLiteMerger(engine)
+
+
+def _batches(boundaries: list[Any]) -> list[tuple[Any, Any]]:
+    """(lower exclusive, upper inclusive) key ranges; None means open-ended."""
+    edges: list[Any] = [None, *boundaries, None]
+    return list(itertools.pairwise(edges))
+
+
+class SQLiteMerger:
+    def __init__(self, engine: Engine) -> None:
+        self.holds_write_lock = False
+        self._pooled = engine.raw_connection()
+        self._db: Any = self._pooled.driver_connection
+        assert self._db is not None
+        self._saved_isolation = self._db.isolation_level
+        self._db.isolation_level = None  # we issue BEGIN/COMMIT ourselves
+        # A bigger page cache for this connection only: the merge walks large indexes.
+        self._db.execute("PRAGMA cache_size=-65536")
+        self.reset()
+
+    def reset(self) -> None:
+        self._db.execute("DROP TABLE IF EXISTS temp.import_rows")
+        self._db.execute("DROP TABLE IF EXISTS temp.import_last")
+        self._deduplicated = False
+        # Appending to a rowid table is the fastest way to take rows in file order.
+        self._db.execute(
+            "CREATE TEMP TABLE import_rows (line INTEGER PRIMARY KEY, sku_key TEXT NOT NULL, "
+            "sku TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL, active INTEGER)"
+        )
+
+    def stage(self, rows: Iterable[StagedRow]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT INTO temp.import_rows VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _deduplicate(self) -> list[str]:
+        """Keep the last row per key, clustered by key; return the batch boundaries."""
+        if not self._deduplicated:
+            # Copying in key order makes the clustered insert an append; OR REPLACE keeps the
+            # later line of each key because lines ascend within a key.
+            self._db.execute(
+                "CREATE TEMP TABLE import_last (sku_key TEXT PRIMARY KEY, sku TEXT NOT NULL, "
+                "name TEXT NOT NULL, description TEXT NOT NULL, active INTEGER) WITHOUT ROWID"
+            )
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO temp.import_last "
+                "SELECT sku_key, sku, name, description, active FROM temp.import_rows "
+                "ORDER BY sku_key, line"
+            )
+            self._db.execute("COMMIT")
+            self._db.execute("DROP TABLE temp.import_rows")
+            self._deduplicated = True
+        rows = self._db.execute(
+            "SELECT sku_key FROM (SELECT sku_key, row_number() OVER (ORDER BY sku_key) AS n "
+            "FROM temp.import_last) WHERE n % ? = 0",
+            (MERGE_BATCH_ROWS,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _range(lower: str | None, upper: str | None) -> tuple[str, tuple[str, ...]]:
+        clauses, params = [], []
+        if lower is not None:
+            clauses.append("s.sku_key > ?")
+            params.append(lower)
+        if upper is not None:
+            clauses.append("s.sku_key <= ?")
+            params.append(upper)
+        return (" AND ".join(clauses) or "1"), tuple(params)
+
+    def merge(
+        self,
+        has_active: bool,
+        now: datetime,
+        progress: MergeProgress,
+        before_commit: BeforeCommit,
+    ) -> MergeCounts:
+        batches = _batches(self._deduplicate())
+        total = self._db.execute("SELECT count(*) FROM temp.import_last").fetchone()[0]
+        stamp = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        active_set = "active = coalesce(s.active, products.active)," if has_active else ""
+        active_diff = (
+            " OR (s.active IS NOT NULL AND products.active <> s.active)" if has_active else ""
+        )
+        created = updated = 0
+        self._db.execute("BEGIN IMMEDIATE")
+        self.holds_write_lock = True
+        try:
+            for done, (lower, upper) in enumerate(batches):
+                where, params = self._range(lower, upper)
+                self._db.execute(
+                    f"UPDATE products SET sku = s.sku, name = s.name, description = s.description, "
+                    f"{active_set} updated_at = ? FROM temp.import_last AS s "
+                    f"WHERE products.sku_key = s.sku_key AND {where} AND (products.sku <> s.sku "
+                    f"OR products.name <> s.name OR products.description <> s.description"
+                    f"{active_diff})",
+                    (stamp, *params),
+                )
+                updated += self._db.execute("SELECT changes()").fetchone()[0]
+                self._db.execute(
+                    "INSERT INTO products (sku, sku_key, name, description, active, created_at, "
+                    "updated_at) SELECT s.sku, s.sku_key, s.name, s.description, "
+                    f"coalesce(s.active, 1), ?, ? FROM temp.import_last AS s WHERE {where} "
+                    "AND NOT EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = s.sku_key)",
+                    (stamp, stamp, *params),
+                )
+                created += self._db.execute("SELECT changes()").fetchone()[0]
+                progress((done + 1) / len(batches))
+            counts = MergeCounts(created, updated, total - created - updated)
+            self._db.execute(*before_commit(counts))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self.holds_write_lock = False
+            raise
+        self._db.execute("COMMIT")
+        self.holds_write_lock = False
+        return counts
+
+    def count_changes(self, has_active: bool) -> MergeCounts:
+        self._deduplicate()
+        total = self._db.execute("SELECT count(*) FROM temp.import_last").fetchone()[0]
+        active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
+        existing, changed = self._db.execute(
+            "SELECT count(*), coalesce(sum(p.sku <> s.sku OR p.name <> s.name "
+            f"OR p.description <> s.description{active_diff}), 0) "
+            "FROM temp.import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
+        ).fetchone()
+        return MergeCounts(created=total - existing, updated=changed, unchanged=existing - changed)
+
+    def close(self) -> None:
+        try:
+            self._db.execute("DROP TABLE IF EXISTS temp.import_rows")
+            self._db.execute("DROP TABLE IF EXISTS temp.import_last")
+            self._db.execute("PRAGMA cache_size=-2000")
+            self._db.isolation_level = self._saved_isolation
+        finally:
+            self._pooled.close()
+
+
+class PostgresMerger:
+    def __init__(self, engine: Engine) -> None:
+        self.holds_write_lock = False  # PostgreSQL locks rows, not the database
+        self._pooled = engine.raw_connection()
+        self._db: Any = self._pooled.driver_connection
+        assert self._db is not None
+        self._db.autocommit = False
+        self._deduplicated = False
+        self.reset()
+
+    def reset(self) -> None:
+        with self._db.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows")
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_last")
+            cursor.execute(
+                "CREATE TEMP TABLE import_rows (line integer NOT NULL, sku_key text NOT NULL, "
+                "sku text NOT NULL, name text NOT NULL, description text NOT NULL, active boolean)"
+            )
+        self._db.commit()
+        self._deduplicated = False
+
+    def stage(self, rows: Iterable[StagedRow]) -> None:
+        try:
+            with (
+                self._db.cursor() as cursor,
+                cursor.copy(
+                    "COPY import_rows (line, sku_key, sku, name, description, active) FROM STDIN"
+                ) as copy,
+            ):
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
+
+    def _deduplicate(self) -> list[int]:
+        with self._db.cursor() as cursor:
+            if not self._deduplicated:
+                # Byte-order ("C") sorting is several times faster than a locale's, and any
+                # consistent order will do for DISTINCT ON and for batching.
+                cursor.execute(
+                    "CREATE TEMP TABLE import_last AS SELECT row_number() OVER "
+                    '(ORDER BY sku_key COLLATE "C") AS seq, * FROM (SELECT DISTINCT ON '
+                    '(sku_key COLLATE "C") sku_key, sku, name, description, active '
+                    'FROM import_rows ORDER BY sku_key COLLATE "C", line DESC) AS last'
+                )
+                cursor.execute("CREATE INDEX ON import_last (seq)")
+                cursor.execute("ANALYZE import_last")
+                cursor.execute("TRUNCATE import_rows")
+                self._db.commit()
+                self._deduplicated = True
+            cursor.execute("SELECT count(*) FROM import_last")
+            total = int(cursor.fetchone()[0])
+        return list(range(MERGE_BATCH_ROWS, total, MERGE_BATCH_ROWS))
+
+    def merge(
+        self,
+        has_active: bool,
+        now: datetime,
+        progress: MergeProgress,
+        before_commit: BeforeCommit,
+    ) -> MergeCounts:
+        batches = _batches(self._deduplicate())
+        active_set = "active = coalesce(s.active, p.active)," if has_active else ""
+        active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
+        created = updated = 0
+        try:
+            with self._db.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM import_last")
+                total = int(cursor.fetchone()[0])
+                cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
+                for done, (lower, upper) in enumerate(batches):
+                    low = 0 if lower is None else lower
+                    high = 2**62 if upper is None else upper
+                    cursor.execute(
+                        f"UPDATE products AS p SET sku = s.sku, name = s.name, "
+                        f"description = s.description, {active_set} updated_at = %s "
+                        f"FROM import_last AS s WHERE s.seq > %s AND s.seq <= %s "
+                        f"AND p.sku_key = s.sku_key AND (p.sku <> s.sku OR p.name <> s.name "
+                        f"OR p.description <> s.description{active_diff})",
+                        (now, low, high),
+                    )
+                    updated += cursor.rowcount
+                    cursor.execute(
+                        "INSERT INTO products (sku, sku_key, name, description, active, "
+                        "created_at, updated_at) SELECT s.sku, s.sku_key, s.name, s.description, "
+                        "coalesce(s.active, true), %s, %s FROM import_last AS s "
+                        "WHERE s.seq > %s AND s.seq <= %s AND NOT EXISTS "
+                        "(SELECT 1 FROM products AS p WHERE p.sku_key = s.sku_key)",
+                        (now, now, low, high),
+                    )
+                    created += cursor.rowcount
+                    progress((done + 1) / len(batches))
+                counts = MergeCounts(created, updated, total - created - updated)
+                sql, params = before_commit(counts)
+                cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
+        return counts
+
+    def count_changes(self, has_active: bool) -> MergeCounts:
+        self._deduplicate()
+        active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
+        with self._db.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM import_last")
+            total = int(cursor.fetchone()[0])
+            cursor.execute(
+                "SELECT count(*), count(*) FILTER (WHERE p.sku <> s.sku OR p.name <> s.name "
+                f"OR p.description <> s.description{active_diff}) "
+                "FROM import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
+            )
+            existing, changed = cursor.fetchone()
+        self._db.commit()
+        return MergeCounts(created=total - existing, updated=changed, unchanged=existing - changed)
+
+    def close(self) -> None:
+        try:
+            self._db.rollback()
+            with self._db.cursor() as cursor:
+                cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows")
+                cursor.execute("DROP TABLE IF EXISTS pg_temp.import_last")
+            self._db.commit()
+        finally:
+            self._pooled.close()

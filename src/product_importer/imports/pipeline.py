@@ -1,0 +1,348 @@
+"""Running one import job: read → validate → stage → merge → record the outcome.
+
+This is the task body, the same whether a worker thread of the server, a Celery worker or the
+CLI runs it. The job row is the durable record: a job is claimed atomically, its progress and
+heartbeat are written as it goes, and it ends `completed`, `failed` or `cancelled`. A job cut
+short by a shutdown goes back to `queued` and is resumed; nothing is merged until the end, so
+the catalogue gets the whole import or none of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from product_importer.db import Database, utcnow
+from product_importer.imports.locking import CatalogueLock
+from product_importer.imports.merge import MergeCounts, Merger, merger_for
+from product_importer.imports.models import ImportJob, ImportReject
+from product_importer.imports.progress import ImportCancelled, ProgressReporter
+from product_importer.imports.reading import CsvSource, FileFormat, FileFormatError, detect_format
+from product_importer.imports.storage import UploadStorage
+from product_importer.imports.validation import normalise
+from product_importer.webhooks import events
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_ROWS = 2048
+REJECT_FLUSH_ROWS = 2000
+MAX_STORED_REJECTS = 100_000
+MAX_ATTEMPTS = 3
+FALLBACK_ENCODING = "cp1252"
+
+
+class ImportInterrupted(Exception):
+    """The process is shutting down; the job goes back to the queue to be resumed."""
+
+
+class _Rejects:
+    """Collects rejected rows and writes them in batches, up to a cap."""
+
+    def __init__(self, database: Database, job_id: int) -> None:
+        self._database = database
+        self._job_id = job_id
+        self._pending: list[dict[str, Any]] = []
+        self.count = 0
+
+    def __call__(self, line: int, reason: str, fields: list[str]) -> None:
+        self.count += 1
+        if self.count <= MAX_STORED_REJECTS:
+            self._pending.append(
+                {"job_id": self._job_id, "line": line, "reason": reason, "fields": fields}
+            )
+            if len(self._pending) >= REJECT_FLUSH_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            with self._database.session() as session:
+                session.execute(insert(ImportReject), self._pending)
+            self._pending = []
+
+    def clear(self) -> None:
+        self._pending = []
+        self.count = 0
+        with self._database.session() as session:
+            session.execute(delete(ImportReject).where(ImportReject.job_id == self._job_id))
+
+
+def _claim(database: Database, job_id: int) -> ImportJob | None:
+    """Move a queued job to running; None if someone else has it or it was cancelled."""
+    now = utcnow()
+    with database.session() as session:
+        result = session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, ImportJob.status == "queued")
+            .values(
+                status="running",
+                phase="Waiting for the catalogue",
+                started_at=now,
+                heartbeat_at=now,
+                attempts=ImportJob.attempts + 1,
+                error=None,
+            )
+        )
+        if not getattr(result, "rowcount", 0):
+            return None
+        return session.get(ImportJob, job_id)
+
+
+def _wait_for_lock(
+    lock: CatalogueLock, reporter: ProgressReporter, stopping: threading.Event | None
+) -> None:
+    first = True
+    while not lock.try_acquire():
+        if first:
+            reporter.phase("Waiting for another import to finish")
+            first = False
+        if stopping is not None and stopping.wait(0.5):
+            raise ImportInterrupted
+        if stopping is None:
+            time.sleep(0.5)
+        reporter.reading(0, 0, 0)  # keeps the heartbeat fresh and notices a cancel
+
+
+def _ticking(
+    source: CsvSource,
+    reporter: ProgressReporter,
+    rejects: _Rejects,
+    stopping: threading.Event | None,
+    counter: list[int],
+) -> Iterator[tuple[int, list[str]]]:
+    """Pass rows through, reporting progress and checking for cancel/shutdown every few rows."""
+    count = 0
+    next_report = PROGRESS_EVERY_ROWS
+    for item in source.rows():
+        count += 1
+        if count >= next_report:
+            next_report += PROGRESS_EVERY_ROWS
+            counter[0] = count
+            reporter.reading(source.bytes_read, count, rejects.count)
+            if stopping is not None and stopping.is_set():
+                raise ImportInterrupted
+        yield item
+    counter[0] = count
+
+
+def _stage_file(
+    merger: Merger,
+    storage: UploadStorage,
+    job: ImportJob,
+    file_format: FileFormat,
+    encoding: str,
+    reporter: ProgressReporter,
+    rejects: _Rejects,
+    stopping: threading.Event | None,
+) -> tuple[int, bool, list[str], list[str]]:
+    """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
+    with storage.open_read(job.storage_key) as raw:
+        source = CsvSource(raw, file_format, encoding)
+        columns = source.read_header()
+        warnings = []
+        if columns.ignored:
+            warnings.append("Ignored columns: " + ", ".join(columns.ignored) + ".")
+        counter = [0]
+        try:
+            merger.stage(
+                normalise(_ticking(source, reporter, rejects, stopping, counter), columns, rejects)
+            )
+        except csv.Error as exc:
+            raise FileFormatError(
+                f"Line {source.line_num}: {exc}. The file is not valid CSV (an unclosed quote?)."
+            ) from None
+        reporter.reading(source.bytes_read, counter[0], rejects.count)
+        return counter[0], columns.active is not None, warnings, source.header
+
+
+def _finish(database: Database, job_id: int, **values: Any) -> None:
+    with database.session() as session:
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+        )
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        if not job.dry_run and job.status in ("completed", "failed"):
+            events.record(session, f"import.{job.status}", event_data(job))
+
+
+def event_data(job: ImportJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "filename": job.filename,
+        "status": job.status,
+        "rows_processed": job.rows_processed,
+        "rows_created": job.rows_created,
+        "rows_updated": job.rows_updated,
+        "rows_unchanged": job.rows_unchanged,
+        "rows_rejected": job.rows_rejected,
+        "error": job.error,
+    }
+
+
+def complete_merged(database: Database, storage: UploadStorage, job_id: int) -> None:
+    """Mark a job whose merge is committed as completed (also used by crash recovery)."""
+    with database.session() as session:
+        job = session.get(ImportJob, job_id)
+        key = job.storage_key if job else ""
+    _finish(database, job_id, status="completed", phase="Completed", percent=100.0)
+    storage.delete(key)
+
+
+def run_import(
+    database: Database,
+    storage: UploadStorage,
+    job_id: int,
+    stopping: threading.Event | None = None,
+) -> None:
+    job = _claim(database, job_id)
+    if job is None:
+        return
+    reporter = ProgressReporter(database, job_id, job.total_bytes)
+    lock = CatalogueLock(database)
+    merger: Merger | None = None
+    rejects = _Rejects(database, job_id)
+    try:
+        _wait_for_lock(lock, reporter, stopping)
+        reporter.phase("Reading and validating")
+        rejects.clear()
+        with storage.open_read(job.storage_key) as raw:
+            file_format = detect_format(raw)
+        merger = merger_for(database.engine)
+        warnings = list(file_format.warnings)
+        try:
+            rows_read, has_active, more, header = _stage_file(
+                merger, storage, job, file_format, file_format.encoding, reporter, rejects, stopping
+            )
+        except UnicodeDecodeError as exc:
+            if file_format.encoding not in ("utf-8", "utf-8-sig"):
+                raise FileFormatError(
+                    f"The file cannot be decoded as {file_format.encoding}: {exc}."
+                ) from None
+            # The start looked like UTF-8 but later bytes are not: spreadsheets on Windows
+            # write Windows-1252. Start over in that encoding.
+            warnings.append("The file is not UTF-8 throughout; it was read as Windows-1252.")
+            merger.reset()
+            rejects.clear()
+            rows_read, has_active, more, header = _stage_file(
+                merger, storage, job, file_format, FALLBACK_ENCODING, reporter, rejects, stopping
+            )
+        warnings.extend(more)
+        rejects.flush()
+        if rows_read == 0:
+            raise FileFormatError("The file has a header but no data rows.")
+        _record_read(database, job_id, rows_read, rejects.count, warnings, header, reporter)
+
+        if job.dry_run:
+            reporter.phase("Counting changes (dry run)")
+            counts = merger.count_changes(has_active)
+            _finish(
+                database,
+                job_id,
+                status="completed",
+                phase="Completed (dry run)",
+                percent=100.0,
+                **_count_values(counts),
+            )
+            return
+        reporter.phase("Merging")
+        reporter.db_writes_blocked = merger.holds_write_lock or database.dialect == "sqlite"
+        counts = merger.merge(
+            has_active, utcnow(), reporter.merging, _merged_marker(database, job_id)
+        )
+        reporter.db_writes_blocked = False
+        complete_merged(database, storage, job_id)
+    except ImportCancelled:
+        _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
+    except ImportInterrupted:
+        _requeue(database, job_id)
+    except FileFormatError as exc:
+        _finish(database, job_id, status="failed", phase="Failed", error=str(exc))
+    except SQLAlchemyError as exc:
+        log.exception("import %s failed on a database error", job_id)
+        fail(database, job_id, f"Database error: {type(exc).__name__}. Nothing was imported.")
+    except Exception as exc:
+        log.exception("import %s failed", job_id)
+        fail(database, job_id, f"Internal error ({type(exc).__name__}). Nothing was imported.")
+    finally:
+        reporter.db_writes_blocked = False
+        if merger is not None:
+            merger.close()
+        lock.release()
+        reporter.close()
+
+
+def _count_values(counts: MergeCounts) -> dict[str, int]:
+    return {
+        "rows_created": counts.created,
+        "rows_updated": counts.updated,
+        "rows_unchanged": counts.unchanged,
+    }
+
+
+def _merged_marker(database: Database, job_id: int) -> Any:
+    """SQL run inside the merge transaction: if the merge commits, the job row says so."""
+
+    def marker(counts: MergeCounts) -> tuple[str, dict[str, Any]]:
+        return (
+            "UPDATE import_jobs SET phase = 'Merged', percent = 99, rows_created = :created, "
+            "rows_updated = :updated, rows_unchanged = :unchanged WHERE id = :id",
+            {
+                "created": counts.created,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "id": job_id,
+            },
+        )
+
+    return marker
+
+
+def _record_read(
+    database: Database,
+    job_id: int,
+    rows_read: int,
+    rejected: int,
+    warnings: list[str],
+    header: list[str],
+    reporter: ProgressReporter,
+) -> None:
+    snap = reporter.snapshot
+    with database.session() as session:
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(
+                rows_processed=rows_read,
+                rows_rejected=rejected,
+                warnings=warnings,
+                header=header,
+                bytes_read=snap.bytes_read,
+                percent=snap.percent,
+                heartbeat_at=utcnow(),
+            )
+        )
+
+
+def _requeue(database: Database, job_id: int) -> None:
+    with database.session() as session:
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(status="queued", phase="Interrupted; will resume", percent=0.0)
+        )
+
+
+def fail(database: Database, job_id: int, message: str) -> None:
+    try:
+        _finish(database, job_id, status="failed", phase="Failed", error=message)
+    except SQLAlchemyError:
+        log.exception("could not record the failure of import %s", job_id)

@@ -1,0 +1,239 @@
+"""Reading catalogue CSV files: format detection, the header, and a streaming row iterator.
+
+One pass over the file, never all of it in memory. Percent done is measured in bytes of the
+stored file (compressed bytes for .csv.gz), so no counting pass is needed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from charset_normalizer import from_bytes
+
+GZIP_MAGIC = b"\x1f\x8b"
+SAMPLE_BYTES = 256 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+DELIMITERS = ",;\t|"
+# Any single field longer than this is certainly over our limits; csv reports it as an error.
+FIELD_SIZE_LIMIT = 1024 * 1024
+
+REQUIRED_COLUMNS = ("sku", "name")
+KNOWN_COLUMNS = ("sku", "name", "description", "active")
+
+# Magic numbers of files people upload by mistake, with a name for the error message.
+BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx or .ods spreadsheet is one)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other Office file"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BZh", "a bzip2 archive"),
+    (b"\xfd7zXZ", "an xz archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"SQLite format 3", "an SQLite database"),
+)
+
+
+csv.field_size_limit(FIELD_SIZE_LIMIT)
+
+
+class FileFormatError(Exception):
+    """The file cannot be imported at all; the message says why, for the person who sent it."""
+
+
+class NotCsvError(FileFormatError):
+    """The file is not text at all (a spreadsheet, an image, an archive)."""
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    encoding: str
+    delimiter: str
+    compressed: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where each known column sits in a row, matched by trimmed, case-insensitive header name."""
+
+    sku: int
+    name: int
+    description: int | None
+    active: int | None
+    width: int
+    ignored: tuple[str, ...] = field(default=())
+
+
+def open_binary(raw: BinaryIO, compressed: bool) -> BinaryIO:
+    if compressed:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def _read_head(raw: BinaryIO, compressed: bool) -> bytes:
+    raw.seek(0)
+    try:
+        head = open_binary(raw, compressed).read(SAMPLE_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileFormatError(
+            f"The file looks gzip-compressed but cannot be read: {exc}."
+        ) from None
+    finally:
+        raw.seek(0)
+    return head
+
+
+def detect_format(raw: BinaryIO) -> FileFormat:
+    """Look at the start of the file: compression, binary content, encoding, delimiter."""
+    raw.seek(0)
+    magic = raw.read(4)
+    raw.seek(0)
+    if not magic:
+        raise FileFormatError("The file is empty.")
+    compressed = magic.startswith(GZIP_MAGIC)
+    head = _read_head(raw, compressed)
+    if not head.strip():
+        raise FileFormatError("The file is empty." if not head else "The file has no header row.")
+    for signature, what in BINARY_SIGNATURES:
+        if head.startswith(signature):
+            raise NotCsvError(f"This is {what}, not a CSV file. Save it as CSV and try again.")
+    if b"\x00" in head:
+        raise NotCsvError(
+            "The file contains binary data (NUL bytes), not CSV text. If it is UTF-16 text, "
+            "save it as UTF-8 CSV."
+        )
+    encoding, warnings = _detect_encoding(head)
+    delimiter = _detect_delimiter(head, encoding)
+    return FileFormat(
+        encoding=encoding, delimiter=delimiter, compressed=compressed, warnings=tuple(warnings)
+    )
+
+
+def _detect_encoding(head: bytes) -> tuple[str, list[str]]:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig", []
+    # A sample cut mid-character is still UTF-8: decode incrementally and leave the tail.
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        pass
+    else:
+        return "utf-8", []
+    best = from_bytes(head, cp_isolation=["cp1252", "latin_1", "iso8859_15", "cp1250", "mac_roman"])
+    guess = best.best()
+    encoding = guess.encoding if guess is not None else "cp1252"
+    label = codecs.lookup(encoding).name
+    return encoding, [f"The file is not UTF-8; it was read as {label}."]
+
+
+def _first_line(head: bytes, encoding: str) -> str:
+    text = head[:MAX_HEADER_BYTES].decode(encoding, errors="replace")
+    for line in text.splitlines():
+        if line.strip():
+            return line
+    raise FileFormatError("The file has no header row.")
+
+
+def _detect_delimiter(head: bytes, encoding: str) -> str:
+    header = _first_line(head, encoding)
+    try:
+        return csv.Sniffer().sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        # One-column headers and the like: the most frequent candidate, else a comma.
+        counts = {d: header.count(d) for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+def map_columns(header: list[str]) -> Columns:
+    names = [name.strip().lstrip("\ufeff").strip().casefold() for name in header]
+    if not any(names):
+        raise FileFormatError("The header row is empty.")
+    seen: dict[str, int] = {}
+    duplicates: list[str] = []
+    for index, name in enumerate(names):
+        if not name:
+            continue
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.setdefault(name, index)
+    if duplicates:
+        raise FileFormatError(
+            "The header names a column more than once: " + ", ".join(duplicates) + "."
+        )
+    missing = [column for column in REQUIRED_COLUMNS if column not in seen]
+    if missing:
+        found = ", ".join(repr(h.strip()) for h in header if h.strip())
+        raise FileFormatError(
+            f"The header has no {' and no '.join(missing)} column (found: {found}). "
+            "Required columns: sku, name; optional: description, active."
+        )
+    ignored = tuple(
+        h.strip() for h, n in zip(header, names, strict=True) if n and n not in KNOWN_COLUMNS
+    )
+    return Columns(
+        sku=seen["sku"],
+        name=seen["name"],
+        description=seen.get("description"),
+        active=seen.get("active"),
+        width=len(header),
+        ignored=ignored,
+    )
+
+
+class CsvSource:
+    """Streams (line number, fields) from a stored file, reporting how many bytes were read."""
+
+    def __init__(self, raw: BinaryIO, file_format: FileFormat, encoding: str | None = None) -> None:
+        self._raw = raw
+        self.format = file_format
+        self.encoding = encoding or file_format.encoding
+        raw.seek(0)
+        self._binary = open_binary(raw, file_format.compressed)
+        self._text = io.TextIOWrapper(
+            self._binary,
+            encoding=self.encoding,
+            newline="",
+            errors="strict",
+        )
+        self._reader = csv.reader(self._text, delimiter=file_format.delimiter)
+        self.header: list[str] = []
+
+    @property
+    def bytes_read(self) -> int:
+        return self._raw.tell()
+
+    def read_header(self) -> Columns:
+        for row in self._reader:
+            if any(cell.strip() for cell in row):
+                self.header = row
+                return map_columns(row)
+        raise FileFormatError("The file has no header row.")
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """Data rows with the file line each starts on; blank lines are skipped."""
+        reader = self._reader
+        previous_end = reader.line_num
+        for row in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            yield start, row
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def close(self) -> None:
+        self._text.detach()

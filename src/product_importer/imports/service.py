@@ -1,0 +1,147 @@
+"""Import jobs: creating them from stored uploads, reading, cancelling, retrying, recovering."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from product_importer.db import Database
+from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
+from product_importer.imports.progress import BOARD, board_key
+from product_importer.imports.schemas import ImportJobRead, ImportPage
+from product_importer.tasks.dispatch import enqueue
+
+RUN_TASK = "imports.run"
+
+
+class ImportNotFound(Exception):
+    pass
+
+
+class ImportStateError(Exception):
+    """The job is in a state that does not allow the action; the message says which."""
+
+
+def start_import(
+    session: Session,
+    *,
+    filename: str,
+    storage_key: str,
+    total_bytes: int,
+    dry_run: bool,
+    created_by: str,
+) -> ImportJob:
+    job = ImportJob(
+        filename=filename[:255],
+        storage_key=storage_key,
+        total_bytes=total_bytes,
+        dry_run=dry_run,
+        created_by=created_by,
+        status="queued",
+        phase="Queued",
+        warnings=[],
+        header=[],
+    )
+    session.add(job)
+    session.flush()
+    enqueue(session, RUN_TASK, job_id=job.id)
+    return job
+
+
+def _get(session: Session, job_id: int) -> ImportJob:
+    job = session.get(ImportJob, job_id)
+    if job is None:
+        raise ImportNotFound(f"No import with id {job_id}.")
+    return job
+
+
+def read(session: Session, database: Database, job_id: int) -> ImportJobRead:
+    job = _get(session, job_id)
+    return ImportJobRead.from_job(job, BOARD.get(board_key(database, job_id)))
+
+
+def history(session: Session, database: Database, page: int, page_size: int) -> ImportPage:
+    total = session.scalar(select(func.count()).select_from(ImportJob)) or 0
+    jobs = session.scalars(
+        select(ImportJob)
+        .order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    items = [ImportJobRead.from_job(j, BOARD.get(board_key(database, j.id))) for j in jobs]
+    return ImportPage(items=items, total=total, page=page, page_size=page_size)
+
+
+def cancel(session: Session, job_id: int) -> ImportJob:
+    job = _get(session, job_id)
+    if job.status in TERMINAL_STATUSES:
+        raise ImportStateError(f"Import {job_id} has already ended ({job.status}).")
+    if job.status == "queued":
+        # Nobody has it yet; the atomic claim in the worker will now find nothing to run.
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, ImportJob.status == "queued")
+            .values(status="cancelled", phase="Cancelled", cancel_requested=True)
+        )
+    else:
+        job.cancel_requested = True
+        job.phase = "Cancelling"
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def retry(session: Session, job_id: int, storage_exists: bool) -> ImportJob:
+    job = _get(session, job_id)
+    if job.status not in ("failed", "cancelled"):
+        raise ImportStateError(
+            f"Only failed or cancelled imports can be retried; import {job_id} is {job.status}."
+        )
+    if not storage_exists:
+        raise ImportStateError(f"The file of import {job_id} is no longer stored; upload it again.")
+    job.status, job.phase, job.percent, job.error = "queued", "Queued", 0.0, None
+    job.cancel_requested = False
+    job.attempts = 0
+    job.rows_processed = job.rows_created = job.rows_updated = 0
+    job.rows_unchanged = job.rows_rejected = job.bytes_read = 0
+    job.warnings = []
+    job.started_at = job.finished_at = None
+    session.flush()
+    enqueue(session, RUN_TASK, job_id=job.id)
+    return job
+
+
+def rejected_rows_csv(session: Session, job_id: int) -> Iterator[str]:
+    """The rejected rows as CSV text: line, reason, then the fields as read."""
+    job = _get(session, job_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["line", "reason", *[_neutralise(h) for h in job.header]])
+    last_id = 0
+    while True:
+        batch = session.execute(
+            select(ImportReject.id, ImportReject.line, ImportReject.reason, ImportReject.fields)
+            .where(ImportReject.job_id == job_id, ImportReject.id > last_id)
+            .order_by(ImportReject.id)
+            .limit(2000)
+        ).all()
+        if not batch:
+            break
+        for reject_id, line, reason, fields in batch:
+            writer.writerow([line, reason, *[_neutralise(str(f)) for f in fields]])
+            last_id = reject_id
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _neutralise(cell: str) -> str:
+    """Stop spreadsheets from running a cell as a formula."""
+    if cell and cell[0] in "=+-@\t\r":
+        return "'" + cell
+    return cell

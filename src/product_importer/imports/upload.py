@@ -1,0 +1,137 @@
+"""Receiving an upload: the multipart body is streamed to storage, never held in memory.
+
+Starlette's form parser would spool the whole file to a temporary file before our code runs,
+so an over-size upload could only be refused after it had been received in full. Here the body
+is parsed as it arrives and refused (413) as soon as it passes the limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from product_importer.imports.storage import UploadStorage
+
+FIELD_NAME = "file"
+MAX_FILENAME = 255
+
+
+class UploadError(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+@dataclass
+class StoredUpload:
+    key: str
+    filename: str
+    size: int
+
+
+class _PartCollector:
+    """Callbacks for python-multipart: write the `file` part to storage, skip other parts."""
+
+    def __init__(self, storage: UploadStorage, limit: int) -> None:
+        self.storage = storage
+        self.limit = limit
+        self.header_field = b""
+        self.header_value = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.sink: BinaryIO | None = None
+        self.found: StoredUpload | None = None
+        self.size = 0
+        self.error: UploadError | None = None
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self.header_field.strip().lower()] = self.header_value.strip()
+        self.header_field = self.header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        if options.get(b"name") != FIELD_NAME.encode() or self.found is not None:
+            self.sink = None
+            return
+        raw_name = options.get(b"filename", b"upload.csv").decode("utf-8", "replace")
+        filename = raw_name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload.csv"
+        key = self.storage.new_key(".upload")
+        self.found = StoredUpload(key=key, filename=filename[:MAX_FILENAME], size=0)
+        self.sink = self.storage.open_write(key)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.sink is None or self.error is not None:
+            return
+        self.size += end - start
+        if self.size > self.limit:
+            self.error = UploadError(
+                413, f"The file is larger than the upload limit of {self.limit:,} bytes."
+            )
+            return
+        self.sink.write(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+
+
+async def receive_upload(request: Request, storage: UploadStorage, limit: int) -> StoredUpload:
+    """Stream the multipart field `file` into storage; raise UploadError with a 4xx otherwise."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
+        raise UploadError(415, "Send the file as multipart/form-data in a field named 'file'.")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise UploadError(413, f"The file is larger than the upload limit of {limit:,} bytes.")
+    collector = _PartCollector(storage, limit)
+    parser = MultipartParser(
+        options[b"boundary"],
+        {
+            "on_part_begin": collector.on_part_begin,
+            "on_header_field": collector.on_header_field,
+            "on_header_value": collector.on_header_value,
+            "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if collector.error is not None:
+                break
+        else:
+            parser.finalize()
+    except Exception as exc:  # python-multipart raises its own errors on malformed bodies
+        collector.error = collector.error or UploadError(400, f"Malformed multipart body: {exc}")
+    finally:
+        if collector.sink is not None:
+            collector.sink.close()
+    if collector.error is not None:
+        if collector.found is not None:
+            storage.delete(collector.found.key)
+        raise collector.error
+    if collector.found is None:
+        raise UploadError(422, "No file was sent: use a multipart field named 'file'.")
+    collector.found.size = collector.size
+    return collector.found
+
+
+def discard(storage: UploadStorage, upload: StoredUpload) -> None:
+    with contextlib.suppress(OSError):
+        storage.delete(upload.key)
