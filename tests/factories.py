@@ -54,3 +54,24 @@ def sign_in(client: TestClient, database: Database, username: str = "alice") -> 
     match = re.search(r'<meta name="csrf-token" content="([^"]+)"', shell.text)
     assert match
     client.headers["X-CSRF-Token"] = match.group(1)
+
+
+def make_webhook(
+    database: Database,
+    url: str,
+    events: list[str] | None = None,
+    *,
+    enabled: bool = True,
+) -> tuple[int, str]:
+    """A webhook endpoint, through the service (private targets allowed); (id, secret)."""
+    from product_importer.settings import Settings
+    from product_importer.webhooks import schemas
+    from product_importer.webhooks import service as webhook_service
+
+    data = schemas.WebhookCreate.model_validate(
+        {"url": url, "events": events or ["product.created"], "enabled": enabled}
+    )
+    settings = Settings(_env_file=None, webhook_allow_private=True)  # type: ignore[call-arg]
+    with database.session() as session:
+        endpoint = webhook_service.create(session, data, settings)
+        return endpoint.id, endpoint.secret

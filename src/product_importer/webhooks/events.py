@@ -2,33 +2,94 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from product_importer.db import utcnow
+from product_importer.tasks import dispatch
 from product_importer.webhooks.models import Event
 
-EVENT_TYPES = (
-    "product.created",
-    "product.updated",
-    "product.deleted",
-    "products.deleted_all",
-    "import.completed",
-    "import.failed",
+TEST_EVENT = "webhook.test"
+
+_SAMPLE_PRODUCT: dict[str, Any] = {
+    "id": 42,
+    "sku": "CHAIR-OAK-01",
+    "name": "Oak dining chair",
+    "description": "Solid oak, oiled finish.",
+    "active": True,
+    "created_at": "2025-01-31T09:30:00+00:00",
+    "updated_at": "2025-02-01T14:05:12+00:00",
+}
+_SAMPLE_JOB: dict[str, Any] = {
+    "id": 7,
+    "filename": "products.csv",
+    "status": "completed",
+    "dry_run": False,
+    "rows_processed": 500000,
+    "rows_created": 120000,
+    "rows_updated": 379000,
+    "rows_unchanged": 900,
+    "rows_rejected": 100,
+    "error": None,
+    "created_at": "2025-02-01T14:00:00+00:00",
+    "finished_at": "2025-02-01T14:01:32+00:00",
+}
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    type: str
+    description: str
+    sample_data: dict[str, Any]
+
+
+CATALOGUE: tuple[EventInfo, ...] = (
+    EventInfo(
+        "product.created", "A product was created through the API or the UI.", _SAMPLE_PRODUCT
+    ),
+    EventInfo(
+        "product.updated", "A product was edited through the API or the UI.", _SAMPLE_PRODUCT
+    ),
+    EventInfo(
+        "product.deleted",
+        "A product was deleted through the API or the UI.",
+        {"id": 42, "sku": "CHAIR-OAK-01"},
+    ),
+    EventInfo(
+        "products.deleted_all", "Every product was deleted at once.", {"deleted_count": 500000}
+    ),
+    EventInfo(
+        "import.completed",
+        "An import finished; one event per import, not one per product.",
+        _SAMPLE_JOB,
+    ),
+    EventInfo(
+        "import.failed",
+        "An import failed and left the catalogue as it was.",
+        _SAMPLE_JOB
+        | {"status": "failed", "error": "Missing column 'sku' in the header.", "rows_created": 0},
+    ),
 )
+
+EVENT_TYPES = tuple(info.type for info in CATALOGUE)
+
+
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The payload every receiver gets (the Standard Webhooks convention)."""
+    return {"type": event_type, "timestamp": utcnow().isoformat(), "data": data}
 
 
 def record(session: Session, event_type: str, data: dict[str, Any]) -> Event:
     """Add an event to the outbox in the caller's transaction (sent only if it commits)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
-    now = utcnow()
-    event = Event(
-        type=event_type,
-        payload={"type": event_type, "timestamp": now.isoformat(), "data": data},
-        created_at=now,
-    )
+    payload = envelope(event_type, data)
+    event = Event(type=event_type, payload=payload, created_at=utcnow())
     session.add(event)
     session.flush()
+    # Fan out to the subscribed endpoints once this commits; the periodic sweep catches any
+    # event whose task was lost (no dispatcher in this process, or a crash after commit).
+    dispatch.enqueue(session, "webhooks.fan_out", event_id=event.id)
     return event
