@@ -53,6 +53,16 @@ class Settings(BaseSettings):
         default=30, gt=0, description="Finished deliveries older than this are pruned."
     )
 
+    # Products
+    products_exact_count_limit: int = Field(
+        default=10_000,
+        ge=100,
+        description="List totals are counted exactly up to this many matches, estimated above.",
+    )
+    products_delete_batch_rows: int = Field(
+        default=20_000, ge=100, description="Rows per transaction when deleting all (SQLite)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

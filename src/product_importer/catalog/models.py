@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, String, Text, true
+from sqlalchemy import Boolean, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
@@ -17,6 +17,14 @@ def sku_key(sku: str) -> str:
     return sku.strip().casefold()
 
 
+def next_version(current: datetime | None) -> datetime:
+    """A new `updated_at` that always differs from the old one, so it can serve as a version."""
+    now = utcnow()
+    if current is not None and now <= current:
+        return current + timedelta(microseconds=1)
+    return now
+
+
 class Product(Base):
     __tablename__ = "products"
 
@@ -28,4 +36,32 @@ class Product(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # ORM updates and deletes check that `updated_at` is still what was loaded (optimistic
+    # locking), so two edits racing past the If-Match check cannot both win.
+    __mapper_args__ = {"version_id_col": updated_at, "version_id_generator": next_version}
+
+
+DELETE_JOB_STATUSES = ("queued", "running", "completed", "failed")
+
+
+class DeleteAllJob(Base):
+    """One "delete all products" request: the durable record the UI polls and recovery resumes."""
+
+    __tablename__ = "product_delete_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    requested_by: Mapped[str] = mapped_column(String(150), default="")
+    # Products when the job started (exact), and how many are gone so far.
+    total: Mapped[int | None] = mapped_column(BigIntId, default=None)
+    deleted: Mapped[int] = mapped_column(BigIntId, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Refreshed while queued work is handed over and after every batch; a stale heartbeat on
+    # an unfinished job means its worker (or its queued task) was lost.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

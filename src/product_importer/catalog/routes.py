@@ -1,3 +1,301 @@
-from fastapi import APIRouter
+"""The products API: list and search, create, edit, delete, delete all, export."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import AfterValidator
+
+from product_importer.catalog import export
+from product_importer.catalog import service as catalog_service
+from product_importer.catalog.schemas import (
+    FILTER_MAX_LENGTH,
+    DeleteAllJobRead,
+    ProductCreate,
+    ProductFilters,
+    ProductPage,
+    ProductRead,
+    ProductSort,
+    ProductUpdate,
+    single_line,
+)
+from product_importer.db import Database
+from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession, get_database
+
+router = APIRouter(prefix="/api/products", tags=["products"])
+
+MAX_ID = 2**63 - 1
+MAX_PAGE = 1_000_000
+
+
+def _filter_text(value: str | None) -> str | None:
+    return None if value is None else single_line(value)
+
+
+_TextCheck = AfterValidator(_filter_text)
+ProductId = Annotated[int, Path(ge=1, le=MAX_ID, description="The product's id.")]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=2000,
+        description="The ETag you last read; the change is refused with 412 if it is stale.",
+    ),
+]
+
+
+def product_filters(
+    sku: Annotated[
+        str | None,
+        Query(
+            max_length=FILTER_MAX_LENGTH,
+            description="SKU in any letter case: exact (`ABC-123`) or, with a trailing `*`, "
+            "a prefix (`ABC*`).",
+            examples=["CHAIR-*"],
+        ),
+        _TextCheck,
+    ] = None,
+    name: Annotated[
+        str | None,
+        Query(
+            max_length=FILTER_MAX_LENGTH,
+            description="Name contains this text (any letter case).",
+        ),
+        _TextCheck,
+    ] = None,
+    description: Annotated[
+        str | None,
+        Query(
+            max_length=FILTER_MAX_LENGTH,
+            description="Description contains this text (any letter case).",
+        ),
+        _TextCheck,
+    ] = None,
+    active: Annotated[bool | None, Query(description="`true` or `false`.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=FILTER_MAX_LENGTH,
+            description="Free text: every word must appear in the SKU, name or description "
+            "(any letter case, anywhere in the text).",
+            examples=["oak chair"],
+        ),
+        _TextCheck,
+    ] = None,
+) -> ProductFilters:
+    return ProductFilters(sku=sku, name=name, description=description, active=active, q=q)
+
+
+Filters = Annotated[ProductFilters, Depends(product_filters)]
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No product with that id."}}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Another product has this SKU (in any letter case)."}
+}
+_STALE: dict[int | str, dict[str, Any]] = {
+    412: {"description": "`If-Match` does not match the product's current ETag."}
+}
+
+
+def _with_etag(response: Response, product: Any) -> ProductRead:
+    response.headers["ETag"] = catalog_service.etag(product)
+    return ProductRead.model_validate(product)
+
+
+@router.get(
+    "",
+    summary="List and search products",
+    description=(
+        "Filters combine with AND. `name`, `description` and `q` match substrings in any "
+        "letter case using trigram indexes (terms of one or two characters scan instead, "
+        "which is slower on a large catalogue). `sort` is one of the listed fields, `-` for "
+        "descending; `created_at` sorts by creation order. `total` is exact up to the "
+        "exact-count limit (10,000 matches by default) and otherwise an estimate, flagged by "
+        "`total_is_estimate: true`."
+    ),
+)
+def list_products(
+    session: DbSession,
+    _principal: CurrentPrincipal,
+    settings: AppSettings,
+    filters: Filters,
+    sort: Annotated[ProductSort, Query(description="Sort order.")] = ProductSort.SKU,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500, description="Products per page.")] = 50,
+) -> ProductPage:
+    return catalog_service.list_page(
+        session, filters, sort, page, page_size, settings.products_exact_count_limit
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a product",
+    description="The SKU and name are trimmed. Answers with the product, its `ETag` and "
+    "`Location`.",
+    responses=_CONFLICT,
+)
+def create_product(
+    session: DbSession, _principal: CurrentPrincipal, body: ProductCreate, response: Response
+) -> ProductRead:
+    try:
+        product = catalog_service.create(session, body)
+    except catalog_service.SkuConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    response.headers["Location"] = f"/api/products/{product.id}"
+    return _with_etag(response, product)
+
+
+@router.delete(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Delete all products",
+    description=(
+        "Deletes every product in the background and answers at once with the job; poll "
+        "`GET /api/products/delete-jobs/{job_id}` for progress. Requires `confirm=true` "
+        "(otherwise 400). While a job is queued or running, the same job is returned. Emits one "
+        "`products.deleted_all` event when done."
+    ),
+    responses={400: {"description": "`confirm=true` is missing."}},
+)
+def delete_all_products(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    confirm: Annotated[
+        bool, Query(description="Must be `true`: deleting every product cannot be undone.")
+    ] = False,
+) -> DeleteAllJobRead:
+    if not confirm:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "Deleting all products cannot be undone; repeat the request with ?confirm=true "
+            "to confirm.",
+        )
+    job, _created = catalog_service.start_delete_all(session, principal.name)
+    response.headers["Location"] = f"/api/products/delete-jobs/{job.id}"
+    return DeleteAllJobRead.model_validate(job)
+
+
+@router.get(
+    "/export",
+    summary="Export products as CSV",
+    description=(
+        "Streams `name,sku,description,active` (UTF-8, RFC 4180) for the whole catalogue or "
+        "the same filters as the list, in creation order. Cells that a spreadsheet would run "
+        "as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) get a leading "
+        "apostrophe; the importer removes it again, so the file imports back unchanged."
+    ),
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "The CSV file."}},
+)
+def export_products(
+    _principal: CurrentPrincipal,
+    database: Annotated[Database, Depends(get_database)],
+    filters: Filters,
+) -> StreamingResponse:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        export.stream_csv(database, filters),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="products-{stamp}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/delete-jobs/latest",
+    summary="The most recent delete-all job",
+    responses={404: {"description": "No delete-all has been requested yet."}},
+)
+def latest_delete_job(session: DbSession, _principal: CurrentPrincipal) -> DeleteAllJobRead:
+    try:
+        return DeleteAllJobRead.model_validate(catalog_service.latest_delete_job(session))
+    except catalog_service.DeleteJobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.get(
+    "/delete-jobs/{job_id}",
+    summary="Progress of a delete-all job",
+    responses={404: {"description": "No such job."}},
+)
+def get_delete_job(
+    session: DbSession,
+    _principal: CurrentPrincipal,
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> DeleteAllJobRead:
+    try:
+        return DeleteAllJobRead.model_validate(catalog_service.get_delete_job(session, job_id))
+    except catalog_service.DeleteJobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.get(
+    "/{product_id}",
+    summary="Get a product",
+    description="Answers with the product and its `ETag`.",
+    responses=_NOT_FOUND,
+)
+def get_product(
+    session: DbSession, _principal: CurrentPrincipal, product_id: ProductId, response: Response
+) -> ProductRead:
+    try:
+        return _with_etag(response, catalog_service.get(session, product_id))
+    except catalog_service.ProductNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.patch(
+    "/{product_id}",
+    summary="Edit a product",
+    description=(
+        "Changes only the fields sent. Send the `ETag` you read as `If-Match` so a change "
+        "made meanwhile by someone else is not overwritten (412)."
+    ),
+    responses=_NOT_FOUND | _CONFLICT | _STALE,
+)
+def update_product(
+    session: DbSession,
+    _principal: CurrentPrincipal,
+    product_id: ProductId,
+    body: ProductUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProductRead:
+    try:
+        product = catalog_service.update(session, product_id, body, if_match)
+    except catalog_service.ProductNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except catalog_service.SkuConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except catalog_service.PreconditionFailed as exc:
+        raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    return _with_etag(response, product)
+
+
+@router.delete(
+    "/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a product",
+    description="With `If-Match`, only if the product is unchanged since it was read.",
+    responses=_NOT_FOUND | _STALE,
+)
+def delete_product(
+    session: DbSession,
+    _principal: CurrentPrincipal,
+    product_id: ProductId,
+    if_match: IfMatch = None,
+) -> Response:
+    try:
+        catalog_service.delete(session, product_id, if_match)
+    except catalog_service.ProductNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except catalog_service.PreconditionFailed as exc:
+        raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

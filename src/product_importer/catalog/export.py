@@ -1,0 +1,53 @@
+"""CSV export: streamed in batches from a server-side cursor, safe to open in a spreadsheet.
+
+A cell a spreadsheet would run as a formula (starting with =, +, -, @, tab or carriage return)
+gets a leading apostrophe. The escape is reversible: a cell that already starts with
+apostrophes before such a character gets one more, so `restore_cell` undoes it exactly and
+an exported file imports back to the same catalogue.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+
+from product_importer.catalog import repository
+from product_importer.catalog.schemas import ProductFilters
+from product_importer.db import Database
+
+HEADER = ("name", "sku", "description", "active")
+BATCH_ROWS = 5_000
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise_cell(value: str) -> str:
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def restore_cell(value: str) -> str:
+    """The inverse of `neutralise_cell`, for readers of exported files."""
+    return value[1:] if value.startswith("'") and _FORMULA.match(value, 1) else value
+
+
+def stream_csv(database: Database, filters: ProductFilters) -> Iterator[bytes]:
+    """UTF-8 CSV, one chunk per batch of rows, in id order; memory stays flat."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(HEADER)
+    yield buffer.getvalue().encode()
+    with database.engine.connect() as connection:
+        for rows in repository.export_rows(connection, filters, BATCH_ROWS):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows(
+                (
+                    neutralise_cell(name),
+                    neutralise_cell(sku),
+                    neutralise_cell(description),
+                    "true" if active else "false",
+                )
+                for name, sku, description, active in rows
+            )
+            yield buffer.getvalue().encode()

@@ -1,0 +1,291 @@
+"""Product queries, shaped per database so the search and sort indexes do the work.
+
+SQLite searches an FTS5 trigram index (`products_fts`); PostgreSQL a pg_trgm GIN index over
+`PG_SEARCH_TEXT`. Both give case-insensitive substring matches. Terms shorter than three
+characters have no trigram, so they fall back to a scan (still correct, just slower).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    case,
+    column,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    true,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import UnaryExpression
+
+from product_importer.catalog.models import Product, sku_key
+from product_importer.catalog.schemas import ProductFilters, ProductSort
+
+# Identical (modulo spacing) to the expression of ix_products_search_trgm in migration 0004.
+PG_SEARCH_TEXT: ColumnElement[str] = literal_column(
+    "(products.sku || ' ' || products.name || ' ' || products.description)"
+)
+_fts = table("products_fts", column("rowid"), column("products_fts"))
+_MIN_TRIGRAM = 3
+# Sorting past every real code point: the upper bound of a prefix range.
+_MAX_CHAR = "\U0010ffff"
+SAMPLE_WINDOWS = 10
+SAMPLE_WINDOW_IDS = 1_000
+
+IdRange = tuple[int, int]
+
+
+def _like_pattern(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _sku_order_column(dialect: str) -> Any:
+    # Code-point order on both databases (SQLite's BINARY collation is code-point order for
+    # UTF-8), which also makes a prefix a contiguous key range.
+    return Product.sku_key.collate("C") if dialect == "postgresql" else Product.sku_key
+
+
+def order_by(dialect: str, sort: ProductSort) -> list[UnaryExpression[Any]]:
+    descending = sort.value.startswith("-")
+    field = sort.value.lstrip("-")
+    columns: list[Any]
+    if field == "sku":
+        columns = [_sku_order_column(dialect)]
+    elif field == "name":
+        columns = [Product.name, Product.id]
+    elif field == "updated_at":
+        columns = [Product.updated_at, Product.id]
+    else:  # created_at: ids are handed out in creation order, and id is already indexed
+        columns = [Product.id]
+    return [col.desc() if descending else col.asc() for col in columns]
+
+
+def _terms(value: str | None) -> list[str]:
+    return value.split() if value else []
+
+
+def conditions(
+    dialect: str, filters: ProductFilters, id_range: IdRange | None = None
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the filters; `id_range` also narrows the full-text lookup (sampling)."""
+    where: list[ColumnElement[bool]] = []
+    if filters.active is not None:
+        where.append(Product.active == filters.active)
+    if filters.sku and filters.sku.strip():
+        raw = filters.sku.strip()
+        key_column = _sku_order_column(dialect)
+        if raw.endswith("*"):
+            prefix = sku_key(raw.rstrip("*"))
+            if prefix:
+                where.append(and_(key_column >= prefix, key_column < prefix + _MAX_CHAR))
+        else:
+            where.append(Product.sku_key == sku_key(raw))
+    # (column or None for "any of sku, name, description", term)
+    searches: list[tuple[str | None, str]] = []
+    if filters.name and filters.name.strip():
+        searches.append(("name", filters.name.strip()))
+    if filters.description and filters.description.strip():
+        searches.append(("description", filters.description.strip()))
+    searches.extend((None, word) for word in _terms(filters.q))
+    if dialect == "sqlite":
+        where.extend(_sqlite_search(searches, id_range))
+    else:
+        where.extend(_pg_search(searches))
+    return where
+
+
+def _column_like(field: str | None, term: str, *, ilike: bool) -> ColumnElement[bool]:
+    pattern = _like_pattern(term)
+    fields = [field] if field else ["sku", "name", "description"]
+    clauses = [
+        getattr(Product, name).ilike(pattern, escape="\\")
+        if ilike
+        else getattr(Product, name).like(pattern, escape="\\")
+        for name in fields
+    ]
+    return or_(*clauses)
+
+
+def _sqlite_search(
+    searches: list[tuple[str | None, str]], id_range: IdRange | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    phrases: list[str] = []
+    for field, term in searches:
+        if len(term) >= _MIN_TRIGRAM:
+            phrase = _fts_phrase(term)
+            phrases.append(f"{field} : {phrase}" if field else phrase)
+        else:
+            # SQLite's LIKE folds ASCII letters only; fine for one- and two-letter terms.
+            where.append(_column_like(field, term, ilike=False))
+    if phrases:
+        matching = select(_fts.c.rowid).where(_fts.c.products_fts.match(" AND ".join(phrases)))
+        if id_range is not None:
+            matching = matching.where(_fts.c.rowid.between(*id_range))
+        where.insert(0, Product.id.in_(matching))
+    return where
+
+
+def _pg_search(searches: list[tuple[str | None, str]]) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for field, term in searches:
+        pattern = _like_pattern(term)
+        # The trigram index covers the combined text; a per-column term is rechecked on its
+        # column. One index instead of three keeps imports cheaper.
+        where.append(PG_SEARCH_TEXT.ilike(pattern, escape="\\"))
+        if field:
+            where.append(_column_like(field, term, ilike=True))
+    return where
+
+
+def page_of_products(
+    session: Session,
+    dialect: str,
+    filters: ProductFilters,
+    sort: ProductSort,
+    offset: int,
+    limit: int,
+) -> list[Product]:
+    """One page, found on the narrow sort index first and then fetched (a "deferred join"),
+    so a deep page skips index entries rather than whole rows."""
+    ordering = order_by(dialect, sort)
+    ids = (
+        select(Product.id)
+        .where(*conditions(dialect, filters))
+        .order_by(*ordering)
+        .offset(offset)
+        .limit(limit)
+        .subquery()
+    )
+    statement = select(Product).join(ids, Product.id == ids.c.id).order_by(*ordering)
+    return list(session.scalars(statement))
+
+
+def count_up_to(session: Session, dialect: str, filters: ProductFilters, limit: int) -> int:
+    """Exact number of matches, but stops counting at `limit + 1`."""
+    matches = select(Product.id).where(*conditions(dialect, filters)).limit(limit + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(matches)) or 0)
+
+
+def count_all(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Product)) or 0)
+
+
+def estimate_all(session: Session, dialect: str) -> int:
+    """Products in the catalogue: exact on SQLite (it counts b-tree pages, which is cheap);
+    the planner's estimate on PostgreSQL, where an exact count reads the whole table."""
+    if dialect != "postgresql":
+        return count_all(session)
+    plan = session.execute(text("EXPLAIN (FORMAT JSON) SELECT 1 FROM products")).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def estimate_matches(session: Session, dialect: str, filters: ProductFilters) -> int:
+    """Estimate matches from evenly spread windows of ids, scaled to the catalogue size.
+
+    The filters are evaluated in the select list, so each window costs a short primary-key
+    range scan whatever the filters are.
+    """
+    low, high = session.execute(select(func.min(Product.id), func.max(Product.id))).one()
+    if low is None:
+        return 0
+    span = high - low + 1
+    width = max(1, min(SAMPLE_WINDOW_IDS, math.ceil(span / SAMPLE_WINDOWS)))
+    windows = min(SAMPLE_WINDOWS, math.ceil(span / width))
+    sampled = matched = 0
+    for index in range(windows):
+        start = low + (span - width) * index // max(1, windows - 1)
+        id_range = (start, start + width - 1)
+        clauses = conditions(dialect, filters, id_range)
+        hit = and_(*clauses) if clauses else true()
+        rows, hits = session.execute(
+            select(func.count(), func.coalesce(func.sum(case((hit, 1), else_=0)), 0)).where(
+                Product.id.between(*id_range)
+            )
+        ).one()
+        sampled += rows
+        matched += hits
+    if sampled == 0:
+        return 0
+    return round(estimate_all(session, dialect) * matched / sampled)
+
+
+def find_by_sku_key(session: Session, key: str) -> Product | None:
+    return session.scalar(select(Product).where(Product.sku_key == key))
+
+
+def export_rows(
+    connection: Connection, filters: ProductFilters, batch_rows: int
+) -> Iterator[Sequence[Row[str, str, str, bool]]]:
+    """Matching rows in id order, in batches, from a server-side cursor (constant memory)."""
+    dialect = connection.dialect.name
+    statement = (
+        select(Product.name, Product.sku, Product.description, Product.active)
+        .where(*conditions(dialect, filters))
+        .order_by(Product.id)
+    )
+    result = connection.execution_options(stream_results=True, yield_per=batch_rows).execute(
+        statement
+    )
+    yield from result.partitions()
+
+
+# --- delete all ---------------------------------------------------------------------------
+
+
+def delete_first(session: Session, rows: int) -> int:
+    """Delete the `rows` lowest-id products; returns how many went."""
+    first = select(Product.id).order_by(Product.id).limit(rows).scalar_subquery()
+    result = session.execute(
+        delete(Product).where(Product.id.in_(first)).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def max_id(session: Session) -> int:
+    return int(session.scalar(select(func.max(Product.id))) or 0)
+
+
+def sqlite_search_cleared_up_to(session: Session) -> int:
+    return int(session.scalar(text("SELECT cleared_up_to FROM products_fts_state")) or 0)
+
+
+def sqlite_clear_search_index(session: Session, up_to_id: int) -> None:
+    """Empty the FTS index at once; the triggers then skip rows up to `up_to_id`, which are
+    about to be deleted, instead of removing them from the index one by one."""
+    session.execute(text("UPDATE products_fts_state SET cleared_up_to = :id"), {"id": up_to_id})
+    session.execute(text("INSERT INTO products_fts (products_fts) VALUES ('delete-all')"))
+
+
+def sqlite_restore_search_index(session: Session, rebuild: bool) -> None:
+    session.execute(text("UPDATE products_fts_state SET cleared_up_to = 0"))
+    if rebuild:
+        session.execute(text("INSERT INTO products_fts (products_fts) VALUES ('rebuild')"))
+
+
+def pg_truncate(session: Session, lock_timeout_ms: int) -> int:
+    """Count and truncate under an exclusive lock; raises OperationalError if the lock is not
+    granted within `lock_timeout_ms` (readers queue behind a waiting TRUNCATE, so keep it short).
+    """
+    session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+    session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
+    count = count_all(session)
+    session.execute(text("TRUNCATE products"))
+    return count

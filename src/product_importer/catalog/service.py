@@ -1,0 +1,321 @@
+"""Product rules: unique SKUs in any letter case, lost-update protection, events, delete-all.
+
+Nothing here commits: the request or task that opened the session does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from product_importer.catalog import repository
+from product_importer.catalog.models import DeleteAllJob, Product, sku_key
+from product_importer.catalog.schemas import (
+    ProductCreate,
+    ProductFilters,
+    ProductPage,
+    ProductRead,
+    ProductSort,
+    ProductUpdate,
+)
+from product_importer.db import utcnow
+from product_importer.tasks import dispatch
+from product_importer.webhooks import events
+
+DELETE_ALL_TASK = "catalog.delete_all"
+
+
+class ProductNotFound(Exception):
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"No product with id {product_id}.")
+
+
+class SkuConflict(Exception):
+    def __init__(self, sku: str, existing: Product | None) -> None:
+        if existing is None:
+            message = f"A product with SKU '{sku}' already exists (SKUs ignore letter case)."
+        else:
+            message = (
+                f"SKU '{sku}' is already used by product {existing.id} ('{existing.sku}'); "
+                "SKUs are unique in any letter case."
+            )
+        super().__init__(message)
+        self.existing_id = existing.id if existing is not None else None
+
+
+class PreconditionFailed(Exception):
+    def __init__(self) -> None:
+        super().__init__(
+            "The product was changed since you loaded it (If-Match does not match its ETag); "
+            "load it again and reapply your change."
+        )
+
+
+class DeleteJobNotFound(Exception):
+    def __init__(self, job_id: int | None = None) -> None:
+        super().__init__(
+            f"No delete-all job with id {job_id}." if job_id else "No delete-all job yet."
+        )
+
+
+# --- single products ------------------------------------------------------------------------
+
+
+def etag(product: Product) -> str:
+    """A strong entity tag that changes whenever the product does (`updated_at` is its version)."""
+    digest = hashlib.sha256(f"{product.id}:{product.updated_at.isoformat()}".encode()).hexdigest()
+    return f'"{digest[:24]}"'
+
+
+def _check_if_match(product: Product, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    tags = {tag.strip() for tag in if_match.split(",")}
+    if "*" not in tags and etag(product) not in tags:
+        raise PreconditionFailed
+
+
+def get(session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None:
+        raise ProductNotFound(product_id)
+    return product
+
+
+def _ensure_sku_free(session: Session, sku: str, product_id: int | None) -> None:
+    existing = repository.find_by_sku_key(session, sku_key(sku))
+    if existing is not None and existing.id != product_id:
+        raise SkuConflict(sku, existing)
+
+
+def _flush(session: Session, sku: str) -> None:
+    """Flush now, so a unique-key race or a stale version surfaces here, not at commit."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise SkuConflict(sku, None) from None
+    except StaleDataError:
+        raise PreconditionFailed from None
+
+
+def _payload(product: Product) -> dict[str, object]:
+    return ProductRead.model_validate(product).model_dump(mode="json")
+
+
+def create(session: Session, data: ProductCreate) -> Product:
+    _ensure_sku_free(session, data.sku, None)
+    now = utcnow()
+    product = Product(
+        sku=data.sku,
+        sku_key=sku_key(data.sku),
+        name=data.name,
+        description=data.description,
+        active=data.active,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(product)
+    _flush(session, data.sku)
+    events.record(session, "product.created", _payload(product))
+    return product
+
+
+def update(
+    session: Session, product_id: int, changes: ProductUpdate, if_match: str | None = None
+) -> Product:
+    product = get(session, product_id)
+    _check_if_match(product, if_match)
+    fields = changes.model_dump(exclude_unset=True)
+    if "sku" in fields:
+        _ensure_sku_free(session, fields["sku"], product.id)
+        fields["sku_key"] = sku_key(fields["sku"])
+    changed = {name: value for name, value in fields.items() if getattr(product, name) != value}
+    if not changed:
+        return product  # nothing to write, no event, same ETag
+    for name, value in changed.items():
+        setattr(product, name, value)
+    _flush(session, fields.get("sku", product.sku))
+    events.record(session, "product.updated", _payload(product))
+    return product
+
+
+def delete(session: Session, product_id: int, if_match: str | None = None) -> None:
+    product = get(session, product_id)
+    _check_if_match(product, if_match)
+    data = {"id": product.id, "sku": product.sku}
+    session.delete(product)
+    _flush(session, product.sku)
+    events.record(session, "product.deleted", data)
+
+
+def list_page(
+    session: Session,
+    filters: ProductFilters,
+    sort: ProductSort,
+    page: int,
+    page_size: int,
+    exact_count_limit: int,
+) -> ProductPage:
+    dialect = session.get_bind().dialect.name
+    offset = (page - 1) * page_size
+    items = repository.page_of_products(session, dialect, filters, sort, offset, page_size)
+    total, is_estimate = count(session, filters, exact_count_limit)
+    if is_estimate and 0 < len(items) < page_size:
+        total, is_estimate = offset + len(items), False  # a short page is the last one
+    elif is_estimate:
+        total = max(total, offset + len(items) + 1)
+    return ProductPage(
+        items=[ProductRead.model_validate(item) for item in items],
+        total=total,
+        total_is_estimate=is_estimate,
+        page=page,
+        page_size=page_size,
+    )
+
+
+def count(session: Session, filters: ProductFilters, exact_limit: int) -> tuple[int, bool]:
+    """(total, is_estimate): exact up to `exact_limit` matches, estimated beyond."""
+    dialect = session.get_bind().dialect.name
+    if filters.is_empty and dialect == "sqlite":
+        return repository.count_all(session), False
+    exact = repository.count_up_to(session, dialect, filters, exact_limit)
+    if exact <= exact_limit:
+        return exact, False
+    if filters.is_empty:
+        estimate = repository.estimate_all(session, dialect)
+    else:
+        estimate = repository.estimate_matches(session, dialect, filters)
+    return max(estimate, exact_limit + 1), True
+
+
+# --- delete all ----------------------------------------------------------------------------
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+def start_delete_all(session: Session, requested_by: str) -> tuple[DeleteAllJob, bool]:
+    """Queue a delete-all job, or return the one already queued or running (created=False)."""
+    active = session.scalar(
+        select(DeleteAllJob)
+        .where(DeleteAllJob.status.in_(ACTIVE_STATUSES))
+        .order_by(DeleteAllJob.id)
+        .limit(1)
+    )
+    if active is not None:
+        return active, False
+    now = utcnow()
+    job = DeleteAllJob(
+        status="queued",
+        requested_by=requested_by,
+        deleted=0,
+        attempts=0,
+        created_at=now,
+        heartbeat_at=now,
+    )
+    session.add(job)
+    session.flush()
+    dispatch.enqueue(session, DELETE_ALL_TASK, job_id=job.id)
+    return job, True
+
+
+def get_delete_job(session: Session, job_id: int) -> DeleteAllJob:
+    job = session.get(DeleteAllJob, job_id)
+    if job is None:
+        raise DeleteJobNotFound(job_id)
+    return job
+
+
+def latest_delete_job(session: Session) -> DeleteAllJob:
+    job = session.scalar(select(DeleteAllJob).order_by(DeleteAllJob.id.desc()).limit(1))
+    if job is None:
+        raise DeleteJobNotFound
+    return job
+
+
+def claim_delete_job(session: Session, job_id: int, stale_before: datetime) -> bool:
+    """Mark the job running for this worker, unless another live worker has it or it ended."""
+    now = utcnow()
+    result = session.execute(
+        sa.update(DeleteAllJob)
+        .where(
+            DeleteAllJob.id == job_id,
+            or_(
+                DeleteAllJob.status == "queued",
+                (DeleteAllJob.status == "running") & (DeleteAllJob.heartbeat_at < stale_before),
+            ),
+        )
+        .values(
+            status="running",
+            attempts=DeleteAllJob.attempts + 1,
+            heartbeat_at=now,
+            started_at=now,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_delete_progress(session: Session, job_id: int, deleted: int) -> None:
+    session.execute(
+        sa.update(DeleteAllJob)
+        .where(DeleteAllJob.id == job_id)
+        .values(deleted=DeleteAllJob.deleted + deleted, heartbeat_at=utcnow())
+    )
+
+
+def set_delete_total(session: Session, job_id: int, total: int) -> None:
+    session.execute(
+        sa.update(DeleteAllJob)
+        .where(DeleteAllJob.id == job_id, DeleteAllJob.total.is_(None))
+        .values(total=total, heartbeat_at=utcnow())
+    )
+
+
+def complete_delete_job(session: Session, job_id: int) -> bool:
+    """Finish the job and emit the single `products.deleted_all` event, exactly once."""
+    result = session.execute(
+        sa.update(DeleteAllJob)
+        .where(DeleteAllJob.id == job_id, DeleteAllJob.status == "running")
+        .values(status="completed", finished_at=utcnow(), heartbeat_at=utcnow())
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    job = session.get(DeleteAllJob, job_id, populate_existing=True)
+    assert job is not None
+    events.record(session, "products.deleted_all", {"deleted_count": job.deleted, "job_id": job.id})
+    return True
+
+
+def fail_delete_job(session: Session, job_id: int, reason: str) -> None:
+    session.execute(
+        sa.update(DeleteAllJob)
+        .where(DeleteAllJob.id == job_id, DeleteAllJob.status.in_(ACTIVE_STATUSES))
+        .values(status="failed", error=reason, finished_at=utcnow())
+    )
+
+
+def stale_delete_jobs(session: Session, stale_before: datetime) -> list[DeleteAllJob]:
+    return list(
+        session.scalars(
+            select(DeleteAllJob).where(
+                DeleteAllJob.status.in_(ACTIVE_STATUSES),
+                DeleteAllJob.heartbeat_at < stale_before,
+            )
+        )
+    )
+
+
+def requeue_delete_job(session: Session, job: DeleteAllJob) -> None:
+    """Hand a job whose worker (or queued task) was lost to a new worker."""
+    job.status = "queued"
+    job.heartbeat_at = utcnow()
+    dispatch.enqueue(session, DELETE_ALL_TASK, job_id=job.id)
+
+
+def stale_cutoff(seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=seconds)
