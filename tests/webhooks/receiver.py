@@ -3,6 +3,8 @@ receivers use, and answers what each test scripts (500 then 200, hang, 410, Retr
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -112,6 +114,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per answer
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
@@ -126,7 +129,7 @@ class Receiver:
                 reply = receiver._record(item)
                 try:
                     if reply.hang:
-                        receiver.released.wait(60)
+                        self._hang_until_the_sender_gives_up()
                     elif reply.delay:
                         time.sleep(reply.delay)
                     self.send_response(reply.status)
@@ -140,6 +143,13 @@ class Receiver:
                     pass  # the sender gave up (timeout): nothing to answer
                 finally:
                     receiver._done()
+
+            def _hang_until_the_sender_gives_up(self) -> None:
+                deadline = time.monotonic() + 60
+                while not receiver.released.wait(0.02) and time.monotonic() < deadline:
+                    readable, _, _ = select.select([self.connection], [], [], 0)
+                    if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                        return  # the sender closed the connection: it timed out
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

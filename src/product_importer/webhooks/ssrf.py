@@ -7,8 +7,10 @@ resolved to a public address yesterday may resolve to 127.0.0.1 today (DNS rebin
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -186,15 +188,21 @@ class _GuardedBackend(httpcore.NetworkBackend):
         raise TargetRefused("unix sockets are not webhook targets")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~20 ms; one context, shared by every thread, is safe.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """An httpx transport for one request: no proxies, one deadline, vetted peer addresses."""
 
     def __init__(self, *, allow_private: bool, timeout: float) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_ssl_context(), trust_env=False)
         # httpx builds its connection pool in __init__ without a way to pass a network backend,
         # so the pool is rebuilt around ours (httpx is pinned; tests cover this).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_ssl_context(),
             max_connections=1,
             max_keepalive_connections=0,
             network_backend=_GuardedBackend(allow_private, time.monotonic() + timeout),

@@ -32,20 +32,17 @@ def fan_out(context: TaskContext, event_id: int) -> None:
 
 @registry.task("webhooks.deliver", queue="webhooks")
 def deliver(context: TaskContext, endpoint_id: int, lease_token: str) -> None:
-    """Deliver what is due for one endpoint, one request at a time, while we hold its lease."""
+    """Deliver what is due for one endpoint, one request at a time, while we hold its lease.
+
+    One short transaction per delivery: it stores the attempt, renews the lease and picks the
+    next delivery; none is open while the receiver is being waited on.
+    """
     settings = context.settings
     deadline = time.monotonic() + DRAIN_SECONDS
     sent = 0
-    while not context.stopping.is_set():
-        if time.monotonic() > deadline or sent >= DRAIN_MAX_DELIVERIES:
-            with context.database.session() as session:
-                service.release(session, endpoint_id, lease_token)
-                service.schedule_drain(session, endpoint_id)
-            return
-        with context.database.session() as session:
-            attempt = service.next_attempt(session, endpoint_id, lease_token, settings)
-        if attempt is None:
-            break
+    with context.database.session() as session:
+        attempt = service.next_attempt(session, endpoint_id, lease_token, settings)
+    while attempt is not None:
         outcome = delivery.send(
             attempt.url,
             attempt.secrets,
@@ -54,9 +51,20 @@ def deliver(context: TaskContext, endpoint_id: int, lease_token: str) -> None:
             timeout=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private,
         )
+        sent += 1
+        out_of_turn = time.monotonic() > deadline or sent >= DRAIN_MAX_DELIVERIES
         with context.database.session() as session:
             service.record_attempt(session, attempt, outcome, settings)
-        sent += 1
+            if context.stopping.is_set() or out_of_turn:
+                attempt = None
+            else:
+                attempt = service.next_attempt(session, endpoint_id, lease_token, settings)
+            if attempt is None:
+                service.release(session, endpoint_id, lease_token)
+                if out_of_turn and not context.stopping.is_set():
+                    service.schedule_drain(session, endpoint_id)
+        if attempt is None:
+            return
     with context.database.session() as session:
         service.release(session, endpoint_id, lease_token)
 
