@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,7 +18,7 @@ from standardwebhooks import Webhook
 from product_importer.app import create_app
 from product_importer.db import Database, utcnow
 from product_importer.tasks.registry import TaskContext
-from product_importer.webhooks import events, schemas, service
+from product_importer.webhooks import delivery, events, schemas, service
 from product_importer.webhooks import tasks as webhook_tasks
 from product_importer.webhooks.models import Delivery, Endpoint, Event
 from tests.factories import make_webhook, sign_in
@@ -175,10 +177,10 @@ def test_retry_after_sets_the_next_attempt(
     assert token is not None
     webhook_tasks.deliver(context, endpoint_id=endpoint_id, lease_token=token)
     with database.session() as session:
-        delivery = session.scalars(select(Delivery)).one()
-        assert delivery.status == "pending"
-        assert delivery.next_attempt_at is not None
-        wait = (delivery.next_attempt_at - utcnow()).total_seconds()
+        row = session.scalars(select(Delivery)).one()
+        assert row.status == "pending"
+        assert row.next_attempt_at is not None
+        wait = (row.next_attempt_at - utcnow()).total_seconds()
     assert 100 < wait <= 120
 
 
@@ -279,6 +281,35 @@ def test_a_hanging_receiver_times_out_and_never_slows_the_app(
         assert len(settled(client, healthy_id)) == 10
     finally:
         healthy.stop()
+
+
+def test_product_changes_through_the_api_stay_fast_while_a_receiver_hangs(
+    client: TestClient, database: Database, receiver: Receiver
+) -> None:
+    """The products API records events in its own transaction; delivery happens elsewhere."""
+    endpoint_id, receiver.secret = make_webhook(
+        database, receiver.url, ["product.created", "product.updated", "product.deleted"]
+    )
+    receiver.default = Reply(hang=True)
+    timings = []
+    for number in range(5):
+        started = time.perf_counter()
+        response = client.post(
+            "/api/products", json={"sku": f"HANG-{number}", "name": f"Product {number}"}
+        )
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 201, response.text
+    assert max(timings) < 0.5, timings
+    [first] = receiver.wait_for(1)
+    assert first.verified, first.error
+    assert first.payload["type"] == "product.created"
+    assert first.payload["data"]["sku"] == "HANG-0"
+    assert {"id", "sku", "name", "description", "active"} <= set(first.payload["data"])
+    receiver.released.set()  # let it answer; everything is then delivered, in order per endpoint
+    receiver.default = Reply()
+    receiver.wait_for(5, timeout=15)
+    items = settled(client, endpoint_id)
+    assert len(items) == 5
 
 
 def test_deliveries_per_endpoint_run_one_at_a_time(
@@ -401,9 +432,9 @@ def test_disabling_an_endpoint_fails_what_is_pending(
     with database.session() as session:
         service.update(session, endpoint_id, schemas.WebhookUpdate(enabled=False), settings)
     with database.session() as session:
-        delivery = session.scalars(select(Delivery)).one()
-        assert delivery.status == "failed"
-        assert delivery.last_error == service.NOT_SENT_DISABLED
+        row = session.scalars(select(Delivery)).one()
+        assert row.status == "failed"
+        assert row.last_error == service.NOT_SENT_DISABLED
         assert session.get(Endpoint, endpoint_id).disabled_reason == service.DISABLED_BY_USER  # type: ignore[union-attr]
 
 
@@ -474,3 +505,42 @@ def test_old_finished_deliveries_are_pruned(
     with database.session() as session:
         assert [d.event_id for d in session.scalars(select(Delivery))] == [recent]
         assert [e.id for e in session.scalars(select(Event))] == [recent]
+
+
+def test_a_receiver_that_trickles_bytes_is_cut_off_at_the_timeout() -> None:
+    """Each byte arrives well within a per-read timeout; the whole answer would take 20 s."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok":
+                if stop.wait(0.5):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        port = server.getsockname()[1]
+        started = time.perf_counter()
+        outcome = delivery.send(
+            f"http://127.0.0.1:{port}/",
+            ["whsec_" + "A" * 43 + "="],
+            "msg_1",
+            b"{}",
+            timeout=1.5,
+            allow_private=True,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        server.close()
+    assert not outcome.ok
+    assert outcome.error == "Timed out after 1.5 s"
+    assert elapsed < 2.5

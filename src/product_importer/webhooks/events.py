@@ -26,15 +26,12 @@ _SAMPLE_JOB: dict[str, Any] = {
     "id": 7,
     "filename": "products.csv",
     "status": "completed",
-    "dry_run": False,
     "rows_processed": 500000,
     "rows_created": 120000,
     "rows_updated": 379000,
     "rows_unchanged": 900,
     "rows_rejected": 100,
     "error": None,
-    "created_at": "2025-02-01T14:00:00+00:00",
-    "finished_at": "2025-02-01T14:01:32+00:00",
 }
 
 
@@ -58,7 +55,9 @@ CATALOGUE: tuple[EventInfo, ...] = (
         {"id": 42, "sku": "CHAIR-OAK-01"},
     ),
     EventInfo(
-        "products.deleted_all", "Every product was deleted at once.", {"deleted_count": 500000}
+        "products.deleted_all",
+        "Every product was deleted at once.",
+        {"deleted_count": 500000, "job_id": 3},
     ),
     EventInfo(
         "import.completed",
