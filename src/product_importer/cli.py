@@ -1,4 +1,4 @@
-"""The `product-importer` command: serve, migrate, users and API tokens (imports come later)."""
+"""The `product-importer` command: serve, migrate, import, users and API tokens."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -122,6 +123,33 @@ def migrate() -> None:
     typer.echo(f"Applied {len(pending)} migration(s); the database is up to date.")
 
 
+@app.command("import")
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A .csv or .csv.gz file."),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and count; write nothing.")
+    ] = False,
+) -> None:
+    """Import a CSV file into the catalogue, with a progress bar."""
+    from product_importer.imports import cli as import_cli
+    from product_importer.imports.reading import FileFormatError
+
+    settings = load_settings()
+    database = open_database(settings)
+    try:
+        job = import_cli.run(settings, database, file, dry_run)
+    except FileFormatError as exc:
+        fail(f"{file.name}: {exc}", 2)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", 2)
+    typer.echo(import_cli.summary(job))
+    if job.status != "completed":
+        raise typer.Exit(1)
+
+
 @user_app.command("create")
 def user_create(
     username: str,
@@ -200,6 +228,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(min=1)]) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

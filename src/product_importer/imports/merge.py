@@ -66,9 +66,9 @@ class Merger(Protocol):
     def close(self) -> None: ...
 
 
-def merger_for(engine: Engine) -> Merger:
+def merger_for(engine: Engine, expected_bytes: int = 0) -> Merger:
     if engine.dialect.name == "postgresql":
-        return PostgresMerger(engine)
+        return PostgresMerger(engine, expected_bytes)
     return SQLiteMerger(engine)
 
 
@@ -215,61 +215,61 @@ class SQLiteMerger:
 
 
 class PostgresMerger:
-    def __init__(self, engine: Engine) -> None:
+    """Rows go by COPY into a temp table partitioned by a hash of the key, so each partition
+    holds whole keys: it can be de-duplicated and upserted on its own, one batch at a time,
+    with the same work in total as one big statement."""
+
+    def __init__(self, engine: Engine, expected_bytes: int = 0) -> None:
         self.holds_write_lock = False  # PostgreSQL locks rows, not the database
         self._pooled = engine.raw_connection()
         self._db: Any = self._pooled.driver_connection
         assert self._db is not None
         self._db.autocommit = False
-        self._deduplicated = False
+        # About 60,000 rows (8 MB of CSV) per partition, so each batch takes well under a second.
+        self.partitions = max(1, min(64, expected_bytes // (8 * 1024 * 1024) + 1))
         self.reset()
 
     def reset(self) -> None:
         with self._db.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows")
-            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_last")
             cursor.execute(
-                "CREATE TEMP TABLE import_rows (line integer NOT NULL, sku_key text NOT NULL, "
-                "sku text NOT NULL, name text NOT NULL, description text NOT NULL, active boolean)"
+                "CREATE TEMP TABLE import_rows (part integer NOT NULL, line integer NOT NULL, "
+                "sku_key text NOT NULL, sku text NOT NULL, name text NOT NULL, "
+                "description text NOT NULL, active boolean) PARTITION BY LIST (part)"
             )
+            for part in range(self.partitions):
+                cursor.execute(
+                    f"CREATE TEMP TABLE import_rows_{part} PARTITION OF import_rows "
+                    f"FOR VALUES IN ({part})"
+                )
         self._db.commit()
-        self._deduplicated = False
 
     def stage(self, rows: Iterable[StagedRow]) -> None:
+        partitions = self.partitions
         try:
             with (
                 self._db.cursor() as cursor,
                 cursor.copy(
-                    "COPY import_rows (line, sku_key, sku, name, description, active) FROM STDIN"
+                    "COPY import_rows (part, line, sku_key, sku, name, description, active) "
+                    "FROM STDIN"
                 ) as copy,
             ):
                 write_row = copy.write_row
                 for row in rows:
-                    write_row(row)
+                    # hash() of a str is stable within this process, which is all we need.
+                    write_row((hash(row[1]) % partitions, *row))
         except BaseException:
             self._db.rollback()
             raise
         self._db.commit()
 
-    def _deduplicate(self) -> list[int]:
-        with self._db.cursor() as cursor:
-            if not self._deduplicated:
-                # Byte-order ("C") sorting is several times faster than a locale's, and any
-                # consistent order will do for DISTINCT ON and for batching.
-                cursor.execute(
-                    "CREATE TEMP TABLE import_last AS SELECT row_number() OVER "
-                    '(ORDER BY sku_key COLLATE "C") AS seq, * FROM (SELECT DISTINCT ON '
-                    '(sku_key COLLATE "C") sku_key, sku, name, description, active '
-                    'FROM import_rows ORDER BY sku_key COLLATE "C", line DESC) AS last'
-                )
-                cursor.execute("CREATE INDEX ON import_last (seq)")
-                cursor.execute("ANALYZE import_last")
-                cursor.execute("TRUNCATE import_rows")
-                self._db.commit()
-                self._deduplicated = True
-            cursor.execute("SELECT count(*) FROM import_last")
-            total = int(cursor.fetchone()[0])
-        return list(range(MERGE_BATCH_ROWS, total, MERGE_BATCH_ROWS))
+    @staticmethod
+    def _last_rows(part: int) -> str:
+        # Byte-order ("C") sorting is much faster than a locale's; any consistent order will do.
+        return (
+            f'SELECT DISTINCT ON (sku_key COLLATE "C") sku_key, sku, name, description, active '
+            f'FROM import_rows_{part} ORDER BY sku_key COLLATE "C", line DESC'
+        )
 
     def merge(
         self,
@@ -278,37 +278,45 @@ class PostgresMerger:
         progress: MergeProgress,
         before_commit: BeforeCommit,
     ) -> MergeCounts:
-        batches = _batches(self._deduplicate())
-        active_set = "active = coalesce(s.active, p.active)," if has_active else ""
-        active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
-        created = updated = 0
+        changed = "(p.sku, p.name, p.description) IS DISTINCT FROM (s.sku, s.name, s.description)"
+        insert = (
+            "INSERT INTO products AS p (sku, sku_key, name, description, active, created_at, "
+            "updated_at) SELECT sku, sku_key, name, description, {active}, %(now)s, %(now)s "
+            "FROM last WHERE {which} ON CONFLICT (sku_key) DO UPDATE SET sku = excluded.sku, "
+            "name = excluded.name, description = excluded.description, {set_active}"
+            "updated_at = excluded.updated_at WHERE {changed} RETURNING (p.xmax = 0) AS created"
+        )
+        excluded_changed = changed.replace("s.", "excluded.")
+        keep_active = insert.format(
+            active="true", which="active IS NULL", set_active="", changed=excluded_changed
+        )
+        set_active = insert.format(
+            active="active",
+            which="active IS NOT NULL",
+            set_active="active = excluded.active, ",
+            changed=f"({excluded_changed} OR p.active <> excluded.active)",
+        )
+        # Rows that give no `active` keep the stored flag; the others set it. The two sets
+        # have different keys, so both upserts can run in one statement.
+        upserts = f"a AS ({keep_active})" + (f", b AS ({set_active})" if has_active else "")
+        returned = "SELECT created FROM a" + (
+            " UNION ALL SELECT created FROM b" if has_active else ""
+        )
+        created = updated = total = 0
         try:
             with self._db.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM import_last")
-                total = int(cursor.fetchone()[0])
                 cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
-                for done, (lower, upper) in enumerate(batches):
-                    low = 0 if lower is None else lower
-                    high = 2**62 if upper is None else upper
+                for part in range(self.partitions):
                     cursor.execute(
-                        f"UPDATE products AS p SET sku = s.sku, name = s.name, "
-                        f"description = s.description, {active_set} updated_at = %s "
-                        f"FROM import_last AS s WHERE s.seq > %s AND s.seq <= %s "
-                        f"AND p.sku_key = s.sku_key AND (p.sku <> s.sku OR p.name <> s.name "
-                        f"OR p.description <> s.description{active_diff})",
-                        (now, low, high),
+                        f"WITH last AS MATERIALIZED ({self._last_rows(part)}), {upserts}, "
+                        f"r AS ({returned}) SELECT (SELECT count(*) FROM last), "
+                        "count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) "
+                        "FROM r",
+                        {"now": now},
                     )
-                    updated += cursor.rowcount
-                    cursor.execute(
-                        "INSERT INTO products (sku, sku_key, name, description, active, "
-                        "created_at, updated_at) SELECT s.sku, s.sku_key, s.name, s.description, "
-                        "coalesce(s.active, true), %s, %s FROM import_last AS s "
-                        "WHERE s.seq > %s AND s.seq <= %s AND NOT EXISTS "
-                        "(SELECT 1 FROM products AS p WHERE p.sku_key = s.sku_key)",
-                        (now, now, low, high),
-                    )
-                    created += cursor.rowcount
-                    progress((done + 1) / len(batches))
+                    seen, new, changed_rows = cursor.fetchone()
+                    total, created, updated = total + seen, created + new, updated + changed_rows
+                    progress((part + 1) / self.partitions)
                 counts = MergeCounts(created, updated, total - created - updated)
                 sql, params = before_commit(counts)
                 cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
@@ -319,17 +327,18 @@ class PostgresMerger:
         return counts
 
     def count_changes(self, has_active: bool) -> MergeCounts:
-        self._deduplicate()
         active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
+        total = existing = changed = 0
         with self._db.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM import_last")
-            total = int(cursor.fetchone()[0])
-            cursor.execute(
-                "SELECT count(*), count(*) FILTER (WHERE p.sku <> s.sku OR p.name <> s.name "
-                f"OR p.description <> s.description{active_diff}) "
-                "FROM import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
-            )
-            existing, changed = cursor.fetchone()
+            for part in range(self.partitions):
+                cursor.execute(
+                    f"SELECT count(*), count(p.id), count(p.id) FILTER (WHERE p.sku <> s.sku "
+                    f"OR p.name <> s.name OR p.description <> s.description{active_diff}) "
+                    f"FROM ({self._last_rows(part)}) AS s "
+                    "LEFT JOIN products AS p ON p.sku_key = s.sku_key"
+                )
+                seen, found, differ = cursor.fetchone()
+                total, existing, changed = total + seen, existing + found, changed + differ
         self._db.commit()
         return MergeCounts(created=total - existing, updated=changed, unchanged=existing - changed)
 
@@ -338,7 +347,6 @@ class PostgresMerger:
             self._db.rollback()
             with self._db.cursor() as cursor:
                 cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows")
-                cursor.execute("DROP TABLE IF EXISTS pg_temp.import_last")
             self._db.commit()
         finally:
             self._pooled.close()

@@ -216,7 +216,7 @@ def run_import(
         rejects.clear()
         with storage.open_read(job.storage_key) as raw:
             file_format = detect_format(raw)
-        merger = merger_for(database.engine)
+        merger = merger_for(database.engine, job.total_bytes)
         warnings = list(file_format.warnings)
         try:
             rows_read, has_active, more, header = _stage_file(

@@ -43,6 +43,8 @@ BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+CONTROL_BYTES = tuple(bytes([b]) for b in [*range(0, 9), 11, 12, *range(14, 32), 127])
+
 csv.field_size_limit(FIELD_SIZE_LIMIT)
 
 
@@ -107,11 +109,17 @@ def detect_format(raw: BinaryIO) -> FileFormat:
     for signature, what in BINARY_SIGNATURES:
         if head.startswith(signature):
             raise NotCsvError(f"This is {what}, not a CSV file. Save it as CSV and try again.")
-    if b"\x00" in head:
-        raise NotCsvError(
-            "The file contains binary data (NUL bytes), not CSV text. If it is UTF-16 text, "
-            "save it as UTF-8 CSV."
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode text" export: UTF-16 with a byte-order mark, usually tab-separated.
+        return FileFormat(
+            encoding="utf-16",
+            delimiter=_detect_delimiter(head, "utf-16"),
+            compressed=compressed,
         )
+    # A stray control byte is a bad row (rejected later); many of them mean this is not text.
+    controls = sum(head.count(byte) for byte in CONTROL_BYTES)
+    if controls > max(8, len(head) // 100):
+        raise NotCsvError("The file contains binary data, not CSV text.")
     encoding, warnings = _detect_encoding(head)
     delimiter = _detect_delimiter(head, encoding)
     return FileFormat(
@@ -129,15 +137,23 @@ def _detect_encoding(head: bytes) -> tuple[str, list[str]]:
         pass
     else:
         return "utf-8", []
-    best = from_bytes(head, cp_isolation=["cp1252", "latin_1", "iso8859_15", "cp1250", "mac_roman"])
-    guess = best.best()
-    encoding = guess.encoding if guess is not None else "cp1252"
+    matches = from_bytes(head, cp_isolation=["cp1252", "iso8859_15", "cp1250", "mac_roman"])
+    best = matches.best()
+    encoding = best.encoding if best is not None else "cp1252"
+    # Spreadsheets on Windows write cp1252; short samples fit several code pages about equally
+    # well, so cp1252 wins unless another one is clearly better.
+    western = next((m for m in matches if m.encoding == "cp1252"), None)
+    if best is not None and western is not None and western.chaos <= best.chaos + 0.05:
+        encoding = "cp1252"
     label = codecs.lookup(encoding).name
     return encoding, [f"The file is not UTF-8; it was read as {label}."]
 
 
 def _first_line(head: bytes, encoding: str) -> str:
-    text = head[:MAX_HEADER_BYTES].decode(encoding, errors="replace")
+    sample = head[:MAX_HEADER_BYTES]
+    if encoding == "utf-16" and len(sample) % 2:
+        sample = sample[:-1]
+    text = sample.decode(encoding, errors="replace")
     for line in text.splitlines():
         if line.strip():
             return line
@@ -237,3 +253,18 @@ class CsvSource:
 
     def close(self) -> None:
         self._text.detach()
+
+
+def check_header(raw: BinaryIO) -> FileFormat:
+    """What can be refused before an import starts: empty, binary, no usable header."""
+    file_format = detect_format(raw)
+    source = CsvSource(raw, file_format)
+    try:
+        source.read_header()
+    except UnicodeDecodeError:
+        pass  # the sample looked fine; the worker falls back to Windows-1252 if needed
+    except csv.Error as exc:
+        raise FileFormatError(f"The header row is not valid CSV: {exc}.") from None
+    finally:
+        source.close()
+    return file_format

@@ -16,7 +16,7 @@ from product_importer.db import Database
 from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession
 from product_importer.imports import service
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
-from product_importer.imports.reading import CsvSource, FileFormatError, NotCsvError, detect_format
+from product_importer.imports.reading import FileFormatError, NotCsvError, check_header
 from product_importer.imports.schemas import ImportJobRead, ImportPage
 from product_importer.imports.storage import UploadStorage, storage_for
 from product_importer.imports.upload import UploadError, discard, receive_upload
@@ -32,17 +32,9 @@ def _not_found(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-def check_header(storage: UploadStorage, key: str) -> None:
-    """Refuse at upload what can be known then: empty, binary, no usable header."""
+def check_stored_file(storage: UploadStorage, key: str) -> None:
     with storage.open_read(key) as raw:
-        file_format = detect_format(raw)
-        source = CsvSource(raw, file_format)
-        try:
-            source.read_header()
-        except UnicodeDecodeError:
-            pass  # the sample was readable; the worker falls back to Windows-1252
-        finally:
-            source.close()
+        check_header(raw)
 
 
 @router.post(
@@ -71,7 +63,7 @@ async def upload(
     except UploadError as exc:
         raise HTTPException(exc.status_code, exc.message) from None
     try:
-        await to_thread.run_sync(check_header, storage, stored.key)
+        await to_thread.run_sync(check_stored_file, storage, stored.key)
     except NotCsvError as exc:
         discard(storage, stored)
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
@@ -155,11 +147,9 @@ async def _job_events(database: Database, job_id: int) -> AsyncIterator[dict[str
 
 
 @router.get("/{job_id}/errors", summary="Rejected rows as CSV: line, reason, original fields")
-def rejected_rows(
-    session: DbSession, _principal: CurrentPrincipal, job_id: int
-) -> StreamingResponse:
+def rejected_rows(request: Request, _principal: CurrentPrincipal, job_id: int) -> StreamingResponse:
     try:
-        rows = service.rejected_rows_csv(session, job_id)
+        rows = service.rejected_rows_csv(request.app.state.database, job_id)
         first = next(rows)
     except service.ImportNotFound as exc:
         raise _not_found(exc) from None

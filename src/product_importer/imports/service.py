@@ -115,20 +115,24 @@ def retry(session: Session, job_id: int, storage_exists: bool) -> ImportJob:
     return job
 
 
-def rejected_rows_csv(session: Session, job_id: int) -> Iterator[str]:
-    """The rejected rows as CSV text: line, reason, then the fields as read."""
-    job = _get(session, job_id)
+def rejected_rows_csv(database: Database, job_id: int) -> Iterator[str]:
+    """The rejected rows as CSV text: line, reason, then the fields as read.
+
+    A streamed response outlives the request's session, so each batch has its own."""
+    with database.session() as session:
+        header = _get(session, job_id).header
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["line", "reason", *[_neutralise(h) for h in job.header]])
+    writer.writerow(["line", "reason", *[_neutralise(h) for h in header]])
     last_id = 0
     while True:
-        batch = session.execute(
-            select(ImportReject.id, ImportReject.line, ImportReject.reason, ImportReject.fields)
-            .where(ImportReject.job_id == job_id, ImportReject.id > last_id)
-            .order_by(ImportReject.id)
-            .limit(2000)
-        ).all()
+        with database.session() as session:
+            batch = session.execute(
+                select(ImportReject.id, ImportReject.line, ImportReject.reason, ImportReject.fields)
+                .where(ImportReject.job_id == job_id, ImportReject.id > last_id)
+                .order_by(ImportReject.id)
+                .limit(2000)
+            ).all()
         if not batch:
             break
         for reject_id, line, reason, fields in batch:

@@ -47,6 +47,7 @@ class _PartCollector:
         self.found: StoredUpload | None = None
         self.size = 0
         self.error: UploadError | None = None
+        self.complete = False  # the closing boundary arrived: the body was not cut short
 
     def on_part_begin(self) -> None:
         self.headers = {}
@@ -88,6 +89,9 @@ class _PartCollector:
             self.sink.close()
             self.sink = None
 
+    def on_end(self) -> None:
+        self.complete = True
+
 
 async def receive_upload(request: Request, storage: UploadStorage, limit: int) -> StoredUpload:
     """Stream the multipart field `file` into storage; raise UploadError with a 4xx otherwise."""
@@ -108,6 +112,7 @@ async def receive_upload(request: Request, storage: UploadStorage, limit: int) -
             "on_headers_finished": collector.on_headers_finished,
             "on_part_data": collector.on_part_data,
             "on_part_end": collector.on_part_end,
+            "on_end": collector.on_end,
         },
     )
     try:
@@ -122,6 +127,10 @@ async def receive_upload(request: Request, storage: UploadStorage, limit: int) -
     finally:
         if collector.sink is not None:
             collector.sink.close()
+    if collector.error is None and not collector.complete:
+        collector.error = UploadError(
+            400, "The upload was cut short (no closing multipart boundary); nothing was imported."
+        )
     if collector.error is not None:
         if collector.found is not None:
             storage.delete(collector.found.key)

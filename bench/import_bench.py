@@ -1,0 +1,325 @@
+"""Import benchmark: our end-to-end import against bare floors, measured in the same run.
+
+    python bench/import_bench.py [--rows 500000] [--large-rows 2000000] [--skip-postgres]
+
+For each database it measures:
+  floor     SQLite: csv.reader + one executemany upsert; PostgreSQL: psql \\copy into a staging
+            table + one INSERT ... ON CONFLICT. Into an empty catalogue, then with every row an
+            update.
+  ours      the real server (`product-importer serve` in a subprocess), timed from the start of
+            the HTTP upload to the job's `completed`, same two cases.
+It also reports the server's peak RSS for each run (VmHWM), the p95 latency of
+GET /api/products?page=1 while an import runs, and the longest gap between progress events on
+the SSE stream. Generated files live under /tmp/pi-bench and are reused between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATOR = ROOT.parent / "shared" / "data" / "gen_products.py"
+WORK = Path(os.environ.get("BENCH_DIR", "/tmp/pi-bench"))
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def generate(rows: int) -> tuple[Path, Path]:
+    """The catalogue file and a variant with the same SKUs and every name changed."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    base = WORK / f"products-{rows}.csv"
+    changed = WORK / f"products-{rows}-changed.csv"
+    if not base.exists():
+        subprocess.run(
+            [sys.executable, str(GENERATOR), "--rows", str(rows), "--out", str(base)], check=True
+        )
+    if not changed.exists():
+        with base.open(newline="") as src, changed.open("w", newline="") as dst:
+            reader, writer = csv.reader(src), csv.writer(dst)
+            writer.writerow(next(reader))
+            for name, sku, description in reader:
+                writer.writerow([name + " II", sku, description])
+    return base, changed
+
+
+# ---------------------------------------------------------------- floors
+
+
+def sqlite_floor(files: list[Path]) -> list[float]:
+    path = WORK / "floor.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE products (id INTEGER PRIMARY KEY, sku TEXT NOT NULL, sku_key TEXT NOT NULL,"
+        " name TEXT NOT NULL, description TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE UNIQUE INDEX ix_products_sku_key ON products (sku_key)")
+    times = []
+    for file in files:
+        start = time.perf_counter()
+        with file.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            now = "2026-01-01 00:00:00"
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO products (sku, sku_key, name, description, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sku_key) DO UPDATE SET sku = excluded.sku,"
+                " name = excluded.name, description = excluded.description,"
+                " updated_at = excluded.updated_at",
+                ((r[1], r[1].strip().casefold(), r[0], r[2], now, now) for r in reader),
+            )
+            db.execute("COMMIT")
+        times.append(time.perf_counter() - start)
+    db.close()
+    return times
+
+
+def psql(url: str, sql: str) -> None:
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True)
+
+
+def postgres_floor(url: str, files: list[Path]) -> list[tuple[float, float]]:
+    psql(url, "DROP TABLE IF EXISTS floor_products, floor_staging")
+    psql(
+        url,
+        "CREATE TABLE floor_products (id bigserial PRIMARY KEY, sku text NOT NULL, "
+        "sku_key text NOT NULL UNIQUE, name text NOT NULL, description text NOT NULL, "
+        "active boolean NOT NULL DEFAULT true, created_at timestamptz NOT NULL DEFAULT now(), "
+        "updated_at timestamptz NOT NULL DEFAULT now())",
+    )
+    results = []
+    for file in files:
+        psql(url, "DROP TABLE IF EXISTS floor_staging")
+        psql(url, "CREATE UNLOGGED TABLE floor_staging (name text, sku text, description text)")
+        start = time.perf_counter()
+        psql(url, f"\\copy floor_staging FROM '{file}' WITH (FORMAT csv, HEADER true)")
+        copied = time.perf_counter()
+        # DISTINCT ON: ON CONFLICT cannot touch one row twice, and files repeat SKUs.
+        psql(
+            url,
+            "INSERT INTO floor_products (sku, sku_key, name, description) "
+            "SELECT DISTINCT ON (lower(sku)) sku, lower(sku), name, description "
+            "FROM floor_staging ORDER BY lower(sku) "
+            "ON CONFLICT (sku_key) DO UPDATE SET sku = excluded.sku, name = excluded.name, "
+            "description = excluded.description, updated_at = now()",
+        )
+        results.append((copied - start, time.perf_counter() - copied))
+    psql(url, "DROP TABLE IF EXISTS floor_products, floor_staging")
+    return results
+
+
+# ---------------------------------------------------------------- our server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "product_importer", *args],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return result.stdout.strip()
+
+
+@dataclass
+class Server:
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "product_importer", "serve", "--port", str(self.port)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def __exit__(self, *_: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def follow_events(url: str, token: str, job_id: int, gaps: list[float]) -> None:
+    """Read the SSE stream, recording the time between consecutive events."""
+    headers = {"Authorization": f"Bearer {token}"}
+    last = time.monotonic()
+    with httpx.stream("GET", f"{url}/api/imports/{job_id}/events", headers=headers, timeout=600) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+
+def poll_products(url: str, token: str, stop: threading.Event, latencies: list[float]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(headers=headers, timeout=30) as client:
+        while not stop.is_set():
+            start = time.perf_counter()
+            response = client.get(f"{url}/api/products?page=1")
+            if response.status_code == 404:
+                return  # the products API is not there yet
+            latencies.append(time.perf_counter() - start)
+            stop.wait(0.05)
+
+
+def import_through_api(server: Server, token: str, file: Path) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    gaps: list[float] = []
+    stop = threading.Event()
+    start = time.perf_counter()
+    with file.open("rb") as handle, httpx.Client(headers=headers, timeout=600) as client:
+        response = client.post(
+            f"{server.url}/api/imports", files={"file": (file.name, handle, "text/csv")}
+        )
+        response.raise_for_status()
+        job_id = response.json()["id"]
+        poller = threading.Thread(target=poll_products, args=(server.url, token, stop, latencies))
+        follower = threading.Thread(target=follow_events, args=(server.url, token, job_id, gaps))
+        poller.start()
+        follower.start()
+        while True:
+            job = client.get(f"{server.url}/api/imports/{job_id}").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    poller.join()
+    follower.join(timeout=30)
+    if job["status"] != "completed":
+        raise RuntimeError(f"import failed: {json.dumps(job)}")
+    return {
+        "seconds": elapsed,
+        "job": job,
+        "p95_products_ms": statistics.quantiles(latencies, n=20)[18] * 1000
+        if len(latencies) >= 20 else None,
+        "max_event_gap": max(gaps[1:], default=None),
+    }
+
+
+def ours(database_url: str | None, files: list[Path], label: str) -> list[dict[str, Any]]:
+    home = WORK / f"home-{label}"
+    subprocess.run(["rm", "-rf", str(home)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRODUCT_IMPORTER_")}
+    env.pop("DATABASE_URL", None)
+    env["PRODUCT_IMPORTER_HOME"] = str(home)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    cli(env, "migrate")
+    token = cli(env, "token", "create", "bench").splitlines()[-1]
+    results = []
+    for file in files:
+        with Server(env) as server:  # a fresh process per run, so its peak RSS is the run's
+            result = import_through_api(server, token, file)
+            result["peak_rss_mb"] = server.peak_rss_mb()
+        results.append(result)
+    return results
+
+
+def fresh_postgres_database(name: str) -> str:
+    psql(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    psql(PG_ADMIN, f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+# ---------------------------------------------------------------- report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--large-rows", type=int, default=2_000_000,
+                        help="rows of the file for the flat-memory check (0 to skip)")
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+
+    base, changed = generate(args.rows)
+    size_mb = base.stat().st_size / 1e6
+    print(f"file: {base} ({args.rows:,} rows, {size_mb:.0f} MB); machine: {os.cpu_count()} cores")
+    rows: list[tuple[str, str, float, float, str, str, str]] = []
+
+    floor = sqlite_floor([base, changed])
+    result = ours(None, [base, changed], "sqlite")
+    for case, f, o in zip(("empty", "all updates"), floor, result, strict=True):
+        rows.append(("SQLite", case, f, o["seconds"], f"{o['peak_rss_mb']:.0f}",
+                     _ms(o["p95_products_ms"]), _s(o["max_event_gap"])))
+
+    if not args.skip_postgres:
+        pg_floor = postgres_floor(fresh_postgres_database("pi_bench_floor"), [base, changed])
+        result = ours(fresh_postgres_database("pi_bench_ours"), [base, changed], "postgres")
+        for case, (copy_s, merge_s), o in zip(("empty", "all updates"), pg_floor, result, strict=True):
+            rows.append((f"PostgreSQL (copy {copy_s:.2f}s + merge {merge_s:.2f}s)", case,
+                         copy_s + merge_s, o["seconds"], f"{o['peak_rss_mb']:.0f}",
+                         _ms(o["p95_products_ms"]), _s(o["max_event_gap"])))
+
+    print()
+    print(f"{'database':<42} {'catalogue':<12} {'floor s':>8} {'ours s':>8} {'ratio':>6} "
+          f"{'rows/s':>9} {'peak RSS MB':>11} {'p95 list ms':>11} {'max gap s':>9}")
+    for db, case, floor_s, ours_s, rss, p95, gap in rows:
+        print(f"{db:<42} {case:<12} {floor_s:>8.2f} {ours_s:>8.2f} {ours_s / floor_s:>5.2f}x "
+              f"{args.rows / ours_s:>9,.0f} {rss:>11} {p95:>11} {gap:>9}")
+
+    if args.large_rows:
+        large, _ = generate(args.large_rows)
+        small_rss = float(rows[0][4])
+        big = ours(None, [large], "sqlite-large")[0]
+        print(f"\nflat memory (SQLite): {args.rows:,} rows peak RSS {small_rss:.0f} MB; "
+              f"{args.large_rows:,} rows peak RSS {big['peak_rss_mb']:.0f} MB "
+              f"({(big['peak_rss_mb'] / small_rss - 1) * 100:+.0f}%), "
+              f"{big['seconds']:.1f} s ({args.large_rows / big['seconds']:,.0f} rows/s)")
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Format detection, header rules and the row stream, on files built inline."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+
+from product_importer.imports.reading import (
+    CsvSource,
+    FileFormatError,
+    NotCsvError,
+    check_header,
+    detect_format,
+)
+
+
+def rows_of(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    raw = io.BytesIO(data)
+    source = CsvSource(raw, detect_format(raw))
+    source.read_header()
+    return source.header, list(source.rows())
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiters_are_detected(delimiter: str) -> None:
+    data = delimiter.join(["name", "sku", "description"]) + "\n"
+    data += delimiter.join(["Chair", "CH-1", "A chair, with arms"]) + "\n"
+    if delimiter == ",":
+        data = data.replace("A chair, with arms", '"A chair, with arms"')
+    header, rows = rows_of(data.encode())
+    assert header == ["name", "sku", "description"]
+    assert rows == [(2, ["Chair", "CH-1", "A chair, with arms"])]
+
+
+def test_quoted_fields_with_delimiters_quotes_and_newlines_keep_line_numbers() -> None:
+    data = (
+        b'name,sku,description\r\n"Desk, oak",D-1,"The ""best""\r\ndesk"\r\n\r\nLamp,L-1,plain\r\n'
+    )
+    _header, rows = rows_of(data)
+    assert rows == [(2, ["Desk, oak", "D-1", 'The "best"\r\ndesk']), (5, ["Lamp", "L-1", "plain"])]
+
+
+def test_utf8_with_bom() -> None:
+    raw = io.BytesIO("\ufeffsku,name\nÄ-1,Äpfel\n".encode())
+    file_format = detect_format(raw)
+    assert file_format.encoding == "utf-8-sig"
+    source = CsvSource(raw, file_format)
+    columns = source.read_header()
+    assert (columns.sku, columns.name) == (0, 1)
+    assert list(source.rows()) == [(2, ["Ä-1", "Äpfel"])]
+
+
+def test_windows_1252_is_detected_and_decoded() -> None:
+    data = "name;sku;description\nCafé crème;C-1;Qualité supérieure – 5 €\n".encode("cp1252")
+    raw = io.BytesIO(data)
+    file_format = detect_format(raw)
+    assert file_format.warnings
+    source = CsvSource(raw, file_format)
+    source.read_header()
+    assert list(source.rows())[0][1] == ["Café crème", "C-1", "Qualité supérieure – 5 €"]
+
+
+def test_utf16_spreadsheet_exports_are_read() -> None:
+    raw = io.BytesIO("sku\tname\tdescription\nU-1\tÜber\tTab separated\n".encode("utf-16"))
+    file_format = detect_format(raw)
+    assert (file_format.encoding, file_format.delimiter) == ("utf-16", "\t")
+    source = CsvSource(raw, file_format)
+    source.read_header()
+    assert list(source.rows()) == [(2, ["U-1", "Über", "Tab separated"])]
+
+
+def test_gzip_files_are_read_transparently() -> None:
+    raw = io.BytesIO(gzip.compress(b"sku,name\nG-1,Gzipped\n"))
+    file_format = detect_format(raw)
+    assert file_format.compressed
+    source = CsvSource(raw, file_format)
+    source.read_header()
+    assert list(source.rows()) == [(2, ["G-1", "Gzipped"])]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "The file is empty."),
+        (b"\n\n  \n", "no header row"),
+        (b"name,description\nx,y\n", "no sku column"),
+        (b"sku,description\nx,y\n", "no name column"),
+        (b"description\nx\n", "no sku and no name column"),
+        (b"sku,name,SKU\nx,y,z\n", "more than once: sku"),
+        (b",,\n,,\n", "no header row"),
+        (b"\x1f\x8bnot really gzip", "cannot be read"),
+    ],
+)
+def test_bad_headers_and_files_are_refused_with_a_reason(data: bytes, message: str) -> None:
+    with pytest.raises(FileFormatError, match=message):
+        check_header(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40, "ZIP archive"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "PNG image"),
+        (b"%PDF-1.7\n", "PDF document"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "Excel"),
+        (b"sku,name\n" + b"\x00\x01\x02\x03" * 64, "binary data"),
+    ],
+)
+def test_binary_files_are_not_csv(data: bytes, what: str) -> None:
+    with pytest.raises(NotCsvError, match=what):
+        check_header(io.BytesIO(data))
+
+
+def test_header_names_are_trimmed_case_insensitive_in_any_order() -> None:
+    raw = io.BytesIO(b" Description ,EXTRA, Name,SKU ,Active,notes\nd,e,n,s,yes,x\n")
+    source = CsvSource(raw, detect_format(raw))
+    columns = source.read_header()
+    assert (columns.sku, columns.name, columns.description, columns.active) == (3, 2, 0, 4)
+    assert columns.ignored == ("EXTRA", "notes")
