@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from product_importer.db import Database
-
-
-def run_cli(
-    *args: str, env: dict[str, str], input_text: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "product_importer", *args],
-        env=env,
-        input=input_text,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def cli_env(home: Path, database_url: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRODUCT_IMPORTER_")}
-    env.pop("DATABASE_URL", None)
-    env["PRODUCT_IMPORTER_HOME"] = str(home)
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.processes import cli_env, free_port, run_cli, start_server
 
 
 def test_migrate_creates_the_embedded_database(tmp_path: Path) -> None:
@@ -97,23 +64,8 @@ def test_users_and_tokens_from_the_command_line(database: Database, tmp_path: Pa
 
 def test_serve_prints_how_to_sign_in_and_serves(tmp_path: Path) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "product_importer", "serve", "--port", str(port)],
-        env=cli_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start_server(cli_env(tmp_path), port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("server did not start")
         login = httpx.get(f"http://127.0.0.1:{port}/import", follow_redirects=False)
         assert login.headers["location"] == "/login?next=/import"
 
@@ -139,15 +91,7 @@ def test_second_start_does_not_print_a_new_password(tmp_path: Path) -> None:
 
     with database.session() as session:
         auth_service.create_user(session, "someone", "a long password")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "product_importer", "serve", "--port", str(port)],
-        env=cli_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(3)
+    process = start_server(cli_env(tmp_path), free_port())
     process.terminate()
     output, _ = process.communicate(timeout=20)
     assert "password:" not in output

@@ -59,7 +59,7 @@ def test_windows_1252_is_detected_and_decoded() -> None:
     assert file_format.warnings
     source = CsvSource(raw, file_format)
     source.read_header()
-    assert list(source.rows())[0][1] == ["Café crème", "C-1", "Qualité supérieure – 5 €"]
+    assert next(iter(source.rows()))[1] == ["Café crème", "C-1", "Qualité supérieure – 5 €"]
 
 
 def test_utf16_spreadsheet_exports_are_read() -> None:

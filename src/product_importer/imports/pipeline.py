@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from product_importer.db import Database, utcnow
@@ -74,7 +74,7 @@ class _Rejects:
 
 
 def _claim(database: Database, job_id: int) -> ImportJob | None:
-    """Move a queued job to running; None if someone else has it or it was cancelled."""
+    """Move a queued job to running; None if it was cancelled or has already run."""
     now = utcnow()
     with database.session() as session:
         result = session.execute(
@@ -82,7 +82,7 @@ def _claim(database: Database, job_id: int) -> ImportJob | None:
             .where(ImportJob.id == job_id, ImportJob.status == "queued")
             .values(
                 status="running",
-                phase="Waiting for the catalogue",
+                phase="Reading and validating",
                 started_at=now,
                 heartbeat_at=now,
                 attempts=ImportJob.attempts + 1,
@@ -95,18 +95,18 @@ def _claim(database: Database, job_id: int) -> ImportJob | None:
 
 
 def _wait_for_lock(
-    lock: CatalogueLock, reporter: ProgressReporter, stopping: threading.Event | None
-) -> None:
-    first = True
+    database: Database, lock: CatalogueLock, job_id: int, stopping: threading.Event | None
+) -> bool:
+    """Take the catalogue lock before claiming the job, so that a `running` job always has a
+    live holder of the lock. False if the job was cancelled (or the process is stopping)."""
     while not lock.try_acquire():
-        if first:
-            reporter.phase("Waiting for another import to finish")
-            first = False
-        if stopping is not None and stopping.wait(0.5):
-            raise ImportInterrupted
-        if stopping is None:
-            time.sleep(0.5)
-        reporter.reading(0, 0, 0)  # keeps the heartbeat fresh and notices a cancel
+        if stopping is not None and stopping.is_set():
+            return False
+        with database.session() as session:
+            if session.scalar(select(ImportJob.status).where(ImportJob.id == job_id)) != "queued":
+                return False
+        time.sleep(0.25)
+    return True
 
 
 def _ticking(
@@ -203,16 +203,18 @@ def run_import(
     job_id: int,
     stopping: threading.Event | None = None,
 ) -> None:
+    lock = CatalogueLock(database)
+    if not _wait_for_lock(database, lock, job_id, stopping):
+        lock.release()
+        return
     job = _claim(database, job_id)
     if job is None:
+        lock.release()
         return
     reporter = ProgressReporter(database, job_id, job.total_bytes)
-    lock = CatalogueLock(database)
     merger: Merger | None = None
     rejects = _Rejects(database, job_id)
     try:
-        _wait_for_lock(lock, reporter, stopping)
-        reporter.phase("Reading and validating")
         rejects.clear()
         with storage.open_read(job.storage_key) as raw:
             file_format = detect_format(raw)

@@ -18,10 +18,11 @@ from product_importer.tasks.registry import TaskContext, periodic, task
 
 log = logging.getLogger(__name__)
 
-RECOVERY_INTERVAL_SECONDS = 15.0
-# A live worker refreshes its job's heartbeat at least twice a second (except while it holds
-# the catalogue lock, when recovery cannot take the lock anyway).
-STALE_AFTER = timedelta(seconds=10)
+RECOVERY_INTERVAL_SECONDS = 5.0
+# A worker holds the catalogue lock for as long as its job is running, so a running job with
+# the lock free has lost its worker. The heartbeat (refreshed twice a second outside a SQLite
+# merge) is a second check, against a lock lost with a dropped database connection.
+STALE_AFTER = timedelta(seconds=3)
 _queues_resent: set[str] = set()
 
 
@@ -34,9 +35,9 @@ def run(context: TaskContext, job_id: int) -> None:
 
 @periodic("imports.recover", every_seconds=RECOVERY_INTERVAL_SECONDS)
 def recover(context: TaskContext) -> None:
-    """Resume what a crash left behind. A job marked running, with a stale heartbeat, while
-    nobody holds the catalogue lock has lost its worker: finish it if its merge committed,
-    else queue it again (up to MAX_ATTEMPTS). At start-up, queued jobs are sent again."""
+    """Resume what a crash left behind. A job marked running while nobody holds the catalogue
+    lock has lost its worker: finish it if its merge committed, else queue it again (up to
+    MAX_ATTEMPTS). At start-up, queued jobs are sent to the workers again."""
     database = context.database
     identity = database.engine.url.render_as_string(hide_password=True)
     resend_queue = identity not in _queues_resent
