@@ -55,12 +55,14 @@ class Settings(BaseSettings):
 
     # Products
     products_exact_count_limit: int = Field(
-        default=10_000,
+        default=1_000,
         ge=100,
         description="List totals are counted exactly up to this many matches, estimated above.",
     )
     products_delete_batch_rows: int = Field(
-        default=20_000, ge=100, description="Rows per transaction when deleting all (SQLite)."
+        default=20_000,
+        ge=100,
+        description="Rows per transaction when a delete-all cannot TRUNCATE (PostgreSQL).",
     )
 
     @property

@@ -82,9 +82,18 @@ def _terms(value: str | None) -> list[str]:
 
 
 def conditions(
-    dialect: str, filters: ProductFilters, id_range: IdRange | None = None
+    dialect: str,
+    filters: ProductFilters,
+    id_range: IdRange | None = None,
+    *,
+    scan: bool = False,
 ) -> list[ColumnElement[bool]]:
-    """WHERE clauses for the filters; `id_range` also narrows the full-text lookup (sampling)."""
+    """WHERE clauses for the filters.
+
+    `id_range` also narrows the full-text lookup (sampling). `scan` (SQLite) tests the text
+    filters row by row instead of asking the FTS index: for a term matching many rows, walking
+    the sort index until a page is full is far cheaper than collecting every match first.
+    """
     where: list[ColumnElement[bool]] = []
     if filters.active is not None:
         where.append(Product.active == filters.active)
@@ -104,7 +113,9 @@ def conditions(
     if filters.description and filters.description.strip():
         searches.append(("description", filters.description.strip()))
     searches.extend((None, word) for word in _terms(filters.q))
-    if dialect == "sqlite":
+    if dialect == "sqlite" and scan:
+        where.extend(_column_like(field, term, ilike=False) for field, term in searches)
+    elif dialect == "sqlite":
         where.extend(_sqlite_search(searches, id_range))
     else:
         where.extend(_pg_search(searches))
@@ -155,6 +166,14 @@ def _pg_search(searches: list[tuple[str | None, str]]) -> list[ColumnElement[boo
     return where
 
 
+def scannable(filters: ProductFilters) -> bool:
+    """Whether a row-by-row LIKE gives the same answer as the FTS index (SQLite's LIKE folds
+    ASCII letters only, the trigram index folds all of Unicode)."""
+    return all(
+        value.isascii() for value in (filters.name, filters.description, filters.q) if value
+    ) and any((filters.name, filters.description, filters.q))
+
+
 def page_of_products(
     session: Session,
     dialect: str,
@@ -162,13 +181,15 @@ def page_of_products(
     sort: ProductSort,
     offset: int,
     limit: int,
+    *,
+    scan: bool = False,
 ) -> list[Product]:
     """One page, found on the narrow sort index first and then fetched (a "deferred join"),
     so a deep page skips index entries rather than whole rows."""
     ordering = order_by(dialect, sort)
     ids = (
         select(Product.id)
-        .where(*conditions(dialect, filters))
+        .where(*conditions(dialect, filters, scan=scan))
         .order_by(*ordering)
         .offset(offset)
         .limit(limit)
@@ -178,10 +199,24 @@ def page_of_products(
     return list(session.scalars(statement))
 
 
-def count_up_to(session: Session, dialect: str, filters: ProductFilters, limit: int) -> int:
-    """Exact number of matches, but stops counting at `limit + 1`."""
-    matches = select(Product.id).where(*conditions(dialect, filters)).limit(limit + 1).subquery()
-    return int(session.scalar(select(func.count()).select_from(matches)) or 0)
+def ids_up_to(session: Session, dialect: str, filters: ProductFilters, limit: int) -> list[int]:
+    """Ids of the matches, but no more than `limit + 1` of them: an exact count when there are
+    few, and the set to page through without searching again."""
+    statement = select(Product.id).where(*conditions(dialect, filters)).limit(limit + 1)
+    return list(session.scalars(statement))
+
+
+def page_among(
+    session: Session, dialect: str, ids: list[int], sort: ProductSort, offset: int, limit: int
+) -> list[Product]:
+    statement = (
+        select(Product)
+        .where(Product.id.in_(ids))
+        .order_by(*order_by(dialect, sort))
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
 
 
 def count_all(session: Session) -> int:
@@ -201,10 +236,14 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
     """Estimate matches from evenly spread windows of ids, scaled to the catalogue size.
 
     The filters are evaluated in the select list, so each window costs a short primary-key
-    range scan whatever the filters are.
+    range scan whatever the filters are (on SQLite, testing the text in the row when that gives
+    the same answer, which is cheaper than consulting the search index per window).
     """
-    low, high = session.execute(select(func.min(Product.id), func.max(Product.id))).one()
-    if low is None:
+    scan = dialect == "sqlite" and scannable(filters)
+    # Two queries: SQLite answers a lone min() or max() from the index, but not both at once.
+    low = session.scalar(select(func.min(Product.id)))
+    high = session.scalar(select(func.max(Product.id)))
+    if low is None or high is None:
         return 0
     span = high - low + 1
     width = max(1, min(SAMPLE_WINDOW_IDS, math.ceil(span / SAMPLE_WINDOWS)))
@@ -213,7 +252,7 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
     for index in range(windows):
         start = low + (span - width) * index // max(1, windows - 1)
         id_range = (start, start + width - 1)
-        clauses = conditions(dialect, filters, id_range)
+        clauses = conditions(dialect, filters, id_range, scan=scan)
         hit = and_(*clauses) if clauses else true()
         rows, hits = session.execute(
             select(func.count(), func.coalesce(func.sum(case((hit, 1), else_=0)), 0)).where(
@@ -224,7 +263,12 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
         matched += hits
     if sampled == 0:
         return 0
-    return round(estimate_all(session, dialect) * matched / sampled)
+    if dialect == "postgresql":
+        catalogue = estimate_all(session, dialect)
+    else:
+        # Rows per id in the sample, times the id span: no full count needed.
+        catalogue = round(sampled / (windows * width) * span)
+    return round(catalogue * matched / sampled)
 
 
 def find_by_sku_key(session: Session, key: str) -> Product | None:
@@ -259,25 +303,26 @@ def delete_first(session: Session, rows: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def max_id(session: Session) -> int:
-    return int(session.scalar(select(func.max(Product.id))) or 0)
+def sqlite_delete_all(session: Session) -> int:
+    """Empty `products` and its search index in one transaction, in about a second.
 
-
-def sqlite_search_cleared_up_to(session: Session) -> int:
-    return int(session.scalar(text("SELECT cleared_up_to FROM products_fts_state")) or 0)
-
-
-def sqlite_clear_search_index(session: Session, up_to_id: int) -> None:
-    """Empty the FTS index at once; the triggers then skip rows up to `up_to_id`, which are
-    about to be deleted, instead of removing them from the index one by one."""
-    session.execute(text("UPDATE products_fts_state SET cleared_up_to = :id"), {"id": up_to_id})
-    session.execute(text("INSERT INTO products_fts (products_fts) VALUES ('delete-all')"))
-
-
-def sqlite_restore_search_index(session: Session, rebuild: bool) -> None:
-    session.execute(text("UPDATE products_fts_state SET cleared_up_to = 0"))
-    if rebuild:
-        session.execute(text("INSERT INTO products_fts (products_fts) VALUES ('rebuild')"))
+    SQLite erases a whole table without visiting rows only when it has no triggers, so the
+    search-index triggers are dropped and recreated (from their own stored SQL) around the
+    DELETE, and the external-content FTS index is emptied with its 'delete-all' command.
+    Readers (WAL) keep seeing the old catalogue until the commit; nothing is half-done.
+    """
+    count = count_all(session)
+    triggers = session.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'products'")
+    ).all()
+    connection = session.connection()
+    for name, _sql in triggers:
+        connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    connection.exec_driver_sql("DELETE FROM products")
+    connection.exec_driver_sql("INSERT INTO products_fts (products_fts) VALUES ('delete-all')")
+    for _name, sql in triggers:
+        connection.exec_driver_sql(sql)
+    return count
 
 
 def pg_truncate(session: Session, lock_timeout_ms: int) -> int:

@@ -112,7 +112,7 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
         "letter case using trigram indexes (terms of one or two characters scan instead, "
         "which is slower on a large catalogue). `sort` is one of the listed fields, `-` for "
         "descending; `created_at` sorts by creation order. `total` is exact up to the "
-        "exact-count limit (10,000 matches by default) and otherwise an estimate, flagged by "
+        "exact-count limit (1,000 matches by default) and otherwise an estimate, flagged by "
         "`total_is_estimate: true`."
     ),
 )

@@ -143,7 +143,7 @@ class ProductPage(BaseModel):
     total_is_estimate: bool = Field(
         description=(
             "True when counting every match would be slow (more matches than the exact-count "
-            "limit, 10,000 by default): `total` is then an estimate from a sample of the "
+            "limit, 1,000 by default): `total` is then an estimate from a sample of the "
             "catalogue, and is never below the exact-count limit."
         )
     )

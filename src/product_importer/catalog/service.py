@@ -164,12 +164,28 @@ def list_page(
 ) -> ProductPage:
     dialect = session.get_bind().dialect.name
     offset = (page - 1) * page_size
-    items = repository.page_of_products(session, dialect, filters, sort, offset, page_size)
-    total, is_estimate = count(session, filters, exact_count_limit)
+    if filters.is_empty:
+        total, is_estimate = count(session, filters, exact_count_limit)
+        items = repository.page_of_products(session, dialect, filters, sort, offset, page_size)
+    else:
+        ids = repository.ids_up_to(session, dialect, filters, exact_count_limit)
+        if len(ids) <= exact_count_limit:
+            total, is_estimate = len(ids), False
+            items = repository.page_among(session, dialect, ids, sort, offset, page_size)
+        else:
+            total = max(
+                repository.estimate_matches(session, dialect, filters), exact_count_limit + 1
+            )
+            is_estimate = True
+            # Many matches: walk the sort order testing rows, rather than gather every match.
+            scan = dialect == "sqlite" and repository.scannable(filters)
+            items = repository.page_of_products(
+                session, dialect, filters, sort, offset, page_size, scan=scan
+            )
     if is_estimate and 0 < len(items) < page_size:
         total, is_estimate = offset + len(items), False  # a short page is the last one
-    elif is_estimate:
-        total = max(total, offset + len(items) + 1)
+    elif is_estimate and len(items) == page_size:
+        total = max(total, offset + page_size + 1)  # a full page: there is at least one more
     return ProductPage(
         items=[ProductRead.model_validate(item) for item in items],
         total=total,
@@ -183,8 +199,8 @@ def count(session: Session, filters: ProductFilters, exact_limit: int) -> tuple[
     """(total, is_estimate): exact up to `exact_limit` matches, estimated beyond."""
     dialect = session.get_bind().dialect.name
     if filters.is_empty and dialect == "sqlite":
-        return repository.count_all(session), False
-    exact = repository.count_up_to(session, dialect, filters, exact_limit)
+        return repository.count_all(session), False  # counts b-tree pages: cheap
+    exact = len(repository.ids_up_to(session, dialect, filters, exact_limit))
     if exact <= exact_limit:
         return exact, False
     if filters.is_empty:

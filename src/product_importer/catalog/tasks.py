@@ -1,13 +1,13 @@
 """Background work for the catalogue: delete all products, and resume it after a crash.
 
 The job runs on the "imports" queue and takes the catalogue lock imports take, so it never
-interleaves with an import. Each step is its own short transaction, opened and committed here.
+interleaves with an import. The task opens and commits its own transactions.
 
-SQLite: the search index is emptied in one statement, then rows go in batches of
-`products_delete_batch_rows`, each its own transaction, so readers never wait (WAL) and other
-writers get turns between batches. PostgreSQL: TRUNCATE under a lock taken with a short
-timeout (readers queue behind a waiting exclusive lock, so it never waits long); if it cannot
-get the lock after several tries it falls back to batched deletes.
+SQLite: one transaction that erases the table and its search index wholesale (about a
+second for a million rows); readers keep reading the old catalogue meanwhile (WAL), and a crash
+rolls it back whole. PostgreSQL: TRUNCATE under a lock requested with a short timeout (readers
+queue behind a waiting exclusive lock, so it must never wait long); if the lock cannot be had
+after several tries, it deletes in batches of `products_delete_batch_rows` instead.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STALE_AFTER_SECONDS = 60.0
 MAX_ATTEMPTS = 5
 TRUNCATE_ATTEMPTS = 10
 TRUNCATE_LOCK_TIMEOUT_MS = 500
-BATCH_PAUSE_SECONDS = 0.02  # lets a waiting writer (an API edit) in between batches
+BATCH_PAUSE_SECONDS = 0.02  # lets a waiting writer in between batches
 LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -52,9 +52,10 @@ def delete_all(context: TaskContext, job_id: int) -> None:
             _heartbeat(database, job_id)
             if context.stopping.wait(1.0):
                 return
-        if database.dialect == "postgresql" and _truncate(context, job_id):
-            return
-        _delete_in_batches(context, job_id)
+        if database.dialect == "sqlite":
+            _sqlite_delete_all(database, job_id)
+        elif not _truncate(context, job_id):
+            _delete_in_batches(context, job_id)
     except Interrupted:
         log.info("delete-all job %s interrupted; it resumes on the next start", job_id)
     except Exception as exc:
@@ -88,21 +89,27 @@ def _truncate(context: TaskContext, job_id: int) -> bool:
     return False
 
 
+def _sqlite_delete_all(database: Database, job_id: int) -> None:
+    with database.session() as session:
+        # Write first, so the transaction waits for the write lock instead of failing when
+        # another writer commits between a read and the first write.
+        catalog_service.record_delete_progress(session, job_id, 0)
+        deleted = repository.sqlite_delete_all(session)
+        catalog_service.set_delete_total(session, job_id, deleted)
+        catalog_service.record_delete_progress(session, job_id, deleted)
+        catalog_service.complete_delete_job(session, job_id)
+
+
 def _delete_in_batches(context: TaskContext, job_id: int) -> None:
     database = context.database
     batch = context.settings.products_delete_batch_rows
-    sqlite = database.dialect == "sqlite"
     with database.session() as session:
         catalog_service.set_delete_total(session, job_id, repository.count_all(session))
-        if sqlite and repository.sqlite_search_cleared_up_to(session) == 0:
-            repository.sqlite_clear_search_index(session, repository.max_id(session))
     while True:
         with database.session() as session:
             deleted = repository.delete_first(session, batch)
             catalog_service.record_delete_progress(session, job_id, deleted)
             if deleted < batch:
-                if sqlite:
-                    repository.sqlite_restore_search_index(session, rebuild=False)
                 catalog_service.complete_delete_job(session, job_id)
                 return
         if context.stopping.wait(BATCH_PAUSE_SECONDS):
@@ -112,9 +119,6 @@ def _delete_in_batches(context: TaskContext, job_id: int) -> None:
 def _fail(database: Database, job_id: int, reason: str) -> None:
     with database.session() as session:
         catalog_service.fail_delete_job(session, job_id, reason)
-        if database.dialect == "sqlite" and repository.sqlite_search_cleared_up_to(session):
-            # Products survive a failed delete-all: make them searchable again.
-            repository.sqlite_restore_search_index(session, rebuild=True)
 
 
 @registry.periodic("catalog.recover_delete_all", every_seconds=30)

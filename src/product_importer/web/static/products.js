@@ -1,0 +1,482 @@
+// The Products page: filter, sort and page the catalogue; create, edit, delete; export; delete all.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const FILTERS = ["q", "sku", "name", "description", "active"];
+  const SORTS = ["sku", "-sku", "name", "-name", "updated_at", "-updated_at", "created_at", "-created_at"];
+  const numberFormat = new Intl.NumberFormat();
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+  const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [] };
+  let loadSeq = 0;
+  let debounceTimer = null;
+
+  // --- URL <-> state ------------------------------------------------------------------------
+
+  function readUrl() {
+    const params = new URLSearchParams(location.search);
+    state.filters = {};
+    for (const key of FILTERS) {
+      const value = params.get(key);
+      if (value) state.filters[key] = value;
+    }
+    const page = parseInt(params.get("page") || "1", 10);
+    state.page = Number.isFinite(page) && page > 0 ? page : 1;
+    const size = parseInt(params.get("page_size") || "50", 10);
+    state.pageSize = [25, 50, 100, 200].includes(size) ? size : 50;
+    const sort = params.get("sort");
+    state.sort = SORTS.includes(sort) ? sort : "sku";
+    const form = $("filters");
+    for (const key of FILTERS) form.elements[key].value = state.filters[key] || "";
+    $("page-size").value = String(state.pageSize);
+  }
+
+  function query(extra = {}) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(state.filters)) if (value) params.set(key, value);
+    Object.entries(extra).forEach(([key, value]) => params.set(key, value));
+    return params;
+  }
+
+  function writeUrl() {
+    const params = query();
+    if (state.sort !== "sku") params.set("sort", state.sort);
+    if (state.page !== 1) params.set("page", state.page);
+    if (state.pageSize !== 50) params.set("page_size", state.pageSize);
+    const search = params.toString();
+    history.replaceState(null, "", search ? `?${search}` : location.pathname);
+    $("export-csv").href = "/api/products/export" + (query().toString() ? `?${query()}` : "");
+  }
+
+  // --- loading and rendering ----------------------------------------------------------------
+
+  async function load() {
+    writeUrl();
+    const seq = ++loadSeq;
+    const params = query({ page: state.page, page_size: state.pageSize, sort: state.sort });
+    $("products-table").setAttribute("aria-busy", "true");
+    try {
+      const data = await PI.api(`/api/products?${params}`);
+      if (seq !== loadSeq) return; // a newer request has been sent meanwhile
+      Object.assign(state, { total: data.total, estimate: data.total_is_estimate, items: data.items });
+      render();
+    } catch (error) {
+      if (seq !== loadSeq) return;
+      $("results-summary").textContent = `Could not load products: ${error.message}`;
+      PI.toast(error.message, "error");
+    } finally {
+      if (seq === loadSeq) $("products-table").removeAttribute("aria-busy");
+    }
+  }
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    td.textContent = text;
+    return td;
+  }
+
+  function button(label, className, onClick, attrs = {}) {
+    const el = document.createElement("button");
+    el.type = "button";
+    el.className = className;
+    el.textContent = label;
+    Object.entries(attrs).forEach(([key, value]) => el.setAttribute(key, value));
+    el.addEventListener("click", onClick);
+    return el;
+  }
+
+  function totalText() {
+    const n = numberFormat.format(state.total);
+    return state.estimate ? `about ${n}` : n;
+  }
+
+  function render() {
+    const body = $("products-body");
+    body.replaceChildren();
+    for (const product of state.items) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = product.id;
+      tr.appendChild(cell(product.sku, "col-sku"));
+      tr.appendChild(cell(product.name, "col-name"));
+      const description = cell(product.description, "col-description");
+      description.title = product.description;
+      tr.appendChild(description);
+      const activeCell = document.createElement("td");
+      const toggle = button(product.active ? "Active" : "Inactive", "switch", () => toggleActive(product, toggle), {
+        role: "switch",
+        "aria-checked": String(product.active),
+        "aria-label": `Active: ${product.sku}`,
+      });
+      activeCell.appendChild(toggle);
+      tr.appendChild(activeCell);
+      const updated = cell(dateFormat.format(new Date(product.updated_at)), "col-updated");
+      updated.title = product.updated_at;
+      tr.appendChild(updated);
+      const actions = document.createElement("td");
+      actions.className = "col-actions";
+      actions.appendChild(button("Edit", "btn btn-small", () => openEdit(product.id), { "aria-label": `Edit ${product.sku}` }));
+      actions.appendChild(button("Delete", "btn btn-small btn-danger-quiet", () => openDelete(product), { "aria-label": `Delete ${product.sku}` }));
+      tr.appendChild(actions);
+      body.appendChild(tr);
+    }
+    const filtered = Object.keys(state.filters).length > 0;
+    const none = state.items.length === 0;
+    $("empty-catalogue").hidden = !(none && !filtered && state.total === 0);
+    $("empty-results").hidden = !(none && (filtered || state.total > 0));
+    $("products-table").hidden = none;
+    const first = (state.page - 1) * state.pageSize + 1;
+    const last = first + state.items.length - 1;
+    const noun = state.total === 1 ? "product" : "products";
+    $("results-summary").textContent = none
+      ? `${totalText()} ${noun}`
+      : `Showing ${numberFormat.format(first)}–${numberFormat.format(last)} of ${totalText()} ${noun}`;
+    const pages = Math.max(1, Math.ceil(state.total / state.pageSize));
+    $("page-number").value = state.page;
+    $("page-number").max = pages;
+    $("page-count").textContent = `of ${state.estimate ? "about " : ""}${numberFormat.format(pages)}`;
+    document.querySelector(".pagination").hidden = none && state.page === 1;
+    $("results-summary").hidden = none && !filtered && state.total === 0;
+    $("prev-page").disabled = state.page <= 1;
+    $("next-page").disabled = state.items.length < state.pageSize || state.page >= pages;
+    for (const th of document.querySelectorAll("th[data-sort]")) {
+      const key = th.dataset.sort;
+      if (state.sort === key) th.setAttribute("aria-sort", "ascending");
+      else if (state.sort === `-${key}`) th.setAttribute("aria-sort", "descending");
+      else th.removeAttribute("aria-sort");
+    }
+    $("delete-all").disabled = state.total === 0 && !filtered;
+  }
+
+  // --- filters, sorting, paging -------------------------------------------------------------
+
+  function filtersChanged() {
+    const form = $("filters");
+    state.filters = {};
+    for (const key of FILTERS) {
+      const value = form.elements[key].value.trim();
+      if (value) state.filters[key] = value;
+    }
+    state.page = 1;
+    clearTimeout(debounceTimer);
+    debounceTimer = setTimeout(load, 300);
+  }
+
+  function filtersCleared() {
+    // Runs after the form's reset has emptied the inputs.
+    clearTimeout(debounceTimer);
+    state.filters = {};
+    state.page = 1;
+    load();
+  }
+
+  function goTo(page) {
+    state.page = Math.max(1, page);
+    load();
+  }
+
+  // --- create and edit ----------------------------------------------------------------------
+
+  let editing = null; // {id, etag} while editing, null while creating
+
+  function resetFormErrors() {
+    $("product-form-error").hidden = true;
+    for (const field of ["sku", "name", "description"]) {
+      $(`p-${field}-error`).textContent = "";
+      $(`p-${field}`).removeAttribute("aria-invalid");
+    }
+  }
+
+  function fieldError(field, message) {
+    const input = $(`p-${field}`);
+    $(`p-${field}-error`).textContent = message;
+    input.setAttribute("aria-invalid", "true");
+    return input;
+  }
+
+  function openCreate() {
+    editing = null;
+    $("product-form").reset();
+    resetFormErrors();
+    $("product-dialog-title").textContent = "New product";
+    $("product-dialog").showModal();
+    $("p-sku").focus();
+  }
+
+  async function openEdit(id) {
+    // Read the product fresh, with its ETag, so a concurrent change is caught on save (412).
+    const response = await fetch(`/api/products/${id}`, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!response.ok) {
+      PI.toast(response.status === 404 ? "That product no longer exists." : `Could not open the product (${response.status}).`, "error");
+      if (response.status === 404) load();
+      return;
+    }
+    const product = await response.json();
+    editing = { id, etag: response.headers.get("ETag") };
+    resetFormErrors();
+    $("product-dialog-title").textContent = `Edit ${product.sku}`;
+    $("p-sku").value = product.sku;
+    $("p-name").value = product.name;
+    $("p-description").value = product.description;
+    $("p-active").checked = product.active;
+    $("product-dialog").showModal();
+    $("p-name").focus();
+  }
+
+  function validate(data) {
+    let first = null;
+    const need = (field, ok, message) => {
+      if (!ok) {
+        const input = fieldError(field, message);
+        first = first || input;
+      }
+    };
+    need("sku", data.sku.length > 0, "Enter a SKU.");
+    need("sku", data.sku.length <= 255, "A SKU can be at most 255 characters.");
+    need("name", data.name.length > 0, "Enter a name.");
+    need("name", data.name.length <= 500, "A name can be at most 500 characters.");
+    need("description", data.description.length <= 10000, "A description can be at most 10,000 characters.");
+    if (first) first.focus();
+    return first === null;
+  }
+
+  function showServerError(error) {
+    if (error.status === 409) {
+      fieldError("sku", error.message).focus();
+    } else if (error.status === 422 && Array.isArray(error.body?.detail)) {
+      let shown = false;
+      for (const item of error.body.detail) {
+        const field = (item.loc || [])[1];
+        if (["sku", "name", "description"].includes(field)) {
+          fieldError(field, item.msg.replace(/^Value error, /, ""));
+          shown = true;
+        }
+      }
+      if (!shown) formError(error.message);
+    } else if (error.status === 412) {
+      formError("Someone else changed this product while you were editing. Close this form and open the product again to see their change.");
+    } else {
+      formError(error.message);
+    }
+  }
+
+  function formError(message) {
+    const box = $("product-form-error");
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  async function saveProduct(event) {
+    event.preventDefault();
+    resetFormErrors();
+    const data = {
+      sku: $("p-sku").value.trim(),
+      name: $("p-name").value.trim(),
+      description: $("p-description").value,
+      active: $("p-active").checked,
+    };
+    if (!validate(data)) return;
+    const save = $("product-save");
+    save.disabled = true;
+    try {
+      if (editing) {
+        await PI.api(`/api/products/${editing.id}`, { method: "PATCH", json: data, headers: { "If-Match": editing.etag } });
+        PI.toast(`Saved ${data.sku}.`, "success");
+      } else {
+        await PI.api("/api/products", { method: "POST", json: data });
+        PI.toast(`Created ${data.sku}.`, "success");
+      }
+      $("product-dialog").close();
+      load();
+    } catch (error) {
+      showServerError(error);
+    } finally {
+      save.disabled = false;
+    }
+  }
+
+  async function toggleActive(product, toggle) {
+    toggle.disabled = true;
+    try {
+      const updated = await PI.api(`/api/products/${product.id}`, { method: "PATCH", json: { active: !product.active } });
+      Object.assign(product, updated);
+      toggle.textContent = product.active ? "Active" : "Inactive";
+      toggle.setAttribute("aria-checked", String(product.active));
+      PI.toast(`${product.sku} is now ${product.active ? "active" : "inactive"}.`, "success", 3000);
+    } catch (error) {
+      PI.toast(error.message, "error");
+    } finally {
+      toggle.disabled = false;
+    }
+  }
+
+  // --- delete one ---------------------------------------------------------------------------
+
+  let deleting = null;
+
+  function openDelete(product) {
+    deleting = product;
+    $("delete-dialog-text").textContent = `Delete ${product.sku} (${product.name})? This cannot be undone.`;
+    $("delete-dialog").showModal();
+    $("delete-dialog").querySelector("[data-close]").focus();
+  }
+
+  async function confirmDelete(event) {
+    event.preventDefault();
+    const product = deleting;
+    $("delete-dialog").close();
+    try {
+      await PI.api(`/api/products/${product.id}`, { method: "DELETE" });
+      PI.toast(`Deleted ${product.sku}.`, "success");
+    } catch (error) {
+      PI.toast(error.status === 404 ? `${product.sku} was already deleted.` : error.message, "error");
+    }
+    if (state.items.length === 1 && state.page > 1) state.page -= 1;
+    load();
+  }
+
+  // --- delete all ---------------------------------------------------------------------------
+
+  let pollTimer = null;
+
+  async function openDeleteAll() {
+    $("delete-all-ask").hidden = false;
+    $("delete-all-progress").hidden = true;
+    $("delete-all-confirm").hidden = false;
+    $("delete-all-cancel").textContent = "Cancel";
+    $("delete-all-count").textContent = "Counting products…";
+    $("delete-all-confirm").disabled = true;
+    $("delete-all-dialog").showModal();
+    $("delete-all-cancel").focus();
+    try {
+      const data = await PI.api("/api/products?page_size=1");
+      const n = numberFormat.format(data.total);
+      const what = data.total === 1 ? "1 product" : `${data.total_is_estimate ? "about " : ""}${n} products`;
+      $("delete-all-count").textContent = `This deletes all ${what} in the catalogue, not only the ones shown.`;
+      $("delete-all-confirm").textContent = `Delete all ${what}`;
+      $("delete-all-confirm").disabled = data.total === 0;
+    } catch (error) {
+      $("delete-all-count").textContent = error.message;
+    }
+  }
+
+  async function confirmDeleteAll(event) {
+    event.preventDefault();
+    $("delete-all-confirm").disabled = true;
+    try {
+      const job = await PI.api("/api/products?confirm=true", { method: "DELETE" });
+      showProgress(job);
+      pollJob(job.id);
+    } catch (error) {
+      $("delete-all-count").textContent = error.message;
+      $("delete-all-confirm").disabled = false;
+    }
+  }
+
+  function showProgress(job) {
+    $("delete-all-ask").hidden = true;
+    $("delete-all-progress").hidden = false;
+    $("delete-all-confirm").hidden = true;
+    $("delete-all-cancel").textContent = "Close";
+    const bar = $("delete-all-bar");
+    if (job.total) {
+      bar.max = job.total;
+      bar.value = job.deleted;
+      $("delete-all-status").textContent = `Deleting… ${numberFormat.format(job.deleted)} of ${numberFormat.format(job.total)} products deleted.`;
+    } else {
+      bar.removeAttribute("value");
+      $("delete-all-status").textContent = "Deleting… waiting for the job to start.";
+    }
+    const banner = $("delete-all-banner");
+    banner.hidden = false;
+    banner.textContent = $("delete-all-status").textContent;
+  }
+
+  function finishJob(job) {
+    clearTimeout(pollTimer);
+    const banner = $("delete-all-banner");
+    banner.hidden = true;
+    if (job.status === "completed") {
+      const message = `Deleted all ${numberFormat.format(job.deleted)} products.`;
+      $("delete-all-status").textContent = message;
+      $("delete-all-bar").max = 1;
+      $("delete-all-bar").value = 1;
+      PI.toast(message, "success");
+    } else {
+      const message = `Deleting all products failed: ${job.error || "unknown error"}. Products that were not deleted are still there.`;
+      $("delete-all-status").textContent = message;
+      PI.toast(message, "error", 0);
+    }
+    load();
+  }
+
+  async function pollJob(id) {
+    try {
+      const job = await PI.api(`/api/products/delete-jobs/${id}`);
+      if (job.status === "completed" || job.status === "failed") return finishJob(job);
+      showProgress(job);
+    } catch (error) {
+      $("delete-all-status").textContent = `Could not read progress: ${error.message}`;
+    }
+    pollTimer = setTimeout(() => pollJob(id), 700);
+  }
+
+  async function resumeRunningJob() {
+    try {
+      const job = await PI.api("/api/products/delete-jobs/latest");
+      if (job.status === "queued" || job.status === "running") {
+        showProgress(job);
+        pollJob(job.id);
+      }
+    } catch (error) {
+      // 404: no delete-all has ever run.
+    }
+  }
+
+  // --- wiring -------------------------------------------------------------------------------
+
+  function init() {
+    readUrl();
+    const form = $("filters");
+    form.addEventListener("input", filtersChanged);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearTimeout(debounceTimer);
+      filtersChanged();
+    });
+    form.addEventListener("reset", () => setTimeout(filtersCleared));
+    $("empty-clear").addEventListener("click", () => form.reset());
+    for (const th of document.querySelectorAll("th[data-sort]")) {
+      th.querySelector("button").addEventListener("click", () => {
+        const key = th.dataset.sort;
+        state.sort = state.sort === key ? `-${key}` : key;
+        state.page = 1;
+        load();
+      });
+    }
+    $("prev-page").addEventListener("click", () => goTo(state.page - 1));
+    $("next-page").addEventListener("click", () => goTo(state.page + 1));
+    $("page-number").addEventListener("change", (event) => {
+      const page = parseInt(event.target.value, 10);
+      if (Number.isFinite(page) && page >= 1) goTo(page);
+    });
+    $("page-size").addEventListener("change", (event) => {
+      state.pageSize = parseInt(event.target.value, 10);
+      state.page = 1;
+      load();
+    });
+    $("new-product").addEventListener("click", openCreate);
+    $("product-form").addEventListener("submit", saveProduct);
+    $("delete-dialog").querySelector("form").addEventListener("submit", confirmDelete);
+    $("delete-all").addEventListener("click", openDeleteAll);
+    $("delete-all-dialog").querySelector("form").addEventListener("submit", confirmDeleteAll);
+    for (const close of document.querySelectorAll("dialog [data-close]")) {
+      close.addEventListener("click", () => close.closest("dialog").close());
+    }
+    load();
+    resumeRunningJob();
+  }
+
+  init();
+})();
