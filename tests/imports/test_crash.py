@@ -15,7 +15,7 @@ from product_importer.catalog.models import Product
 from product_importer.db import Database
 from tests.processes import cli_env, free_port, run_cli, start_server
 
-ROWS = 200_000
+ROWS = 100_000
 
 
 def test_killed_server_resumes_the_import_after_restart(database: Database, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ PAGES = {
 }
 
 
-def _render(request: Request, principal: PagePrincipal, page: str) -> Response:
+def _render(request: Request, principal: PagePrincipal, page: str, **extra: object) -> Response:
     return templates.TemplateResponse(
         request,
         f"{page}.html",
@@ -27,8 +27,20 @@ def _render(request: Request, principal: PagePrincipal, page: str) -> Response:
             "pages": PAGES,
             "user": principal.name,
             "csrf_token": csrf_token(request),
+            **extra,
         },
     )
+
+
+def _human_bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.3g} {unit}"
 
 
 @router.get("/")
@@ -38,7 +50,8 @@ def home(_principal: PagePrincipal) -> RedirectResponse:
 
 @router.get("/import", response_class=HTMLResponse)
 def import_page(request: Request, principal: PagePrincipal) -> Response:
-    return _render(request, principal, "import")
+    limit = request.app.state.settings.max_upload_bytes
+    return _render(request, principal, "import", max_upload=_human_bytes(limit))
 
 
 @router.get("/products", response_class=HTMLResponse)

@@ -1,0 +1,287 @@
+// Import page: upload with byte progress, then follow the job over Server-Sent Events.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const form = $("upload-form");
+  const input = $("file-input");
+  const dropzone = $("dropzone");
+  const startButton = $("start-import");
+  const card = $("job-card");
+  const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+  const numberFormat = new Intl.NumberFormat();
+  let stream = null;
+  let currentJob = null;
+  let historyPage = 1;
+
+  const fmt = (n) => (n === null || n === undefined ? "–" : numberFormat.format(Math.round(n)));
+  const mb = (bytes) => (bytes / 1e6).toFixed(1) + " MB";
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    if (seconds < 60) return seconds.toFixed(seconds < 10 ? 1 : 0) + " s";
+    const m = Math.floor(seconds / 60);
+    return `${m} min ${Math.round(seconds - m * 60)} s`;
+  }
+
+  function chosen() {
+    const file = input.files && input.files[0];
+    $("chosen-file").textContent = file ? `${file.name} (${mb(file.size)})` : "";
+    startButton.disabled = !file;
+  }
+
+  input.addEventListener("change", chosen);
+  ["dragenter", "dragover"].forEach((type) =>
+    dropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropzone.classList.add("dragging");
+    }),
+  );
+  ["dragleave", "drop"].forEach((type) =>
+    dropzone.addEventListener(type, () => dropzone.classList.remove("dragging")),
+  );
+  dropzone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      chosen();
+    }
+  });
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const file = input.files && input.files[0];
+    if (!file) return;
+    upload(file, $("dry-run").checked);
+  });
+
+  function upload(file, dryRun) {
+    const body = new FormData();
+    body.append("file", file);
+    const request = new XMLHttpRequest();
+    request.open("POST", "/api/imports" + (dryRun ? "?dry_run=true" : ""));
+    request.setRequestHeader("X-CSRF-Token", PI.csrf);
+    request.setRequestHeader("Accept", "application/json");
+    startButton.disabled = true;
+    showUploading(file.name, 0, file.size);
+    request.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) showUploading(file.name, e.loaded, e.total);
+    });
+    request.addEventListener("load", () => {
+      let body = null;
+      try { body = JSON.parse(request.responseText); } catch (_) { /* not JSON */ }
+      if (request.status === 202 && body) {
+        form.reset();
+        chosen();
+        follow(body);
+        loadHistory();
+      } else if (request.status === 401) {
+        location.href = "/login?next=/import";
+      } else {
+        const detail = body && typeof body.detail === "string" ? body.detail : `The server answered ${request.status}.`;
+        showUploadError(file.name, detail);
+        startButton.disabled = false;
+      }
+    });
+    request.addEventListener("error", () => {
+      showUploadError(file.name, "The upload failed: the connection was lost. Nothing was imported.");
+      startButton.disabled = false;
+    });
+    request.send(body);
+  }
+
+  function showUploading(name, loaded, total) {
+    card.hidden = false;
+    $("job-title").textContent = name;
+    setStatus("uploading", "Uploading");
+    const percent = total ? (loaded / total) * 100 : 0;
+    $("job-phase").textContent = `Uploading: ${mb(loaded)} of ${mb(total)}`;
+    setBar(percent, "");
+    $("job-outcome").replaceChildren();
+    ["job-cancel", "job-retry", "job-errors"].forEach((id) => ($(id).hidden = true));
+  }
+
+  function showUploadError(name, message) {
+    card.hidden = false;
+    $("job-title").textContent = name;
+    setStatus("failed", "Refused");
+    $("job-phase").textContent = "The file was not accepted.";
+    setBar(0, "failed");
+    outcome("error", message);
+    PI.toast(message, "error");
+  }
+
+  function setStatus(status, label) {
+    const badge = $("job-status");
+    badge.className = `badge badge-${status}`;
+    badge.textContent = label || status[0].toUpperCase() + status.slice(1);
+  }
+
+  function setBar(percent, state) {
+    const bar = $("job-progress");
+    bar.setAttribute("aria-valuenow", String(Math.round(percent)));
+    bar.className = "progress" + (state ? " " + state : "");
+    $("job-bar").style.width = percent + "%";
+  }
+
+  function outcome(kind, message, items) {
+    const box = document.createElement("div");
+    box.className = `alert alert-${kind}`;
+    box.setAttribute("role", kind === "error" ? "alert" : "status");
+    box.textContent = message;
+    if (items && items.length) {
+      const list = document.createElement("ul");
+      items.forEach((text) => {
+        const li = document.createElement("li");
+        li.textContent = text;
+        list.appendChild(li);
+      });
+      box.appendChild(list);
+    }
+    $("job-outcome").replaceChildren(box);
+  }
+
+  function render(job) {
+    currentJob = job;
+    card.hidden = false;
+    $("job-title").textContent = job.filename + (job.dry_run ? " (dry run)" : "");
+    setStatus(job.status);
+    $("job-phase").textContent = job.phase;
+    setBar(job.percent, job.status === "completed" ? "done" : job.status === "failed" ? "failed" : "");
+    $("job-percent").textContent = `${job.percent.toFixed(job.percent < 100 ? 1 : 0)}%`;
+    $("job-rows").textContent = fmt(job.rows_processed);
+    $("job-rate").textContent = fmt(job.rows_per_second);
+    $("job-eta").textContent = job.status === "running" ? duration(job.eta_seconds) : "–";
+    const ended = TERMINAL.has(job.status);
+    const counted = job.status === "completed";
+    $("job-created").textContent = counted ? fmt(job.rows_created) : "–";
+    $("job-updated").textContent = counted ? fmt(job.rows_updated) : "–";
+    $("job-unchanged").textContent = counted ? fmt(job.rows_unchanged) : "–";
+    $("job-rejected").textContent = fmt(job.rows_rejected);
+    $("job-cancel").hidden = ended;
+    $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled");
+    const errors = $("job-errors");
+    errors.hidden = !(ended && job.rows_rejected > 0);
+    errors.href = `/api/imports/${job.id}/errors`;
+    if (job.status === "completed") {
+      const verb = job.dry_run ? "would create" : "created";
+      outcome(
+        "success",
+        `${job.dry_run ? "Dry run finished: nothing was changed. It" : "Import finished. It"} ${verb} ` +
+          `${fmt(job.rows_created)}, ${job.dry_run ? "would update" : "updated"} ${fmt(job.rows_updated)}, ` +
+          `left ${fmt(job.rows_unchanged)} unchanged and rejected ${fmt(job.rows_rejected)} ` +
+          `of ${fmt(job.rows_processed)} rows in ${duration(job.duration_seconds)}.`,
+        job.warnings,
+      );
+    } else if (job.status === "failed") {
+      outcome("error", `Import failed: ${job.error || "unknown reason"} The catalogue was not changed.`, job.warnings);
+    } else if (job.status === "cancelled") {
+      outcome("warning", "Import cancelled. The catalogue was not changed.");
+    } else if (job.warnings.length) {
+      outcome("warning", "Warnings:", job.warnings);
+    } else {
+      $("job-outcome").replaceChildren();
+    }
+  }
+
+  function follow(job) {
+    if (stream) stream.close();
+    render(job);
+    if (TERMINAL.has(job.status)) return;
+    stream = new EventSource(`/api/imports/${job.id}/events`);
+    stream.onmessage = (event) => {
+      const update = JSON.parse(event.data);
+      render(update);
+      if (TERMINAL.has(update.status)) {
+        stream.close();
+        stream = null;
+        loadHistory();
+        const kind = update.status === "completed" ? "success" : update.status === "failed" ? "error" : "info";
+        PI.toast(`Import of ${update.filename}: ${update.status}.`, kind);
+      }
+    };
+    // On a dropped connection EventSource reconnects by itself and the server resends the state.
+  }
+
+  $("job-cancel").addEventListener("click", async () => {
+    if (!currentJob) return;
+    try {
+      render(await PI.api(`/api/imports/${currentJob.id}/cancel`, { method: "POST" }));
+    } catch (error) {
+      PI.toast(error.message, "error");
+    }
+  });
+
+  $("job-retry").addEventListener("click", async () => {
+    if (!currentJob) return;
+    try {
+      follow(await PI.api(`/api/imports/${currentJob.id}/retry`, { method: "POST" }));
+      loadHistory();
+    } catch (error) {
+      PI.toast(error.message, "error");
+    }
+  });
+
+  function cell(row, text, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+
+  async function loadHistory() {
+    let page;
+    try {
+      page = await PI.api(`/api/imports?page=${historyPage}&page_size=10`);
+    } catch (error) {
+      PI.toast(`Could not load the import history: ${error.message}`, "error");
+      return;
+    }
+    const body = $("history").querySelector("tbody");
+    body.replaceChildren();
+    page.items.forEach((job) => {
+      const row = document.createElement("tr");
+      cell(row, job.filename + (job.dry_run ? " (dry run)" : ""), "file");
+      const status = cell(row, "");
+      const badge = document.createElement("span");
+      badge.className = `badge badge-${job.status}`;
+      badge.textContent = job.status;
+      badge.title = job.error || job.phase;
+      status.appendChild(badge);
+      const done = job.status === "completed";
+      cell(row, done ? fmt(job.rows_created) : "–", "num");
+      cell(row, done ? fmt(job.rows_updated) : "–", "num");
+      cell(row, done ? fmt(job.rows_unchanged) : "–", "num");
+      cell(row, fmt(job.rows_rejected), "num");
+      cell(row, job.started_at ? new Date(job.started_at).toLocaleString() : "–");
+      cell(row, duration(job.duration_seconds));
+      const actions = cell(row, "");
+      const view = document.createElement("button");
+      view.type = "button";
+      view.className = "btn btn-quiet";
+      view.textContent = "Show";
+      view.setAttribute("aria-label", `Show import ${job.id} of ${job.filename}`);
+      view.addEventListener("click", () => {
+        follow(job);
+        card.scrollIntoView({ behavior: "smooth" });
+      });
+      actions.appendChild(view);
+      body.appendChild(row);
+    });
+    $("history-empty").hidden = page.total > 0;
+    const pages = Math.max(1, Math.ceil(page.total / page.page_size));
+    $("history-page").textContent = `Page ${historyPage} of ${pages}`;
+    $("history-prev").disabled = historyPage <= 1;
+    $("history-next").disabled = historyPage >= pages;
+    // Coming back to the page while an import runs: show it.
+    if (!currentJob) {
+      const active = page.items.find((job) => !TERMINAL.has(job.status));
+      if (active) follow(active);
+    }
+  }
+
+  $("history-prev").addEventListener("click", () => { historyPage -= 1; loadHistory(); });
+  $("history-next").addEventListener("click", () => { historyPage += 1; loadHistory(); });
+  loadHistory();
+})();
