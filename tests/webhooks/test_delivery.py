@@ -453,7 +453,8 @@ def test_the_test_button_reports_status_time_and_excerpt(
     assert request.verified, request.error
     assert request.payload["type"] == "webhook.test"
 
-    [logged] = deliveries(client, endpoint_id)
+    [logged] = deliveries(client, endpoint_id, event="webhook.test")
+    assert deliveries(client, endpoint_id, event="product.created") == []
     assert logged["event_type"] == "webhook.test"
     assert logged["webhook_id"] == request.webhook_id
     assert endpoint(client, endpoint_id)["last_status_code"] == 200

@@ -176,7 +176,9 @@ def list_deliveries(
     status_filter: Annotated[
         schemas.DeliveryStatus | None, Query(alias="status", description="Only this status.")
     ] = None,
-    event: Annotated[schemas.EventType | None, Query(description="Only this event type.")] = None,
+    event: Annotated[
+        schemas.LoggedEventType | None, Query(description="Only this event type.")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> schemas.DeliveryPage:

@@ -18,6 +18,7 @@ EventType = Literal[
     "import.completed",
     "import.failed",
 ]
+LoggedEventType = Literal[EventType, "webhook.test"]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 

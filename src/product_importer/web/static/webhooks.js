@@ -492,7 +492,7 @@
         "div",
         { class: "wh-filters" },
         filterSelect(id, state, "status", "Status", ["pending", "succeeded", "failed"]),
-        filterSelect(id, state, "event", "Event", catalogue.map((info) => info.type)),
+        filterSelect(id, state, "event", "Event", [...catalogue.map((info) => info.type), "webhook.test"]),
         el("button", { type: "button", class: "btn", id: `wh-refresh-${id}`, onclick: () => loadLog(id, `#wh-refresh-${id}`) }, "Refresh"),
       ),
     );
