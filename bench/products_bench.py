@@ -411,7 +411,7 @@ def run(dialect: str, rows: list[Any]) -> None:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
         elif dialect == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", ".import-lock"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

@@ -223,17 +223,8 @@ def count_all(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Product)) or 0)
 
 
-def estimate_all(session: Session, dialect: str) -> int:
-    """Products in the catalogue: exact on SQLite (it counts b-tree pages, which is cheap);
-    the planner's estimate on PostgreSQL, where an exact count reads the whole table."""
-    if dialect != "postgresql":
-        return count_all(session)
-    plan = session.execute(text("EXPLAIN (FORMAT JSON) SELECT 1 FROM products")).scalar_one()
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
 def estimate_matches(session: Session, dialect: str, filters: ProductFilters) -> int:
-    """Estimate matches from evenly spread windows of ids, scaled to the catalogue size.
+    """Estimate matches from evenly spread windows of ids (unfiltered: the catalogue's size).
 
     The filters are evaluated in the select list, so each window costs a short primary-key
     range scan whatever the filters are (on SQLite, testing the text in the row when that gives
@@ -241,8 +232,8 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
     """
     scan = dialect == "sqlite" and scannable(filters)
     # Two queries: SQLite answers a lone min() or max() from the index, but not both at once.
-    low = session.scalar(select(func.min(Product.id)))
-    high = session.scalar(select(func.max(Product.id)))
+    low: int | None = session.scalar(select(func.min(Product.id)))
+    high: int | None = session.scalar(select(func.max(Product.id)))
     if low is None or high is None:
         return 0
     span = high - low + 1
@@ -259,15 +250,12 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
                 Product.id.between(*id_range)
             )
         ).one()
-        sampled += rows
-        matched += hits
+        sampled += int(rows)
+        matched += int(hits)
     if sampled == 0:
         return 0
-    if dialect == "postgresql":
-        catalogue = estimate_all(session, dialect)
-    else:
-        # Rows per id in the sample, times the id span: no full count needed.
-        catalogue = round(sampled / (windows * width) * span)
+    # Rows per id in the sample, times the id span: the catalogue's size without counting it.
+    catalogue = sampled / (windows * width) * span
     return round(catalogue * matched / sampled)
 
 

@@ -203,11 +203,7 @@ def count(session: Session, filters: ProductFilters, exact_limit: int) -> tuple[
     exact = len(repository.ids_up_to(session, dialect, filters, exact_limit))
     if exact <= exact_limit:
         return exact, False
-    if filters.is_empty:
-        estimate = repository.estimate_all(session, dialect)
-    else:
-        estimate = repository.estimate_matches(session, dialect, filters)
-    return max(estimate, exact_limit + 1), True
+    return max(repository.estimate_matches(session, dialect, filters), exact_limit + 1), True
 
 
 # --- delete all ----------------------------------------------------------------------------

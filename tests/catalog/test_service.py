@@ -1,0 +1,216 @@
+"""Catalogue rules below HTTP: counts and estimates, both search plans, races, delete-all jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from product_importer.catalog import service, tasks
+from product_importer.catalog.models import DeleteAllJob
+from product_importer.catalog.schemas import ProductFilters, ProductSort, ProductUpdate
+from product_importer.db import Database, utcnow
+from product_importer.settings import Settings
+from product_importer.tasks.registry import TaskContext
+from tests.catalog.helpers import add_products, events, numbered
+from tests.conftest import make_settings
+from tests.factories import make_product
+
+
+def page(database: Database, limit: int, sort: ProductSort = ProductSort.SKU, number: int = 1,
+         **filters: object) -> service.ProductPage:  # fmt: skip
+    with database.session() as session:
+        return service.list_page(session, ProductFilters(**filters), sort, number, 20, limit)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def mixed(database: Database) -> None:
+    # 400 products: every other one mentions "walnut" (in the name or the description), one in
+    # four is inactive.
+    add_products(
+        database,
+        [
+            {
+                "sku": f"MX-{i:04d}",
+                "name": f"Walnut shelf {i}" if i % 4 == 0 else f"Pine shelf {i}",
+                "description": "Oiled walnut" if i % 4 == 2 else "Plain",
+                "active": i % 4 != 1,
+            }
+            for i in range(400)
+        ],
+    )
+
+
+@pytest.mark.usefixtures("mixed")
+@pytest.mark.parametrize(
+    ("filters", "matches"),
+    [({"q": "walnut"}, 200), ({"active": False}, 100), ({"name": "SHELF"}, 400)],
+)
+def test_totals_are_exact_up_to_the_limit_then_estimated(
+    database: Database, filters: dict[str, object], matches: int
+) -> None:
+    exact = page(database, 1_000, **filters)
+    assert (exact.total, exact.total_is_estimate) == (matches, False)
+    estimated = page(database, 50, **filters)
+    assert estimated.total_is_estimate is True
+    assert matches * 0.7 <= estimated.total <= matches * 1.3, estimated.total
+    # Both ways give the same page of products.
+    assert [p.sku for p in estimated.items] == [p.sku for p in exact.items]
+
+
+@pytest.mark.usefixtures("mixed")
+@pytest.mark.parametrize("sort", list(ProductSort))
+def test_the_row_scan_plan_and_the_index_plan_agree(database: Database, sort: ProductSort) -> None:
+    for number in (1, 3, 7):
+        by_index = page(database, 1_000, sort, number, q="walnut", active=True)
+        by_scan = page(database, 50, sort, number, q="walnut", active=True)
+        assert [p.sku for p in by_scan.items] == [p.sku for p in by_index.items], (sort, number)
+
+
+def test_unfiltered_totals(database: Database) -> None:
+    add_products(database, numbered(310))
+    result = page(database, 100)
+    if database.dialect == "sqlite":
+        assert (result.total, result.total_is_estimate) == (310, False)
+    else:  # estimated from a sample: counting a big table exactly is slow on PostgreSQL
+        assert result.total_is_estimate and 260 <= result.total <= 360
+    last = page(database, 100, number=16)
+    assert (last.total, last.total_is_estimate) == (310, False)  # a short last page is exact
+
+
+def test_a_racing_edit_is_refused_even_without_if_match(database: Database) -> None:
+    product_id = make_product(database, "RACE-1")
+    with database.session() as first, database.session() as second:
+        service.update(first, product_id, ProductUpdate(name="First"))
+        mine = service.get(second, product_id)  # loaded before the first commits
+        first.commit()
+        assert mine.name == "A product"
+        with pytest.raises(service.PreconditionFailed):
+            service.update(second, product_id, ProductUpdate(name="Second"))
+        second.rollback()
+    with database.session() as session:
+        assert service.get(session, product_id).name == "First"
+
+
+def test_etag_changes_with_every_write(database: Database) -> None:
+    product_id = make_product(database, "TAG-1")
+    tags = set()
+    for name in ("a", "b", "c"):
+        with database.session() as session:
+            tags.add(service.etag(service.update(session, product_id, ProductUpdate(name=name))))
+    assert len(tags) == 3
+
+
+# --- delete all ---------------------------------------------------------------------------
+
+
+def context(settings: Settings, database: Database) -> TaskContext:
+    return TaskContext(database=database, settings=settings)
+
+
+def start(database: Database) -> int:
+    with database.session() as session:
+        job, created = service.start_delete_all(session, "tester")
+        assert created
+        return job.id
+
+
+def job(database: Database, job_id: int) -> DeleteAllJob:
+    with database.session() as session:
+        return service.get_delete_job(session, job_id)
+
+
+def test_a_second_request_gets_the_running_job(database: Database) -> None:
+    job_id = start(database)
+    with database.session() as session:
+        again, created = service.start_delete_all(session, "someone else")
+    assert (again.id, created) == (job_id, False)
+
+
+def test_delete_all_task_and_a_duplicate_of_it(settings: Settings, database: Database) -> None:
+    add_products(database, numbered(500, description="findable text"))
+    job_id = start(database)
+    tasks.delete_all(context(settings, database), job_id=job_id)
+    tasks.delete_all(context(settings, database), job_id=job_id)  # a duplicate: no-op
+    finished = job(database, job_id)
+    assert (finished.status, finished.total, finished.deleted, finished.attempts) == (
+        "completed", 500, 500, 1
+    )  # fmt: skip
+    assert len(events(database, "products.deleted_all")) == 1
+    assert page(database, 1_000).total == 0
+    make_product(database, "AFTER-1", description="findable again")
+    assert [p.sku for p in page(database, 1_000, q="findable").items] == ["AFTER-1"]
+    if database.dialect == "sqlite":
+        with database.session() as session:
+            triggers = session.scalar(
+                text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
+            )
+        assert triggers == 3
+
+
+def test_a_job_whose_worker_died_is_resumed(settings: Settings, database: Database) -> None:
+    add_products(database, numbered(50))
+    job_id = start(database)
+    with database.session() as session:
+        stuck = session.get(DeleteAllJob, job_id)
+        assert stuck is not None
+        stuck.status, stuck.attempts = "running", 1
+        stuck.heartbeat_at = utcnow() - timedelta(minutes=10)
+    tasks.recover_delete_all(context(settings, database))
+    assert job(database, job_id).status == "queued"
+    tasks.delete_all(context(settings, database), job_id=job_id)
+    finished = job(database, job_id)
+    assert (finished.status, finished.deleted, finished.attempts) == ("completed", 50, 2)
+
+
+def test_a_job_that_keeps_dying_is_failed_with_a_reason(
+    settings: Settings, database: Database
+) -> None:
+    make_product(database, "SURVIVOR")
+    job_id = start(database)
+    with database.session() as session:
+        stuck = session.get(DeleteAllJob, job_id)
+        assert stuck is not None
+        stuck.status, stuck.attempts = "running", tasks.MAX_ATTEMPTS
+        stuck.heartbeat_at = utcnow() - timedelta(minutes=10)
+    tasks.recover_delete_all(context(settings, database))
+    failed = job(database, job_id)
+    assert failed.status == "failed" and "interrupted" in (failed.error or "")
+    assert page(database, 1_000).total == 1
+    assert not events(database, "products.deleted_all")
+
+
+def test_a_fresh_running_job_is_left_alone(settings: Settings, database: Database) -> None:
+    job_id = start(database)
+    with database.session() as session:
+        running = session.get(DeleteAllJob, job_id)
+        assert running is not None
+        running.status, running.attempts, running.heartbeat_at = "running", 1, utcnow()
+    tasks.recover_delete_all(context(settings, database))
+    tasks.delete_all(context(settings, database), job_id=job_id)
+    assert job(database, job_id).status == "running"
+
+
+def test_postgresql_falls_back_to_batches_when_truncate_cannot_lock(
+    tmp_path: object, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("TRUNCATE is the PostgreSQL path")
+    settings = make_settings(
+        tmp_path,  # type: ignore[arg-type]
+        database.engine.url.render_as_string(hide_password=False),
+        products_delete_batch_rows=100,
+    )
+    monkeypatch.setattr(tasks, "TRUNCATE_ATTEMPTS", 2)
+    monkeypatch.setattr(tasks, "TRUNCATE_LOCK_TIMEOUT_MS", 50)
+    add_products(database, numbered(350))
+    job_id = start(database)
+    with database.engine.connect() as reader:
+        # A long read (an export, say) holds a lock TRUNCATE would wait for.
+        reader.execute(select(text("count(*)")).select_from(text("products"))).scalar()
+        tasks.delete_all(context(settings, database), job_id=job_id)
+        reader.rollback()
+    finished = job(database, job_id)
+    assert (finished.status, finished.total, finished.deleted) == ("completed", 350, 350)
+    assert len(events(database, "products.deleted_all")) == 1
