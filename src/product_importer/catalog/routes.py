@@ -187,7 +187,8 @@ def delete_all_products(
         "Streams `name,sku,description,active` (UTF-8, RFC 4180) for the whole catalogue or "
         "the same filters as the list, in creation order. Cells that a spreadsheet would run "
         "as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) get a leading "
-        "apostrophe; the importer removes it again, so the file imports back unchanged."
+        "apostrophe (one more if it already starts with apostrophes), a reversible escape: "
+        "`catalog.export.restore_cell` gives back the stored value."
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "The CSV file."}},
