@@ -139,7 +139,10 @@ def free_port() -> int:
 def cli(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "product_importer", *args],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return result.stdout.strip()
 
@@ -153,7 +156,9 @@ class Server:
     def __enter__(self) -> Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "product_importer", "serve", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -185,7 +190,9 @@ def follow_events(url: str, token: str, job_id: int, gaps: list[float]) -> None:
     """Read the SSE stream, recording the time between consecutive events."""
     headers = {"Authorization": f"Bearer {token}"}
     last = time.monotonic()
-    with httpx.stream("GET", f"{url}/api/imports/{job_id}/events", headers=headers, timeout=600) as r:
+    with httpx.stream(
+        "GET", f"{url}/api/imports/{job_id}/events", headers=headers, timeout=600
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("data:"):
                 now = time.monotonic()
@@ -236,7 +243,8 @@ def import_through_api(server: Server, token: str, file: Path) -> dict[str, Any]
         "seconds": elapsed,
         "job": job,
         "p95_products_ms": statistics.quantiles(latencies, n=20)[18] * 1000
-        if len(latencies) >= 20 else None,
+        if len(latencies) >= 20
+        else None,
         "max_event_gap": max(gaps[1:], default=None),
     }
 
@@ -272,8 +280,12 @@ def fresh_postgres_database(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
-    parser.add_argument("--large-rows", type=int, default=2_000_000,
-                        help="rows of the file for the flat-memory check (0 to skip)")
+    parser.add_argument(
+        "--large-rows",
+        type=int,
+        default=2_000_000,
+        help="rows of the file for the flat-memory check (0 to skip)",
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
 
@@ -285,32 +297,57 @@ def main() -> None:
     floor = sqlite_floor([base, changed])
     result = ours(None, [base, changed], "sqlite")
     for case, f, o in zip(("empty", "all updates"), floor, result, strict=True):
-        rows.append(("SQLite", case, f, o["seconds"], f"{o['peak_rss_mb']:.0f}",
-                     _ms(o["p95_products_ms"]), _s(o["max_event_gap"])))
+        rows.append(
+            (
+                "SQLite",
+                case,
+                f,
+                o["seconds"],
+                f"{o['peak_rss_mb']:.0f}",
+                _ms(o["p95_products_ms"]),
+                _s(o["max_event_gap"]),
+            )
+        )
 
     if not args.skip_postgres:
         pg_floor = postgres_floor(fresh_postgres_database("pi_bench_floor"), [base, changed])
         result = ours(fresh_postgres_database("pi_bench_ours"), [base, changed], "postgres")
-        for case, (copy_s, merge_s), o in zip(("empty", "all updates"), pg_floor, result, strict=True):
-            rows.append((f"PostgreSQL (copy {copy_s:.2f}s + merge {merge_s:.2f}s)", case,
-                         copy_s + merge_s, o["seconds"], f"{o['peak_rss_mb']:.0f}",
-                         _ms(o["p95_products_ms"]), _s(o["max_event_gap"])))
+        for case, (copy_s, merge_s), o in zip(
+            ("empty", "all updates"), pg_floor, result, strict=True
+        ):
+            rows.append(
+                (
+                    f"PostgreSQL (copy {copy_s:.2f}s + merge {merge_s:.2f}s)",
+                    case,
+                    copy_s + merge_s,
+                    o["seconds"],
+                    f"{o['peak_rss_mb']:.0f}",
+                    _ms(o["p95_products_ms"]),
+                    _s(o["max_event_gap"]),
+                )
+            )
 
     print()
-    print(f"{'database':<42} {'catalogue':<12} {'floor s':>8} {'ours s':>8} {'ratio':>6} "
-          f"{'rows/s':>9} {'peak RSS MB':>11} {'p95 list ms':>11} {'max gap s':>9}")
+    print(
+        f"{'database':<42} {'catalogue':<12} {'floor s':>8} {'ours s':>8} {'ratio':>6} "
+        f"{'rows/s':>9} {'peak RSS MB':>11} {'p95 list ms':>11} {'max gap s':>9}"
+    )
     for db, case, floor_s, ours_s, rss, p95, gap in rows:
-        print(f"{db:<42} {case:<12} {floor_s:>8.2f} {ours_s:>8.2f} {ours_s / floor_s:>5.2f}x "
-              f"{args.rows / ours_s:>9,.0f} {rss:>11} {p95:>11} {gap:>9}")
+        print(
+            f"{db:<42} {case:<12} {floor_s:>8.2f} {ours_s:>8.2f} {ours_s / floor_s:>5.2f}x "
+            f"{args.rows / ours_s:>9,.0f} {rss:>11} {p95:>11} {gap:>9}"
+        )
 
     if args.large_rows:
         large, _ = generate(args.large_rows)
         small_rss = float(rows[0][4])
         big = ours(None, [large], "sqlite-large")[0]
-        print(f"\nflat memory (SQLite): {args.rows:,} rows peak RSS {small_rss:.0f} MB; "
-              f"{args.large_rows:,} rows peak RSS {big['peak_rss_mb']:.0f} MB "
-              f"({(big['peak_rss_mb'] / small_rss - 1) * 100:+.0f}%), "
-              f"{big['seconds']:.1f} s ({args.large_rows / big['seconds']:,.0f} rows/s)")
+        print(
+            f"\nflat memory (SQLite): {args.rows:,} rows peak RSS {small_rss:.0f} MB; "
+            f"{args.large_rows:,} rows peak RSS {big['peak_rss_mb']:.0f} MB "
+            f"({(big['peak_rss_mb'] / small_rss - 1) * 100:+.0f}%), "
+            f"{big['seconds']:.1f} s ({args.large_rows / big['seconds']:,.0f} rows/s)"
+        )
 
 
 def _ms(value: float | None) -> str:

@@ -214,6 +214,10 @@ class SQLiteMerger:
             self._pooled.close()
 
 
+# Each partition's de-duplicating sort fits in memory instead of spilling to disk.
+SORT_MEMORY = "SET LOCAL work_mem = '64MB'"
+
+
 class PostgresMerger:
     """Rows go by COPY into a temp table partitioned by a hash of the key, so each partition
     holds whole keys: it can be de-duplicated and upserted on its own, one batch at a time,
@@ -306,6 +310,7 @@ class PostgresMerger:
         try:
             with self._db.cursor() as cursor:
                 cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
+                cursor.execute(SORT_MEMORY)
                 for part in range(self.partitions):
                     cursor.execute(
                         f"WITH last AS MATERIALIZED ({self._last_rows(part)}), {upserts}, "
@@ -330,6 +335,7 @@ class PostgresMerger:
         active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
         total = existing = changed = 0
         with self._db.cursor() as cursor:
+            cursor.execute(SORT_MEMORY)
             for part in range(self.partitions):
                 cursor.execute(
                     f"SELECT count(*), count(p.id), count(p.id) FILTER (WHERE p.sku <> s.sku "

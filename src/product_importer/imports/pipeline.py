@@ -214,6 +214,7 @@ def run_import(
     reporter = ProgressReporter(database, job_id, job.total_bytes)
     merger: Merger | None = None
     rejects = _Rejects(database, job_id)
+    started = time.perf_counter()
     try:
         rejects.clear()
         with storage.open_read(job.storage_key) as raw:
@@ -242,6 +243,7 @@ def run_import(
         if rows_read == 0:
             raise FileFormatError("The file has a header but no data rows.")
         _record_read(database, job_id, rows_read, rejects.count, warnings, header, reporter)
+        read_seconds = time.perf_counter() - started
 
         if job.dry_run:
             reporter.phase("Counting changes (dry run)")
@@ -262,6 +264,14 @@ def run_import(
         )
         reporter.db_writes_blocked = False
         complete_merged(database, storage, job_id)
+        log.info(
+            "import %s: %s rows read and staged in %.2fs, merged in %.2fs (%s)",
+            job_id,
+            rows_read,
+            read_seconds,
+            time.perf_counter() - started - read_seconds,
+            counts,
+        )
     except ImportCancelled:
         _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
     except ImportInterrupted:
