@@ -90,9 +90,9 @@ def conditions(
 ) -> list[ColumnElement[bool]]:
     """WHERE clauses for the filters.
 
-    `id_range` also narrows the full-text lookup (sampling). `scan` (SQLite) tests the text
-    filters row by row instead of asking the FTS index: for a term matching many rows, walking
-    the sort index until a page is full is far cheaper than collecting every match first.
+    `id_range` also narrows the full-text lookup (sampling). `scan` tests the text filters row
+    by row, in a form no search index serves: for a term matching many rows, walking the sort
+    index until a page is full is far cheaper than collecting every match and sorting them.
     """
     where: list[ColumnElement[bool]] = []
     if filters.active is not None:
@@ -113,8 +113,9 @@ def conditions(
     if filters.description and filters.description.strip():
         searches.append(("description", filters.description.strip()))
     searches.extend((None, word) for word in _terms(filters.q))
-    if dialect == "sqlite" and scan:
-        where.extend(_column_like(field, term, ilike=False) for field, term in searches)
+    if scan:
+        ilike = dialect == "postgresql"
+        where.extend(_column_like(field, term, ilike=ilike) for field, term in searches)
     elif dialect == "sqlite":
         where.extend(_sqlite_search(searches, id_range))
     else:
@@ -166,12 +167,13 @@ def _pg_search(searches: list[tuple[str | None, str]]) -> list[ColumnElement[boo
     return where
 
 
-def scannable(filters: ProductFilters) -> bool:
-    """Whether a row-by-row LIKE gives the same answer as the FTS index (SQLite's LIKE folds
-    ASCII letters only, the trigram index folds all of Unicode)."""
-    return all(
-        value.isascii() for value in (filters.name, filters.description, filters.q) if value
-    ) and any((filters.name, filters.description, filters.q))
+def scannable(dialect: str, filters: ProductFilters) -> bool:
+    """Whether testing rows one by one gives the same answer as the search index. On SQLite
+    only for ASCII terms: its LIKE folds ASCII letters only, the trigram index all of Unicode."""
+    texts = [value for value in (filters.name, filters.description, filters.q) if value]
+    if not texts:
+        return False
+    return dialect == "postgresql" or all(value.isascii() for value in texts)
 
 
 def page_of_products(
@@ -230,7 +232,7 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
     range scan whatever the filters are (on SQLite, testing the text in the row when that gives
     the same answer, which is cheaper than consulting the search index per window).
     """
-    scan = dialect == "sqlite" and scannable(filters)
+    scan = scannable(dialect, filters)
     # Two queries: SQLite answers a lone min() or max() from the index, but not both at once.
     low: int | None = session.scalar(select(func.min(Product.id)))
     high: int | None = session.scalar(select(func.max(Product.id)))

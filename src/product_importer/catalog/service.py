@@ -178,7 +178,7 @@ def list_page(
             )
             is_estimate = True
             # Many matches: walk the sort order testing rows, rather than gather every match.
-            scan = dialect == "sqlite" and repository.scannable(filters)
+            scan = repository.scannable(dialect, filters)
             items = repository.page_of_products(
                 session, dialect, filters, sort, offset, page_size, scan=scan
             )
