@@ -198,7 +198,15 @@ def page_of_products(
         .subquery()
     )
     statement = select(Product).join(ids, Product.id == ids.c.id).order_by(*ordering)
-    return list(session.scalars(statement))
+    if not (scan and dialect == "postgresql"):
+        return list(session.scalars(statement))
+    # We know many rows match, the planner does not (it guesses substring selectivity): make it
+    # walk the sort index instead of reading every match and sorting, for this query only.
+    # (A failing query aborts the transaction, which undoes SET LOCAL by itself.)
+    session.execute(text("SET LOCAL enable_sort = off"))
+    products = list(session.scalars(statement))
+    session.execute(text("SET LOCAL enable_sort = on"))
+    return products
 
 
 def ids_up_to(session: Session, dialect: str, filters: ProductFilters, limit: int) -> list[int]:
