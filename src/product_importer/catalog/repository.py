@@ -197,16 +197,17 @@ def page_of_products(
         .limit(limit)
         .subquery()
     )
+    if scan and dialect == "postgresql":
+        # We know many rows match, the planner does not (it guesses substring selectivity):
+        # make it walk the sort index for the ids instead of reading every match and sorting.
+        # Only for this join-free query; a failing query aborts the transaction and with it
+        # the SET LOCAL.
+        session.execute(text("SET LOCAL enable_sort = off"))
+        found = list(session.scalars(select(ids.c.id)))
+        session.execute(text("SET LOCAL enable_sort = on"))
+        return page_among(session, dialect, found, sort, 0, limit)
     statement = select(Product).join(ids, Product.id == ids.c.id).order_by(*ordering)
-    if not (scan and dialect == "postgresql"):
-        return list(session.scalars(statement))
-    # We know many rows match, the planner does not (it guesses substring selectivity): make it
-    # walk the sort index instead of reading every match and sorting, for this query only.
-    # (A failing query aborts the transaction, which undoes SET LOCAL by itself.)
-    session.execute(text("SET LOCAL enable_sort = off"))
-    products = list(session.scalars(statement))
-    session.execute(text("SET LOCAL enable_sort = on"))
-    return products
+    return list(session.scalars(statement))
 
 
 def ids_up_to(session: Session, dialect: str, filters: ProductFilters, limit: int) -> list[int]:
