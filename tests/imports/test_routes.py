@@ -320,3 +320,23 @@ def test_event_stream_follows_the_job_to_its_end(client: TestClient) -> None:
     percents = [e["percent"] for e in events]
     assert percents == sorted(percents)
     assert client.get("/api/imports/999/events").status_code == 404
+
+
+def test_an_exported_catalogue_imports_back_unchanged(
+    client: TestClient, database: Database
+) -> None:
+    original = (
+        "sku,name,description,active\n"
+        "=SUM(A1),+plus,-minus,true\n"
+        '@at,\'quoted,"tab\tinside",false\n'
+        'X-1,Plain,"two\nlines",true\n'
+    )
+    run_import(client, original.encode())
+    before = catalogue(database)
+    exported = client.get("/api/products/export")
+    assert exported.status_code == 200
+    with database.session() as session:
+        session.execute(Product.__table__.delete())
+    job = run_import(client, exported.content)
+    assert job["rows_rejected"] == 0
+    assert catalogue(database) == before

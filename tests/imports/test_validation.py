@@ -86,3 +86,12 @@ def test_active_values(value: str, expected: bool | None) -> None:
 def test_unknown_active_value_is_rejected() -> None:
     _staged, rejects = run("sku,name,active\nA-1,Alpha,maybe\n")
     assert rejects == [(2, "Active must be true/false, 1/0 or yes/no, not 'maybe'.")]
+
+
+def test_cells_escaped_by_our_export_are_restored() -> None:
+    staged, rejects = run("sku,name,description\n'=1+1,'@home,'-10% off\n'plain,Name,''=x\n")
+    assert rejects == []
+    assert [(s[2], s[3], s[4]) for s in staged] == [
+        ("=1+1", "@home", "-10% off"),
+        ("'plain", "Name", "'=x"),
+    ]

@@ -36,6 +36,7 @@ REJECT_FLUSH_ROWS = 2000
 MAX_STORED_REJECTS = 100_000
 MAX_ATTEMPTS = 3
 FALLBACK_ENCODING = "cp1252"
+ANALYZE_AFTER_ROWS = 50_000
 
 
 class ImportInterrupted(Exception):
@@ -272,6 +273,7 @@ def run_import(
             time.perf_counter() - started - read_seconds,
             counts,
         )
+        _refresh_statistics(database, counts)
     except ImportCancelled:
         _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
     except ImportInterrupted:
@@ -290,6 +292,16 @@ def run_import(
             merger.close()
         lock.release()
         reporter.close()
+
+
+def _refresh_statistics(database: Database, counts: MergeCounts) -> None:
+    """After a large merge PostgreSQL's planner statistics are stale until autovacuum comes
+    round; the product list's query plans depend on them. Runs after the job is completed."""
+    if database.dialect != "postgresql" or counts.created + counts.updated < ANALYZE_AFTER_ROWS:
+        return
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE products")
+        connection.commit()
 
 
 def _count_values(counts: MergeCounts) -> dict[str, int]:

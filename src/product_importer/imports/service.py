@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from product_importer.catalog.export import neutralise_cell
 from product_importer.db import Database
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
@@ -123,7 +124,7 @@ def rejected_rows_csv(database: Database, job_id: int) -> Iterator[str]:
         header = _get(session, job_id).header
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["line", "reason", *[_neutralise(h) for h in header]])
+    writer.writerow(["line", "reason", *[neutralise_cell(h) for h in header]])
     last_id = 0
     while True:
         with database.session() as session:
@@ -136,16 +137,9 @@ def rejected_rows_csv(database: Database, job_id: int) -> Iterator[str]:
         if not batch:
             break
         for reject_id, line, reason, fields in batch:
-            writer.writerow([line, reason, *[_neutralise(str(f)) for f in fields]])
+            writer.writerow([line, reason, *[neutralise_cell(str(f)) for f in fields]])
             last_id = reject_id
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
-
-
-def _neutralise(cell: str) -> str:
-    """Stop spreadsheets from running a cell as a formula."""
-    if cell and cell[0] in "=+-@\t\r":
-        return "'" + cell
-    return cell

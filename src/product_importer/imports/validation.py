@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+from product_importer.catalog.export import restore_cell
 from product_importer.catalog.models import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -40,6 +41,7 @@ def normalise(
     needed = max(i for i in (i_sku, i_name, i_desc, i_active) if i is not None) + 1
     active_values = ACTIVE_VALUES
     sku_max, name_max, desc_max = SKU_MAX_LENGTH, NAME_MAX_LENGTH, DESCRIPTION_MAX_LENGTH
+    restore = restore_cell
 
     for line, row in rows:
         count = len(row)
@@ -56,6 +58,12 @@ def normalise(
                 row = row + [""] * (needed - count)
         sku = row[i_sku].strip()
         name = row[i_name].strip()
+        # Our own export escapes formula-like cells with a leading apostrophe: undo it, so an
+        # exported file imports back to the same catalogue.
+        if sku[:1] == "'":
+            sku = restore(sku)
+        if name[:1] == "'":
+            name = restore(name)
         if not sku:
             if not any(cell.strip() for cell in row):
                 continue  # a row of empty cells, as spreadsheets leave at the end
@@ -65,6 +73,8 @@ def normalise(
             reject(line, "Name is empty.", row)
             continue
         description = row[i_desc].strip() if i_desc is not None else ""
+        if description[:1] == "'":
+            description = restore(description)
         if len(sku) > sku_max:
             reject(line, f"SKU is {len(sku)} characters; the limit is {sku_max}.", row)
             continue
