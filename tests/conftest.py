@@ -121,3 +121,21 @@ def client(anon_client: TestClient, database: Database) -> TestClient:
 
 
 pytest_plugins = ["tests.browser"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many tests ran on each database, so a run shows it covered both."""
+    counts = {dialect: {"passed": 0, "failed": 0, "skipped": 0} for dialect in DIALECTS}
+    for outcome in ("passed", "failed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for dialect in DIALECTS:
+                if f"[{dialect}" in nodeid or f"-{dialect}]" in nodeid or f"-{dialect}-" in nodeid:
+                    counts[dialect][outcome] += 1
+    lines = [
+        f"{dialect}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+        for dialect, c in counts.items()
+    ]
+    terminalreporter.write_sep("-", "tests per database")
+    for line in lines:
+        terminalreporter.write_line(line)
