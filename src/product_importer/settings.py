@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=GIB, ge=1)
     worker_threads: int = Field(default=4, ge=1, le=64)
 
+    # Distributed mode
+    broker_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BROKER_URL", "PRODUCT_IMPORTER_BROKER_URL"),
+        description="Celery broker (redis:// or amqp://); set, background work goes to workers.",
+    )
+    queue_prefix: str = Field(
+        default="",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="Prefix for the Celery queue names, to share one broker between installs.",
+    )
+
     # Webhooks
     webhook_timeout_seconds: float = Field(
         default=15.0, gt=0, le=300, description="Time allowed for one delivery attempt."
@@ -70,6 +83,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'products.db').resolve()}"
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.broker_url)
 
     @cached_property
     def session_secret(self) -> str:

@@ -20,8 +20,8 @@ from product_importer.imports.storage import storage_for
 from product_importer.settings import Settings
 
 
-def _store(settings: Settings, file: Path) -> tuple[str, int]:
-    storage = storage_for(settings.home)
+def _store(settings: Settings, database: Database, file: Path) -> tuple[str, int]:
+    storage = storage_for(settings, database)
     key = storage.new_key(".upload")
     with file.open("rb") as source, storage.open_write(key) as target:
         shutil.copyfileobj(source, target, 1024 * 1024)
@@ -41,7 +41,7 @@ def _read(database: Database, job_id: int) -> ImportJobRead:
 
 def run(settings: Settings, database: Database, file: Path, dry_run: bool) -> ImportJobRead:
     """Store the file, run the import here with a progress bar, and return the final job."""
-    key, size = _store(settings, file)
+    key, size = _store(settings, database, file)
     with database.session() as session:
         job_id = service.start_import(
             session,
@@ -53,7 +53,7 @@ def run(settings: Settings, database: Database, file: Path, dry_run: bool) -> Im
         ).id
     worker = threading.Thread(
         target=pipeline.run_import,
-        args=(database, storage_for(settings.home), job_id),
+        args=(database, storage_for(settings, database), job_id),
         name="pi-cli-import",
         daemon=True,
     )

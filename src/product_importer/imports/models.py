@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
@@ -58,3 +58,13 @@ class ImportReject(Base):
     line: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(500))
     fields: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class UploadChunk(Base):
+    """A piece of an uploaded file kept in the database (distributed mode, see imports.storage)."""
+
+    __tablename__ = "upload_chunks"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -57,7 +57,7 @@ async def upload(
     """Multipart field `file` (`.csv` or `.csv.gz`). Returns the queued job at once; follow it
     with `GET /api/imports/{id}` or the `/events` stream. With `dry_run=true` the job reports
     what it would create, update, leave unchanged and reject, and writes nothing."""
-    storage = storage_for(settings.home)
+    storage = storage_for(settings, request.app.state.database)
     try:
         stored = await receive_upload(request, storage, settings.max_upload_bytes)
     except UploadError as exc:
@@ -192,7 +192,7 @@ def retry(
     _principal: CurrentPrincipal,
     job_id: int,
 ) -> ImportJobRead:
-    storage = storage_for(settings.home)
+    storage = storage_for(settings, request.app.state.database)
     try:
         job = session.get(ImportJob, job_id)
         exists = job is not None and storage.exists(job.storage_key)

@@ -29,7 +29,7 @@ _queues_resent: set[str] = set()
 @task(RUN_TASK, queue="imports")
 def run(context: TaskContext, job_id: int) -> None:
     pipeline.run_import(
-        context.database, storage_for(context.settings.home), job_id, context.stopping
+        context.database, storage_for(context.settings, context.database), job_id, context.stopping
     )
 
 
@@ -77,7 +77,7 @@ def _recover_orphan(context: TaskContext, job_id: int) -> None:
         phase, attempts = job.phase, job.attempts
     if phase == "Merged":
         log.info("import %s: its merge had committed; marking it completed", job_id)
-        pipeline.complete_merged(database, storage_for(context.settings.home), job_id)
+        pipeline.complete_merged(database, storage_for(context.settings, context.database), job_id)
     elif attempts >= pipeline.MAX_ATTEMPTS:
         log.warning("import %s: interrupted %s times; giving up", job_id, attempts)
         pipeline.fail(
