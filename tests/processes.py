@@ -15,6 +15,7 @@ import httpx
 def cli_env(home: Path, database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRODUCT_IMPORTER_")}
     env.pop("DATABASE_URL", None)
+    env.pop("BROKER_URL", None)  # embedded mode unless a test asks for a broker
     env["PRODUCT_IMPORTER_HOME"] = str(home)
     if database_url:
         env["DATABASE_URL"] = database_url

@@ -89,6 +89,10 @@ def create_app(
     settings = settings or Settings()
     settings.ensure_home()
     database = database or Database(settings.resolved_database_url)
+    if dispatcher is None and settings.distributed:
+        from product_importer.tasks.celery_app import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(settings)
     dispatcher = dispatcher or EmbeddedDispatcher(
         {"webhooks": settings.worker_threads, "default": 2}
     )

@@ -1,4 +1,4 @@
-"""The `product-importer` command: serve, migrate, import, users and API tokens."""
+"""The `product-importer` command: serve, worker, migrate, import, users and API tokens."""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     return database
 
 
+def _check_distributed(settings: Settings, database: Database) -> None:
+    """Workers on other machines cannot share a SQLite file: distributed mode is PostgreSQL."""
+    if settings.distributed and database.dialect != "postgresql":
+        fail("BROKER_URL (distributed mode) needs a PostgreSQL DATABASE_URL.", 2)
+
+
 def _check_port_free(host: str, port: int) -> None:
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -106,11 +112,42 @@ def serve(
 
     settings = load_settings()
     database = open_database(settings)
+    _check_distributed(settings, database)
     _check_port_free(host, port)
     _announce_sign_in(database)
     shown_url = database.engine.url.render_as_string(hide_password=True)
     typer.echo(f"Serving on http://{host}:{port} (database: {shown_url})")
     uvicorn.run(create_app(settings, database), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, help="Tasks run at once (threads).")
+    ] = 4,
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to take work from.")
+    ] = "imports,webhooks,default",
+) -> None:
+    """Run a Celery worker for distributed mode (needs BROKER_URL)."""
+    from product_importer.tasks import celery_app
+
+    settings = load_settings()
+    if not settings.broker_url:
+        fail("the worker needs a broker: set BROKER_URL (e.g. redis://127.0.0.1:6379/0).", 2)
+    try:
+        chosen = celery_app.parse_queues(queues)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    database = open_database(settings)
+    _check_distributed(settings, database)
+    try:
+        celery_app.check_broker(settings)
+    except celery_app.BrokerUnavailable as exc:
+        fail(f"cannot reach the broker at {_display_url(settings.broker_url)}: {exc}", 3)
+    shown = database.engine.url.render_as_string(hide_password=True)
+    typer.echo(f"Worker for queues {', '.join(chosen)} (database: {shown})")
+    raise typer.Exit(celery_app.run_worker(settings, database, chosen, concurrency))
 
 
 @app.command()

@@ -1,0 +1,153 @@
+"""Background work in Celery workers (distributed mode, `BROKER_URL` set).
+
+One generic Celery task carries (task name, JSON kwargs) and runs the registered function, so
+the task code is the same as in embedded mode; each message goes to the queue named in its
+TaskSpec (`imports`, `webhooks`, `default`). Messages are acknowledged only after the task ran
+(`acks_late`), so a worker killed mid-task leaves its message to be delivered again; the tasks
+are idempotent (jobs are claimed in the database), so a second delivery does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from celery import Celery, signals
+from celery.exceptions import Reject
+
+from product_importer.db import Database
+from product_importer.settings import Settings
+from product_importer.tasks import registry
+from product_importer.tasks.leader import FleetScheduler
+from product_importer.tasks.registry import QUEUES, TaskContext, get_task
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "product_importer.run"
+
+
+class BrokerUnavailable(Exception):
+    """The broker named by BROKER_URL does not answer."""
+
+
+def queue_name(settings: Settings, queue: str) -> str:
+    return f"{settings.queue_prefix}{queue}"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("product_importer", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=queue_name(settings, "default"),
+        task_create_missing_queues=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+    )
+    return app
+
+
+def check_broker(settings: Settings) -> None:
+    app = make_celery(settings)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+    except Exception as exc:
+        raise BrokerUnavailable(
+            str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
+        ) from exc
+    finally:
+        app.close()
+
+
+class CeleryDispatcher:
+    """Sends registered tasks to the broker; the workers run them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.app = make_celery(settings)
+
+    def start(self, context: TaskContext) -> None:
+        """Nothing runs here: the workers run the tasks and, one of them, the periodic work."""
+
+    def submit(self, name: str, kwargs: dict[str, Any]) -> None:
+        spec = get_task(name)
+        try:
+            self.app.send_task(
+                TASK_NAME,
+                args=(name, kwargs),
+                queue=queue_name(self._settings, spec.queue),
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            )
+        except Exception:
+            # The database keeps the job; the periodic sweeps find it again.
+            log.exception("task %s could not be sent to the broker", name)
+
+    def stop(self) -> None:
+        self.app.close()
+
+
+def _register_runner(app: Celery, context: TaskContext) -> None:
+    @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
+    def run(name: str, kwargs: dict[str, Any]) -> None:
+        registry.run(context, name, kwargs)
+        if context.stopping.is_set():
+            # The worker is shutting down and the task may have stopped early (an import goes
+            # back to `queued`): hand the message back so another worker carries on.
+            raise Reject("worker stopping", requeue=True)
+
+
+def run_worker(settings: Settings, database: Database, queues: list[str], concurrency: int) -> int:
+    """Run a Celery worker in this process until it is stopped; return its exit code.
+
+    The thread pool keeps the embedded mode's model: one process, one engine, tasks that see
+    `context.stopping`; scale across CPUs and machines by running more workers.
+    """
+    context = TaskContext(database=database, settings=settings)
+    dispatcher = CeleryDispatcher(settings)
+    database.dispatcher = dispatcher
+    _register_runner(dispatcher.app, context)
+    scheduler = FleetScheduler(context)
+
+    def shutting_down(**_: Any) -> None:
+        context.stopping.set()
+
+    signals.worker_shutting_down.connect(shutting_down, weak=False)
+    scheduler.start()
+    worker = dispatcher.app.Worker(
+        pool="threads",
+        concurrency=concurrency,
+        queues=[queue_name(settings, queue) for queue in queues],
+        hostname=f"product-importer-{os.getpid()}@{socket.gethostname()}",
+        loglevel="INFO",
+        without_mingle=True,
+        without_gossip=True,
+    )
+    try:
+        worker.start()
+    finally:
+        context.stopping.set()
+        scheduler.join()
+        database.dispatcher = None
+        dispatcher.stop()
+    return int(worker.exitcode or 0)
+
+
+def parse_queues(value: str) -> list[str]:
+    queues = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [queue for queue in queues if queue not in QUEUES]
+    if not queues or unknown:
+        raise ValueError(
+            f"unknown queue(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(QUEUES)}"
+        )
+    return queues
