@@ -104,6 +104,9 @@ def _announce_sign_in(database: Database) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Web processes (above 1: distributed mode only).")
+    ] = 1,
 ) -> None:
     """Apply pending migrations and serve the web UI and API."""
     import uvicorn
@@ -111,12 +114,30 @@ def serve(
     from product_importer.app import create_app
 
     settings = load_settings()
+    if workers > 1 and not settings.distributed:
+        fail(
+            "--workers above 1 needs distributed mode (BROKER_URL): in embedded mode the "
+            "background work runs inside the one server process.",
+            2,
+        )
     database = open_database(settings)
     _check_distributed(settings, database)
     _check_port_free(host, port)
     _announce_sign_in(database)
     shown_url = database.engine.url.render_as_string(hide_password=True)
     typer.echo(f"Serving on http://{host}:{port} (database: {shown_url})")
+    if workers > 1:
+        # Each process builds its own app, settings and engine from the same environment.
+        database.dispose()
+        uvicorn.run(
+            "product_importer.app:create_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+        return
     uvicorn.run(create_app(settings, database), host=host, port=port, log_level="info")
 
 

@@ -5,6 +5,7 @@ other's tasks."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -84,11 +85,31 @@ class Fleet:
         )
         return env
 
-    def web(self) -> str:
+    def web(self, *args: str) -> str:
         port = free_port()
-        process = start_server(self.env("web"), port)
+        if not args:
+            self.processes.append(start_server(self.env("web"), port))
+            return f"http://127.0.0.1:{port}"
+        log = self.tmp_path / "web.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "product_importer", "serve", "--port", str(port), *args],
+                env=self.env("web"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.processes.append(process)
-        return f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return f"http://127.0.0.1:{port}"
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"web did not start:\n{log.read_text()}")
+            time.sleep(0.1)
 
     def worker(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = self.tmp_path / f"{name}.log"
@@ -174,7 +195,7 @@ def _no_local_uploads(fleet: Fleet) -> None:
 
 
 def test_import_and_webhook_run_on_a_worker(fleet: Fleet) -> None:
-    base = fleet.web()
+    base = fleet.web("--workers", "2")
     token = make_token(fleet.database)
     csv = b"sku,name\nA-1,Chair\nb-2,Table\nB-2,Desk\n"
 
@@ -190,6 +211,14 @@ def test_import_and_webhook_run_on_a_worker(fleet: Fleet) -> None:
     assert job["status"] == "completed", job
     assert (job["rows_created"], job["rows_processed"]) == (2, 3)
     assert _skus(base, token) == {"A-1": "Chair", "B-2": "Desk"}
+    for _ in range(4):  # through either web process: progress comes from the database
+        stream = httpx.get(
+            f"{base}/api/imports/{queued['id']}/events",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        last = [line for line in stream.text.splitlines() if line.startswith("data:")][-1]
+        assert json.loads(last.removeprefix("data:"))["status"] == "completed"
     _no_local_uploads(fleet)
     with fleet.database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM upload_chunks").scalar() == 0
@@ -216,6 +245,14 @@ def test_import_and_webhook_run_on_a_worker(fleet: Fleet) -> None:
         assert delivery.payload["data"]["sku"] == "C-3"
     finally:
         receiver.stop()
+    web_log = (fleet.tmp_path / "web.log").read_text()
+    assert web_log.count("Started server process") == 2, web_log
+
+
+def test_several_web_processes_need_distributed_mode(tmp_path: Path) -> None:
+    result = run_cli("serve", "--workers", "2", env=cli_env(tmp_path))
+    assert result.returncode == 2
+    assert "--workers above 1 needs distributed mode" in result.stderr
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
