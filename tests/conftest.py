@@ -82,6 +82,9 @@ def clear_tables(database: Database) -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
+            # The search table is not in the metadata (an FTS5 table); on PostgreSQL the
+            # TRUNCATE cascades to it.
+            connection.execute(text("DELETE FROM product_search"))
 
 
 @pytest.fixture

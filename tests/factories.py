@@ -7,6 +7,7 @@ import re
 from fastapi.testclient import TestClient
 
 from product_importer.auth import service as auth_service
+from product_importer.catalog import repository
 from product_importer.catalog.models import Product, sku_key
 from product_importer.db import Database
 
@@ -31,6 +32,7 @@ def make_product(
         product = Product(sku=sku, sku_key=sku_key(sku), name=name, description=description)
         session.add(product)
         session.flush()
+        repository.index_product(session, product)
         return product.id
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
+from product_importer.catalog import repository
 from product_importer.catalog.models import Product, sku_key
 from product_importer.db import Database, utcnow
 from product_importer.webhooks.models import Event
 
 
-def add_products(database: Database, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert many products in one statement (like an import), with sensible defaults."""
+def add_products(database: Database, rows: Iterable[dict[str, Any]], *, index: bool = True) -> None:
+    """Insert many products in one statement (like an import), with sensible defaults, and
+    make them searchable (unless `index` is false, as right after an import)."""
     now = utcnow()
     values = [
         {
@@ -31,6 +34,8 @@ def add_products(database: Database, rows: Iterable[dict[str, Any]]) -> None:
     ]
     with database.session() as session:
         session.execute(insert(Product), values)
+        if index:
+            repository.index_changed(session, 0, 2**62, datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def numbered(count: int, prefix: str = "SKU-", **fields: Any) -> list[dict[str, Any]]:

@@ -425,7 +425,14 @@ def test_invalid_list_parameters_are_422_with_the_reason(client: TestClient, que
 
 def test_an_empty_catalogue_lists_nothing(client: TestClient) -> None:
     body = client.get("/api/products").json()
-    assert body == {"items": [], "total": 0, "total_is_estimate": False, "page": 1, "page_size": 50}
+    assert body == {
+        "items": [],
+        "total": 0,
+        "total_is_estimate": False,
+        "page": 1,
+        "page_size": 50,
+        "search_pending": False,
+    }
 
 
 # --- delete all ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_cancel_during_the_merge_leaves_the_catalogue_as_it_was(
             raise ImportCancelled
 
     with pytest.raises(ImportCancelled):
-        merger.merge(False, utcnow(), cancel_halfway, lambda c: ("SELECT 1", {}))  # type: ignore[attr-defined]
+        merger.merge(False, utcnow(), cancel_halfway, lambda c: [("SELECT 1", {})])  # type: ignore[attr-defined]
     merger.close()  # type: ignore[attr-defined]
     assert skus(database) == {"k-1": "Before"}
 
@@ -68,7 +68,7 @@ def test_a_failure_at_the_end_of_the_merge_rolls_everything_back(
     merger = stage(database, big_file(1000), tmp_path)
     with pytest.raises(Exception, match="no_such_table"):
         merger.merge(  # type: ignore[attr-defined]
-            False, utcnow(), lambda _f: None, lambda c: ("UPDATE no_such_table SET x = 1", {})
+            False, utcnow(), lambda _f: None, lambda c: [("UPDATE no_such_table SET x = 1", {})]
         )
     merger.close()  # type: ignore[attr-defined]
     assert skus(database) == {"k-1": "Before"}
@@ -79,7 +79,7 @@ def test_merge_counts_and_progress(database: Database, tmp_path: Path) -> None:
     make_product(database, "K-2", name="Old")
     merger = stage(database, big_file(120_000), tmp_path)
     seen: list[float] = []
-    counts = merger.merge(False, utcnow(), seen.append, lambda c: ("SELECT 1", {}))  # type: ignore[attr-defined]
+    counts = merger.merge(False, utcnow(), seen.append, lambda c: [("SELECT 1", {})])  # type: ignore[attr-defined]
     merger.close()  # type: ignore[attr-defined]
     assert counts == MergeCounts(created=119_998, updated=1, unchanged=1)
     assert len(seen) >= 2

@@ -65,3 +65,17 @@ class DeleteAllJob(Base):
     # Refreshed while queued work is handed over and after every batch; a stale heartbeat on
     # an unfinished job means its worker (or its queued task) was lost.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class SearchBacklog(Base):
+    """Products an import changed that the search structure does not reflect yet: every product
+    with `updated_at >= changed_since`. Written inside the import's merge transaction, removed
+    once `catalog.index_search` has indexed them."""
+
+    __tablename__ = "search_backlog"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    changed_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refreshed after every indexed chunk: a stale (or empty) heartbeat means nobody works on it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,25 +1,30 @@
 """Product queries, shaped per database so the search and sort indexes do the work.
 
-SQLite searches an FTS5 trigram index (`products_fts`); PostgreSQL a pg_trgm GIN index over
-`PG_SEARCH_TEXT`. Both give case-insensitive substring matches. Terms shorter than three
-characters have no trigram, so they fall back to a scan (still correct, just slower).
+Search reads `product_search`, a structure keyed by product id: on SQLite an FTS5 trigram table
+(rowid = product id), on PostgreSQL a table of documents with a pg_trgm GIN index. Both give
+case-insensitive substring matches. Terms shorter than three characters have no trigram, so
+they fall back to a scan (still correct, just slower). The application keeps it in step:
+single-product writes at once (`index_product`, `unindex_product`), imports afterwards from
+the `search_backlog` (`index_changed`), so an import never pays for the index.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Row,
     and_,
+    bindparam,
     case,
     column,
     delete,
+    exists,
     func,
-    literal_column,
     or_,
     select,
     table,
@@ -30,14 +35,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
-from product_importer.catalog.models import Product, sku_key
+from product_importer.catalog.models import Product, SearchBacklog, sku_key
 from product_importer.catalog.schemas import ProductFilters, ProductSort
+from product_importer.db import UTCDateTime
 
-# Identical (modulo spacing) to the expression of ix_products_search_trgm in migration 0004.
-PG_SEARCH_TEXT: ColumnElement[str] = literal_column(
-    "(products.sku || ' ' || products.name || ' ' || products.description)"
-)
-_fts = table("products_fts", column("rowid"), column("products_fts"))
+_fts = table("product_search", column("rowid"), column("product_search"))
+_pg_search_table = table("product_search", column("product_id"), column("document"))
 _MIN_TRIGRAM = 3
 # Sorting past every real code point: the upper bound of a prefix range.
 _MAX_CHAR = "\U0010ffff"
@@ -119,7 +122,7 @@ def conditions(
     elif dialect == "sqlite":
         where.extend(_sqlite_search(searches, id_range))
     else:
-        where.extend(_pg_search(searches))
+        where.extend(_pg_search(searches, id_range))
     return where
 
 
@@ -148,22 +151,30 @@ def _sqlite_search(
             # SQLite's LIKE folds ASCII letters only; fine for one- and two-letter terms.
             where.append(_column_like(field, term, ilike=False))
     if phrases:
-        matching = select(_fts.c.rowid).where(_fts.c.products_fts.match(" AND ".join(phrases)))
+        matching = select(_fts.c.rowid).where(_fts.c.product_search.match(" AND ".join(phrases)))
         if id_range is not None:
             matching = matching.where(_fts.c.rowid.between(*id_range))
         where.insert(0, Product.id.in_(matching))
     return where
 
 
-def _pg_search(searches: list[tuple[str | None, str]]) -> list[ColumnElement[bool]]:
+def _pg_search(
+    searches: list[tuple[str | None, str]], id_range: IdRange | None
+) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
+    documents: list[ColumnElement[bool]] = []
     for field, term in searches:
         pattern = _like_pattern(term)
         # The trigram index covers the combined text; a per-column term is rechecked on its
-        # column. One index instead of three keeps imports cheaper.
-        where.append(PG_SEARCH_TEXT.ilike(pattern, escape="\\"))
+        # column. One index instead of three keeps indexing cheaper.
+        documents.append(_pg_search_table.c.document.ilike(pattern, escape="\\"))
         if field:
             where.append(_column_like(field, term, ilike=True))
+    if documents:
+        matching = select(_pg_search_table.c.product_id).where(*documents)
+        if id_range is not None:
+            matching = matching.where(_pg_search_table.c.product_id.between(*id_range))
+        where.insert(0, Product.id.in_(matching))
     return where
 
 
@@ -290,11 +301,123 @@ def export_rows(
     yield from result.partitions()
 
 
+# --- the search structure ---------------------------------------------------------------
+
+
+def index_product(session: Session, product: Product) -> None:
+    """Make one (flushed) product findable by its current text, in the caller's transaction."""
+    values = {
+        "id": product.id,
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+    }
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("DELETE FROM product_search WHERE rowid = :id"), values)
+        session.execute(
+            text(
+                "INSERT INTO product_search (rowid, sku, name, description) "
+                "VALUES (:id, :sku, :name, :description)"
+            ),
+            values,
+        )
+    else:
+        session.execute(
+            text(
+                "INSERT INTO product_search (product_id, document) "
+                "VALUES (:id, :sku || ' ' || :name || ' ' || :description) "
+                "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document"
+            ),
+            values,
+        )
+
+
+def unindex_product(session: Session, product_id: int) -> None:
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("DELETE FROM product_search WHERE rowid = :id"), {"id": product_id})
+    else:
+        session.execute(
+            text("DELETE FROM product_search WHERE product_id = :id"), {"id": product_id}
+        )
+
+
+# SQLite: `+updated_at` keeps the planner on the id range (the primary key) rather than the
+# (updated_at, id) index, which would visit every changed row for every chunk. The rowid range
+# lets FTS5 find the rows to replace without scanning the table.
+_SQLITE_UNINDEX_CHANGED = (
+    "DELETE FROM product_search WHERE rowid BETWEEN :low AND :high AND rowid IN "
+    "(SELECT id FROM products WHERE id BETWEEN :low AND :high AND +updated_at >= :since)"
+)
+_SQLITE_INDEX_CHANGED = (
+    "INSERT INTO product_search (rowid, sku, name, description) "
+    "SELECT id, sku, name, description FROM products "
+    "WHERE id BETWEEN :low AND :high AND +updated_at >= :since"
+)
+# PostgreSQL: the rows are read under FOR SHARE, so an edit committed meanwhile is seen (an
+# older text never overwrites the newer one the edit wrote) and a deleted row is skipped.
+# NOWAIT: a chunk that meets a row being written fails at once (LockNotAvailable) instead of
+# waiting while holding locks, so it can never deadlock with an import's merge; the caller
+# retries it.
+_PG_INDEX_CHANGED = (
+    "INSERT INTO product_search (product_id, document) "
+    "SELECT id, sku || ' ' || name || ' ' || description FROM products "
+    "WHERE id BETWEEN :low AND :high AND updated_at >= :since "
+    "ORDER BY id FOR SHARE NOWAIT "
+    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
+    "WHERE product_search.document IS DISTINCT FROM excluded.document"
+)
+
+
+def index_changed(session: Session, low: int, high: int, since: datetime) -> None:
+    """(Re)index the products with ids in [low, high] changed at or after `since`. Idempotent."""
+    params = {"low": low, "high": high, "since": since}
+    if session.get_bind().dialect.name == "sqlite":
+        statements = [_SQLITE_UNINDEX_CHANGED, _SQLITE_INDEX_CHANGED]
+    else:
+        statements = [_PG_INDEX_CHANGED]
+    for sql in statements:
+        session.execute(text(sql).bindparams(bindparam("since", type_=UTCDateTime())), params)
+
+
+def changed_id_bounds(session: Session, since: datetime) -> tuple[int, int] | None:
+    """The lowest id changed at or after `since`, and the highest id: the range to index."""
+    low = session.scalar(select(func.min(Product.id)).where(Product.updated_at >= since))
+    high = session.scalar(select(func.max(Product.id)))
+    if low is None or high is None:
+        return None
+    return int(low), int(high)
+
+
+def search_pending(session: Session) -> bool:
+    return bool(session.scalar(select(exists().where(SearchBacklog.id.isnot(None)))))
+
+
+def backlog_statement(dialect: str, changed_since: datetime) -> tuple[str, dict[str, Any]]:
+    """SQL (with :named parameters, for a raw driver connection) that records a backlog entry."""
+    since: Any = changed_since
+    if dialect == "sqlite":
+        # As SQLAlchemy stores UTCDateTime on SQLite, so the text comparison holds.
+        since = changed_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return (
+        "INSERT INTO search_backlog (changed_since, created_at) VALUES (:since, :since)",
+        {"since": since},
+    )
+
+
 # --- delete all ---------------------------------------------------------------------------
 
 
 def delete_first(session: Session, rows: int) -> int:
-    """Delete the `rows` lowest-id products; returns how many went."""
+    """Delete the `rows` lowest-id products, and their search rows; returns how many went."""
+    ids = list(session.scalars(select(Product.id).order_by(Product.id).limit(rows)))
+    if not ids:
+        return 0
+    unindex = (
+        "DELETE FROM product_search WHERE rowid <= :high"
+        if session.get_bind().dialect.name == "sqlite"
+        else "DELETE FROM product_search WHERE product_id <= :high"
+    )
+    session.execute(text(unindex), {"high": ids[-1]})
     first = select(Product.id).order_by(Product.id).limit(rows).scalar_subquery()
     result = session.execute(
         delete(Product).where(Product.id.in_(first)).execution_options(synchronize_session=False)
@@ -303,24 +426,22 @@ def delete_first(session: Session, rows: int) -> int:
 
 
 def sqlite_delete_all(session: Session) -> int:
-    """Empty `products` and its search index in one transaction, in about a second.
+    """Empty `products`, its search table and the search backlog in one transaction, in about
+    a second.
 
-    SQLite erases a whole table without visiting rows only when it has no triggers, so the
-    search-index triggers are dropped and recreated (from their own stored SQL) around the
-    DELETE, and the external-content FTS index is emptied with its 'delete-all' command.
+    SQLite erases a whole table without visiting rows (`products` has no triggers); an FTS5
+    table would be emptied row by row, so it is dropped and recreated from its stored SQL.
     Readers (WAL) keep seeing the old catalogue until the commit; nothing is half-done.
     """
     count = count_all(session)
-    triggers = session.execute(
-        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'products'")
-    ).all()
+    search_sql = session.scalar(
+        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'product_search'")
+    )
     connection = session.connection()
-    for name, _sql in triggers:
-        connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
     connection.exec_driver_sql("DELETE FROM products")
-    connection.exec_driver_sql("INSERT INTO products_fts (products_fts) VALUES ('delete-all')")
-    for _name, sql in triggers:
-        connection.exec_driver_sql(sql)
+    connection.exec_driver_sql("DROP TABLE product_search")
+    connection.exec_driver_sql(search_sql)
+    connection.exec_driver_sql("DELETE FROM search_backlog")
     return count
 
 
@@ -331,5 +452,6 @@ def pg_truncate(session: Session, lock_timeout_ms: int) -> int:
     session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
     session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
     count = count_all(session)
-    session.execute(text("TRUNCATE products"))
+    session.execute(text("TRUNCATE products, product_search"))
+    session.execute(delete(SearchBacklog))
     return count

@@ -149,6 +149,13 @@ class ProductPage(BaseModel):
     )
     page: int
     page_size: int
+    search_pending: bool = Field(
+        description=(
+            "True while the search index is catching up after an import: text filters (`q`, "
+            "`name`, `description`) may then miss products the import created or changed "
+            "(and may still match their previous text). Other filters and sorting are exact."
+        ),
+    )
 
 
 class ProductSort(StrEnum):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from product_importer.catalog import repository
-from product_importer.catalog.models import DeleteAllJob, Product, sku_key
+from product_importer.catalog.models import DeleteAllJob, Product, SearchBacklog, sku_key
 from product_importer.catalog.schemas import (
     ProductCreate,
     ProductFilters,
@@ -29,6 +29,10 @@ from product_importer.tasks import dispatch
 from product_importer.webhooks import events
 
 DELETE_ALL_TASK = "catalog.delete_all"
+INDEX_SEARCH_TASK = "catalog.index_search"
+SEARCHED_FIELDS = ("sku", "name", "description")
+# An indexing worker refreshes its backlog entry's heartbeat after every chunk.
+BACKLOG_STALE_AFTER_SECONDS = 60.0
 
 
 class ProductNotFound(Exception):
@@ -122,6 +126,7 @@ def create(session: Session, data: ProductCreate) -> Product:
     )
     session.add(product)
     _flush(session, data.sku)
+    repository.index_product(session, product)
     events.record(session, "product.created", _payload(product))
     return product
 
@@ -141,6 +146,8 @@ def update(
     for name, value in changed.items():
         setattr(product, name, value)
     _flush(session, fields.get("sku", product.sku))
+    if any(name in changed for name in SEARCHED_FIELDS):
+        repository.index_product(session, product)
     events.record(session, "product.updated", _payload(product))
     return product
 
@@ -151,6 +158,7 @@ def delete(session: Session, product_id: int, if_match: str | None = None) -> No
     data = {"id": product.id, "sku": product.sku}
     session.delete(product)
     _flush(session, product.sku)
+    repository.unindex_product(session, product_id)
     events.record(session, "product.deleted", data)
 
 
@@ -192,6 +200,7 @@ def list_page(
         total_is_estimate=is_estimate,
         page=page,
         page_size=page_size,
+        search_pending=repository.search_pending(session),
     )
 
 
@@ -331,3 +340,66 @@ def requeue_delete_job(session: Session, job: DeleteAllJob) -> None:
 
 def stale_cutoff(seconds: float) -> datetime:
     return utcnow() - timedelta(seconds=seconds)
+
+
+# --- the search backlog ---------------------------------------------------------------------
+
+
+def queue_search_indexing(session: Session, stale_before: datetime) -> list[int]:
+    """Send `catalog.index_search` (after the commit) for every backlog entry nobody works on:
+    never claimed, or whose worker stopped refreshing its heartbeat."""
+    ids = list(
+        session.scalars(
+            select(SearchBacklog.id)
+            .where(
+                or_(
+                    SearchBacklog.heartbeat_at.is_(None),
+                    SearchBacklog.heartbeat_at < stale_before,
+                )
+            )
+            .order_by(SearchBacklog.id)
+        )
+    )
+    for backlog_id in ids:
+        dispatch.enqueue(session, INDEX_SEARCH_TASK, backlog_id=backlog_id)
+    return ids
+
+
+def claim_backlog(session: Session, backlog_id: int, stale_before: datetime) -> datetime | None:
+    """Take a backlog entry for this worker; its `changed_since`, or None if it is gone or a
+    live worker has it."""
+    result = session.execute(
+        sa.update(SearchBacklog)
+        .where(
+            SearchBacklog.id == backlog_id,
+            or_(SearchBacklog.heartbeat_at.is_(None), SearchBacklog.heartbeat_at < stale_before),
+        )
+        .values(heartbeat_at=utcnow())
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    return session.scalar(select(SearchBacklog.changed_since).where(SearchBacklog.id == backlog_id))
+
+
+def index_backlog_chunk(
+    session: Session, backlog_id: int, low: int, high: int, since: datetime
+) -> None:
+    repository.index_changed(session, low, high, since)
+    touch_backlog(session, backlog_id)
+
+
+def touch_backlog(session: Session, backlog_id: int) -> None:
+    session.execute(
+        sa.update(SearchBacklog).where(SearchBacklog.id == backlog_id).values(heartbeat_at=utcnow())
+    )
+
+
+def release_backlog(session: Session, backlog_id: int) -> None:
+    """Leave an unfinished entry for the next worker at once (the process is stopping)."""
+    session.execute(
+        sa.update(SearchBacklog).where(SearchBacklog.id == backlog_id).values(heartbeat_at=None)
+    )
+
+
+def finish_backlog(session: Session, backlog_id: int) -> None:
+    session.execute(sa.delete(SearchBacklog).where(SearchBacklog.id == backlog_id))

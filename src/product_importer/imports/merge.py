@@ -37,9 +37,9 @@ class MergeCounts:
     unchanged: int
 
 
-# Returns one SQL statement (with :named parameters) to run inside the merge transaction, so
+# Returns SQL statements (with :named parameters) to run inside the merge transaction, so
 # that what the merge did is recorded if, and only if, the merge commits.
-BeforeCommit = Callable[[MergeCounts], tuple[str, dict[str, Any]]]
+BeforeCommit = Callable[[MergeCounts], list[tuple[str, dict[str, Any]]]]
 
 
 class Merger(Protocol):
@@ -184,7 +184,8 @@ class SQLiteMerger:
                 created += self._db.execute("SELECT changes()").fetchone()[0]
                 progress((done + 1) / len(batches))
             counts = MergeCounts(created, updated, total - created - updated)
-            self._db.execute(*before_commit(counts))
+            for statement in before_commit(counts):
+                self._db.execute(*statement)
         except BaseException:
             self._db.execute("ROLLBACK")
             self.holds_write_lock = False
@@ -323,8 +324,8 @@ class PostgresMerger:
                     total, created, updated = total + seen, created + new, updated + changed_rows
                     progress((part + 1) / self.partitions)
                 counts = MergeCounts(created, updated, total - created - updated)
-                sql, params = before_commit(counts)
-                cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
+                for sql, params in before_commit(counts):
+                    cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
         except BaseException:
             self._db.rollback()
             raise

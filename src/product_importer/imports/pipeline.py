@@ -14,11 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from product_importer.catalog import repository as catalog_repository
+from product_importer.catalog import service as catalog_service
 from product_importer.db import Database, utcnow
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
@@ -194,6 +197,10 @@ def complete_merged(database: Database, storage: UploadStorage, job_id: int) -> 
     with database.session() as session:
         job = session.get(ImportJob, job_id)
         key = job.storage_key if job else ""
+        # Index what the merge changed (its backlog entry), now that it is committed.
+        catalog_service.queue_search_indexing(
+            session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
+        )
     _finish(database, job_id, status="completed", phase="Completed", percent=100.0)
     storage.delete(key)
 
@@ -260,8 +267,9 @@ def run_import(
             return
         reporter.phase("Merging")
         reporter.db_writes_blocked = merger.holds_write_lock or database.dialect == "sqlite"
+        merged_at = utcnow()
         counts = merger.merge(
-            has_active, utcnow(), reporter.merging, _merged_marker(database, job_id)
+            has_active, merged_at, reporter.merging, _merged_marker(database, job_id, merged_at)
         )
         reporter.db_writes_blocked = False
         complete_merged(database, storage, job_id)
@@ -312,20 +320,26 @@ def _count_values(counts: MergeCounts) -> dict[str, int]:
     }
 
 
-def _merged_marker(database: Database, job_id: int) -> Any:
-    """SQL run inside the merge transaction: if the merge commits, the job row says so."""
+def _merged_marker(database: Database, job_id: int, merged_at: datetime) -> Any:
+    """SQL run inside the merge transaction: if the merge commits, the job row says so, and
+    the search backlog holds the products it stamped with `merged_at`."""
 
-    def marker(counts: MergeCounts) -> tuple[str, dict[str, Any]]:
-        return (
-            "UPDATE import_jobs SET phase = 'Merged', percent = 99, rows_created = :created, "
-            "rows_updated = :updated, rows_unchanged = :unchanged WHERE id = :id",
-            {
-                "created": counts.created,
-                "updated": counts.updated,
-                "unchanged": counts.unchanged,
-                "id": job_id,
-            },
-        )
+    def marker(counts: MergeCounts) -> list[tuple[str, dict[str, Any]]]:
+        statements = [
+            (
+                "UPDATE import_jobs SET phase = 'Merged', percent = 99, rows_created = :created, "
+                "rows_updated = :updated, rows_unchanged = :unchanged WHERE id = :id",
+                {
+                    "created": counts.created,
+                    "updated": counts.updated,
+                    "unchanged": counts.unchanged,
+                    "id": job_id,
+                },
+            )
+        ]
+        if counts.created or counts.updated:
+            statements.append(catalog_repository.backlog_statement(database.dialect, merged_at))
+        return statements
 
     return marker
 

@@ -1,7 +1,9 @@
-"""Product search and sort indexes; delete-all jobs.
+"""Product search and sort indexes; delete-all jobs; the search-indexing backlog.
 
-SQLite: an FTS5 trigram index (external content on `products`, kept in step by triggers) for
-substring search; PostgreSQL: a pg_trgm GIN index over sku, name and description, and a
+Search lives in its own structure keyed by product id, written by the application (single
+edits at once, imports afterwards from `search_backlog`), never by triggers, so an import does
+not pay for it. SQLite: a regular FTS5 trigram table `product_search` (rowid = product id);
+PostgreSQL: a `product_search` table with a pg_trgm GIN index on its document, and a
 "C"-collated SKU index for code-point sorting and prefix ranges. Both: b-tree indexes for the
 sortable columns and the active filter.
 
@@ -23,28 +25,21 @@ depends_on: str | Sequence[str] | None = None
 
 BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-_SQLITE_FTS = [
-    "CREATE VIRTUAL TABLE products_fts USING fts5(sku, name, description, "
-    "content='products', content_rowid='id', tokenize='trigram')",
-    "CREATE TRIGGER products_fts_ai AFTER INSERT ON products BEGIN "
-    "INSERT INTO products_fts (rowid, sku, name, description) "
-    "VALUES (new.id, new.sku, new.name, new.description); END",
-    "CREATE TRIGGER products_fts_ad AFTER DELETE ON products BEGIN "
-    "INSERT INTO products_fts (products_fts, rowid, sku, name, description) "
-    "VALUES ('delete', old.id, old.sku, old.name, old.description); END",
-    # Only when searchable text changed: an import that flips `active` pays nothing here.
-    "CREATE TRIGGER products_fts_au AFTER UPDATE OF sku, name, description ON products "
-    "WHEN old.sku IS NOT new.sku OR old.name IS NOT new.name "
-    "OR old.description IS NOT new.description BEGIN "
-    "INSERT INTO products_fts (products_fts, rowid, sku, name, description) "
-    "VALUES ('delete', old.id, old.sku, old.name, old.description); "
-    "INSERT INTO products_fts (rowid, sku, name, description) "
-    "VALUES (new.id, new.sku, new.name, new.description); END",
-    "INSERT INTO products_fts (products_fts) VALUES ('rebuild')",
+_SQLITE_SEARCH = [
+    # A regular (not external-content) FTS5 table: a row can be removed by rowid alone.
+    "CREATE VIRTUAL TABLE product_search USING fts5(sku, name, description, tokenize='trigram')",
+    "INSERT INTO product_search (rowid, sku, name, description) "
+    "SELECT id, sku, name, description FROM products",
 ]
 
-# Must stay identical to catalog.repository.PG_SEARCH_TEXT for the planner to use the index.
-_PG_SEARCH_TEXT = "((sku || ' ' || name || ' ' || description))"
+_PG_SEARCH = [
+    "CREATE TABLE product_search (product_id bigint PRIMARY KEY "
+    "REFERENCES products (id) ON DELETE CASCADE, document text NOT NULL)",
+    # The document as catalog.repository writes it.
+    "INSERT INTO product_search (product_id, document) "
+    "SELECT id, sku || ' ' || name || ' ' || description FROM products",
+    "CREATE INDEX ix_product_search_trgm ON product_search USING gin (document gin_trgm_ops)",
+]
 
 
 def upgrade() -> None:
@@ -66,20 +61,25 @@ def upgrade() -> None:
 
     op.create_index("ix_products_name", "products", ["name", "id"])
     op.create_index("ix_products_updated_at", "products", ["updated_at", "id"])
+    op.create_table(
+        "search_backlog",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("changed_since", UTCDateTime(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("heartbeat_at", UTCDateTime(), nullable=True),
+    )
 
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         op.create_index("ix_products_active_sku_key", "products", ["active", "sku_key"])
         # The narrowest index: SQLite's count(*) walks the smallest b-tree.
         op.create_index("ix_products_active", "products", ["active"])
-        for statement in _SQLITE_FTS:
+        for statement in _SQLITE_SEARCH:
             op.execute(statement)
     elif dialect == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.execute(
-            "CREATE INDEX ix_products_search_trgm ON products "
-            f"USING gin ({_PG_SEARCH_TEXT} gin_trgm_ops)"
-        )
+        for statement in _PG_SEARCH:
+            op.execute(statement)
         # Code-point order for SKUs, as on SQLite, so a prefix is a contiguous key range. The
         # included columns let a deep page be skipped in the index alone (index-only scan).
         op.execute(
@@ -94,15 +94,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
-        for name in ("products_fts_ai", "products_fts_ad", "products_fts_au"):
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
-        op.execute("DROP TABLE IF EXISTS products_fts")
+        op.execute("DROP TABLE IF EXISTS product_search")
         op.drop_index("ix_products_active_sku_key", table_name="products")
         op.drop_index("ix_products_active", table_name="products")
     elif dialect == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_products_search_trgm")
+        op.execute("DROP TABLE IF EXISTS product_search")
         op.execute("DROP INDEX IF EXISTS ix_products_sku_key_c")
         op.execute("DROP INDEX IF EXISTS ix_products_active_sku_key_c")
+    op.drop_table("search_backlog")
     op.drop_index("ix_products_updated_at", table_name="products")
     op.drop_index("ix_products_name", table_name="products")
     op.drop_index("ix_product_delete_jobs_status", table_name="product_delete_jobs")

@@ -4,11 +4,12 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const FILTERS = ["q", "sku", "name", "description", "active"];
+  const TEXT_FILTERS = ["q", "name", "description"];
   const SORTS = ["sku", "-sku", "name", "-name", "updated_at", "-updated_at", "created_at", "-created_at"];
   const numberFormat = new Intl.NumberFormat();
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-  const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [] };
+  const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [], searchPending: false };
   let loadSeq = 0;
   let debounceTimer = null;
 
@@ -59,7 +60,12 @@
     try {
       const data = await PI.api(`/api/products?${params}`);
       if (seq !== loadSeq) return; // a newer request has been sent meanwhile
-      Object.assign(state, { total: data.total, estimate: data.total_is_estimate, items: data.items });
+      Object.assign(state, {
+        total: data.total,
+        estimate: data.total_is_estimate,
+        items: data.items,
+        searchPending: data.search_pending,
+      });
       render();
     } catch (error) {
       if (seq !== loadSeq) return;
@@ -123,6 +129,9 @@
     }
     const filtered = Object.keys(state.filters).length > 0;
     const none = state.items.length === 0;
+    // Imported products reach the search index shortly after the import: say so while a text
+    // filter may miss them.
+    $("search-pending").hidden = !(state.searchPending && TEXT_FILTERS.some((key) => state.filters[key]));
     $("empty-catalogue").hidden = !(none && !filtered && state.total === 0);
     $("empty-results").hidden = !(none && (filtered || state.total > 0));
     $("products-table").hidden = none;
