@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import text
 
 from product_importer import migrate
@@ -253,6 +254,23 @@ def test_several_web_processes_need_distributed_mode(tmp_path: Path) -> None:
     result = run_cli("serve", "--workers", "2", env=cli_env(tmp_path))
     assert result.returncode == 2
     assert "--workers above 1 needs distributed mode" in result.stderr
+
+
+def test_a_job_whose_message_was_lost_is_sent_again(fleet: Fleet) -> None:
+    """As after a broker restart without persistence: the job is queued in the database, its
+    message is gone. The worker that runs the periodic work sends it again."""
+    base = fleet.web()
+    token = make_token(fleet.database)
+    fleet.worker("worker-1", "--queues", "webhooks,default")  # the leader; takes no imports
+    job = _upload(base, token, b"sku,name\nL-1,Lost\n")
+    broker = redis.Redis.from_url(fleet.broker_url)
+    lost = broker.keys(f"{fleet.prefix}imports*")
+    assert lost, "the import's message should be waiting in the broker"
+    broker.delete(*lost)
+    fleet.worker("worker-2", "--queues", "imports")
+    done = _wait_for_job(base, token, job["id"], fleet, timeout=60)
+    assert done["status"] == "completed", done
+    assert "sending them again" in fleet.logs[0].read_text()
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -23,7 +24,11 @@ RECOVERY_INTERVAL_SECONDS = 5.0
 # the lock free has lost its worker. The heartbeat (refreshed twice a second outside a SQLite
 # merge) is a second check, against a lock lost with a dropped database connection.
 STALE_AFTER = timedelta(seconds=3)
+# Distributed mode: a job queued this long while no import runs has lost its broker message (a
+# broker restarted without persistence); it is sent again, at most this often.
+RESEND_QUEUED_AFTER_SECONDS = 10.0
 _queues_resent: set[str] = set()
+_resent_at: dict[int, float] = {}
 
 
 @task(RUN_TASK, queue="imports")
@@ -66,6 +71,42 @@ def recover(context: TaskContext) -> None:
             )
             for job_id in queued:
                 enqueue(session, RUN_TASK, job_id=job_id)
+    elif context.settings.distributed:
+        _resend_forgotten(context)
+
+
+def _resend_forgotten(context: TaskContext) -> None:
+    """Send again queued jobs that wait while the catalogue is free: their message is lost.
+    A duplicate message does no harm (a job is claimed once)."""
+    database = context.database
+    cutoff = utcnow() - timedelta(seconds=RESEND_QUEUED_AFTER_SECONDS)
+    with database.session() as session:
+        waiting = list(
+            session.scalars(
+                select(ImportJob.id)
+                .where(ImportJob.status == "queued", ImportJob.created_at < cutoff)
+                .order_by(ImportJob.id)
+            )
+        )
+    now = time.monotonic()
+    for job_id in set(_resent_at) - set(waiting):
+        del _resent_at[job_id]
+    due = [
+        job_id
+        for job_id in waiting
+        if now - _resent_at.get(job_id, -RESEND_QUEUED_AFTER_SECONDS) >= RESEND_QUEUED_AFTER_SECONDS
+    ]
+    if not due:
+        return
+    lock = CatalogueLock(database)
+    if not lock.try_acquire():
+        return  # an import or a delete-all is running; the waiting jobs' turn has not come
+    lock.release()
+    log.warning("imports %s waited with the catalogue free; sending them again", due)
+    with database.session() as session:
+        for job_id in due:
+            _resent_at[job_id] = now
+            enqueue(session, RUN_TASK, job_id=job_id)
 
 
 def _recover_orphan(context: TaskContext, job_id: int) -> None:
