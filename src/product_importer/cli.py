@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -13,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from product_importer import migrate as migrations
 from product_importer.auth import service as auth_service
@@ -208,40 +210,39 @@ def import_file(
         raise typer.Exit(1)
 
 
-@user_app.command("create")
-def user_create(
-    username: str,
-    password: Annotated[
-        str,
-        typer.Option(prompt=True, confirmation_prompt=True, hide_input=True, help="Password."),
-    ],
-) -> None:
-    """Create a user who can sign in to the web UI."""
+NewPassword = Annotated[
+    str,
+    typer.Option(prompt=True, confirmation_prompt=True, hide_input=True, help="Password."),
+]
+
+
+def _change_users(change: Callable[[Session], object], done: str) -> None:
+    """Run one change to users in its own unit of work; rule violations exit 2 with the reason."""
     database = open_database(load_settings())
     try:
         with database.session() as session:
-            auth_service.create_user(session, username, password)
+            change(session)
     except auth_service.AuthError as exc:
         fail(str(exc), 2)
-    typer.echo(f"User '{username.strip()}' created.")
+    typer.echo(done)
+
+
+@user_app.command("create")
+def user_create(username: str, password: NewPassword) -> None:
+    """Create a user who can sign in to the web UI."""
+    _change_users(
+        lambda session: auth_service.create_user(session, username, password),
+        f"User '{username.strip()}' created.",
+    )
 
 
 @user_app.command("set-password")
-def user_set_password(
-    username: str,
-    password: Annotated[
-        str,
-        typer.Option(prompt=True, confirmation_prompt=True, hide_input=True, help="Password."),
-    ],
-) -> None:
+def user_set_password(username: str, password: NewPassword) -> None:
     """Set a user's password."""
-    database = open_database(load_settings())
-    try:
-        with database.session() as session:
-            auth_service.set_password(session, username, password)
-    except auth_service.AuthError as exc:
-        fail(str(exc), 2)
-    typer.echo(f"Password for '{username.strip()}' changed.")
+    _change_users(
+        lambda session: auth_service.set_password(session, username, password),
+        f"Password for '{username.strip()}' changed.",
+    )
 
 
 @token_app.command("create")
