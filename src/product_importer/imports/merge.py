@@ -87,7 +87,7 @@ class SQLiteMerger:
         self._saved_isolation = self._db.isolation_level
         self._db.isolation_level = None  # we issue BEGIN/COMMIT ourselves
         # A bigger page cache for this connection only: the merge walks large indexes.
-        self._db.execute("PRAGMA cache_size=-65536")
+        self._db.execute("PRAGMA cache_size=-32768")
         self.reset()
 
     def reset(self) -> None:
