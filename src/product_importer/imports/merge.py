@@ -45,9 +45,9 @@ BeforeCommit = Callable[[MergeCounts], list[tuple[str, dict[str, Any]]]]
 class Merger(Protocol):
     """Stages rows for one import and merges them into the catalogue."""
 
-    # While True, the catalogue's write lock is held by this import: progress must not be
-    # written to the database from another connection (it would wait for this one).
-    holds_write_lock: bool
+    # True when the merge holds the whole database's write lock (SQLite): progress must then
+    # not be written from another connection, which would wait for this one.
+    merge_locks_database: bool
 
     def stage(self, rows: Iterable[StagedRow]) -> None: ...
 
@@ -79,8 +79,9 @@ def _batches(boundaries: list[Any]) -> list[tuple[Any, Any]]:
 
 
 class SQLiteMerger:
+    merge_locks_database = True
+
     def __init__(self, engine: Engine) -> None:
-        self.holds_write_lock = False
         self._pooled = engine.raw_connection()
         self._db: Any = self._pooled.driver_connection
         assert self._db is not None
@@ -161,7 +162,6 @@ class SQLiteMerger:
         )
         created = updated = 0
         self._db.execute("BEGIN IMMEDIATE")
-        self.holds_write_lock = True
         try:
             for done, (lower, upper) in enumerate(batches):
                 where, params = self._range(lower, upper)
@@ -188,10 +188,8 @@ class SQLiteMerger:
                 self._db.execute(*statement)
         except BaseException:
             self._db.execute("ROLLBACK")
-            self.holds_write_lock = False
             raise
         self._db.execute("COMMIT")
-        self.holds_write_lock = False
         return counts
 
     def count_changes(self, has_active: bool) -> MergeCounts:
@@ -224,8 +222,9 @@ class PostgresMerger:
     holds whole keys: it can be de-duplicated and upserted on its own, one batch at a time,
     with the same work in total as one big statement."""
 
+    merge_locks_database = False  # PostgreSQL locks rows, not the database
+
     def __init__(self, engine: Engine, expected_bytes: int = 0) -> None:
-        self.holds_write_lock = False  # PostgreSQL locks rows, not the database
         self._pooled = engine.raw_connection()
         self._db: Any = self._pooled.driver_connection
         assert self._db is not None

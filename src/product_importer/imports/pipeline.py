@@ -266,7 +266,7 @@ def run_import(
             )
             return
         reporter.phase("Merging")
-        reporter.db_writes_blocked = merger.holds_write_lock or database.dialect == "sqlite"
+        reporter.db_writes_blocked = merger.merge_locks_database
         merged_at = utcnow()
         counts = merger.merge(
             has_active, merged_at, reporter.merging, _merged_marker(database, job_id, merged_at)

@@ -23,7 +23,6 @@ from product_importer.imports.upload import UploadError, discard, receive_upload
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 
-JobId = Annotated[int, Query(ge=1)]
 SSE_POLL_SECONDS = 0.25
 SSE_MAX_SILENCE_SECONDS = 1.0
 
