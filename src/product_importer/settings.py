@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     )
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     max_upload_bytes: int = Field(default=GIB, ge=1)
+    upload_retention_days: float = Field(
+        default=7,
+        ge=0,
+        description="Files of failed or cancelled imports are kept this long for Retry.",
+    )
     worker_threads: int = Field(default=4, ge=1, le=64)
 
     # Distributed mode

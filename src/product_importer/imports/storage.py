@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -58,6 +59,13 @@ class UploadStorage:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.path(key))
 
+    def stored_keys(self) -> Iterator[str]:
+        """Every key in storage, for retention sweeps."""
+        if self.root.is_dir():
+            for entry in os.scandir(self.root):
+                if entry.is_file():
+                    yield entry.name
+
 
 class DatabaseUploadStorage(UploadStorage):
     """Uploads as rows of `upload_chunks`: every chunk but the last is exactly CHUNK_BYTES, so
@@ -103,6 +111,11 @@ class DatabaseUploadStorage(UploadStorage):
         if key:
             with self.database.engine.begin() as connection:
                 connection.execute(delete(UploadChunk).where(UploadChunk.key == key))
+
+    def stored_keys(self) -> Iterator[str]:
+        with self.database.engine.connect() as connection:
+            keys = list(connection.scalars(select(UploadChunk.key).distinct()))
+        yield from keys
 
 
 def _check_key(key: str) -> None:

@@ -12,6 +12,7 @@ from product_importer.db import utcnow
 from product_importer.imports import pipeline
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.models import ImportJob
+from product_importer.imports.retention import OrphanWatch, prune_stored_uploads
 from product_importer.imports.service import RUN_TASK
 from product_importer.imports.storage import storage_for
 from product_importer.tasks.dispatch import enqueue
@@ -28,6 +29,8 @@ STALE_AFTER = timedelta(seconds=3)
 # broker restarted without persistence); it is sent again, at most this often.
 RESEND_QUEUED_AFTER_SECONDS = 10.0
 _queues_resent: set[str] = set()
+PRUNE_UPLOADS_INTERVAL_SECONDS = 600.0
+_orphan_watch = OrphanWatch()
 _resent_at: dict[int, float] = {}
 
 
@@ -35,6 +38,18 @@ _resent_at: dict[int, float] = {}
 def run(context: TaskContext, job_id: int) -> None:
     pipeline.run_import(
         context.database, storage_for(context.settings, context.database), job_id, context.stopping
+    )
+
+
+@periodic("imports.prune_uploads", every_seconds=PRUNE_UPLOADS_INTERVAL_SECONDS)
+def prune_uploads(context: TaskContext) -> None:
+    """Remove stored files of old failed/cancelled imports and files no import refers to."""
+    prune_stored_uploads(
+        context.database,
+        storage_for(context.settings, context.database),
+        context.settings.upload_retention_days,
+        utcnow(),
+        _orphan_watch,
     )
 
 
