@@ -64,21 +64,25 @@ async def upload(
     try:
         await to_thread.run_sync(check_stored_file, storage, stored.key)
     except NotCsvError as exc:
-        discard(storage, stored)
+        await to_thread.run_sync(discard, storage, stored)
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
     except FileFormatError as exc:
-        discard(storage, stored)
+        await to_thread.run_sync(discard, storage, stored)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    job = service.start_import(
-        session,
-        filename=stored.filename,
-        storage_key=stored.key,
-        total_bytes=stored.size,
-        dry_run=dry_run,
-        created_by=principal.name,
-    )
     database: Database = request.app.state.database
-    return service.read(session, database, job.id)
+
+    def record_job() -> ImportJobRead:  # database work, off the event loop
+        job = service.start_import(
+            session,
+            filename=stored.filename,
+            storage_key=stored.key,
+            total_bytes=stored.size,
+            dry_run=dry_run,
+            created_by=principal.name,
+        )
+        return service.read(session, database, job.id)
+
+    return await to_thread.run_sync(record_job)
 
 
 @router.get("", summary="Import history, newest first")

@@ -2,7 +2,9 @@
 
 Starlette's form parser would spool the whole file to a temporary file before our code runs,
 so an over-size upload could only be refused after it had been received in full. Here the body
-is parsed as it arrives and refused (413) as soon as it passes the limit.
+is parsed as it arrives and refused (413) as soon as it passes the limit. Parsing and writing
+run on a worker thread, a batch of about a megabyte at a time: storage writes block (a file, or
+an INSERT of a chunk in distributed mode), and the event loop must keep serving other requests.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from anyio import to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -18,6 +21,8 @@ from product_importer.imports.storage import UploadStorage
 
 FIELD_NAME = "file"
 MAX_FILENAME = 255
+# Bytes of the request body handed to the parsing thread at a time.
+BATCH_BYTES = 1024 * 1024
 
 
 class UploadError(Exception):
@@ -115,30 +120,40 @@ async def receive_upload(request: Request, storage: UploadStorage, limit: int) -
             "on_end": collector.on_end,
         },
     )
+    batch = bytearray()
     try:
         async for chunk in request.stream():
-            parser.write(chunk)
-            if collector.error is not None:
-                break
+            batch += chunk
+            if len(batch) >= BATCH_BYTES:
+                await to_thread.run_sync(parser.write, bytes(batch))
+                batch.clear()
+                if collector.error is not None:
+                    break
         else:
-            parser.finalize()
+            await to_thread.run_sync(_write_last, parser, bytes(batch))
     except Exception as exc:  # python-multipart raises its own errors on malformed bodies
         collector.error = collector.error or UploadError(400, f"Malformed multipart body: {exc}")
     finally:
         if collector.sink is not None:
-            collector.sink.close()
+            await to_thread.run_sync(collector.sink.close)
     if collector.error is None and not collector.complete:
         collector.error = UploadError(
             400, "The upload was cut short (no closing multipart boundary); nothing was imported."
         )
     if collector.error is not None:
         if collector.found is not None:
-            storage.delete(collector.found.key)
+            await to_thread.run_sync(storage.delete, collector.found.key)
         raise collector.error
     if collector.found is None:
         raise UploadError(422, "No file was sent: use a multipart field named 'file'.")
     collector.found.size = collector.size
     return collector.found
+
+
+def _write_last(parser: MultipartParser, data: bytes) -> None:
+    if data:
+        parser.write(data)
+    parser.finalize()
 
 
 def discard(storage: UploadStorage, upload: StoredUpload) -> None:
