@@ -26,6 +26,7 @@ from product_importer.tasks.registry import QUEUES, TaskContext, get_task
 log = logging.getLogger(__name__)
 
 TASK_NAME = "product_importer.run"
+HAND_BACK_REASON = "worker stopping: task handed back to the queue"
 
 
 class BrokerUnavailable(Exception):
@@ -103,7 +104,26 @@ def _register_runner(app: Celery, context: TaskContext) -> None:
         if context.stopping.is_set():
             # The worker is shutting down and the task may have stopped early (an import goes
             # back to `queued`): hand the message back so another worker carries on.
-            raise Reject("worker stopping", requeue=True)
+            raise Reject(HAND_BACK_REASON, requeue=True)
+
+
+class HandBackLogFilter(logging.Filter):
+    """Celery logs every rejected task as a WARNING with a traceback; a task handed back by a
+    stopping worker is routine, so it becomes one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, Reject) and error.reason == HAND_BACK_REASON:
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_hand_back_logs() -> None:
+    trace_log = logging.getLogger("celery.app.trace")
+    if not any(isinstance(f, HandBackLogFilter) for f in trace_log.filters):
+        trace_log.addFilter(HandBackLogFilter())
 
 
 def run_worker(settings: Settings, database: Database, queues: list[str], concurrency: int) -> int:
@@ -116,6 +136,7 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
     dispatcher = CeleryDispatcher(settings)
     database.dispatcher = dispatcher
     _register_runner(dispatcher.app, context)
+    quiet_hand_back_logs()
     scheduler = FleetScheduler(context)
 
     def shutting_down(**_: Any) -> None:
