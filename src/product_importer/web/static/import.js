@@ -184,23 +184,53 @@
     }
   }
 
+  function connectionLost(lost) {
+    $("job-connection").hidden = !lost;
+  }
+
+  // EventSource reconnects by itself after a dropped connection (the server resends the state),
+  // but gives up for good on an HTTP error such as a proxy's 502 while a web process restarts:
+  // then follow the job again from scratch, until it answers.
+  function reconnectLater(jobId) {
+    setTimeout(async () => {
+      if (!currentJob || currentJob.id !== jobId) return;
+      try {
+        follow(await PI.api(`/api/imports/${jobId}`));
+      } catch (error) {
+        reconnectLater(jobId);
+      }
+    }, 3000);
+  }
+
   function follow(job) {
     if (stream) stream.close();
+    stream = null;
+    connectionLost(false);
     render(job);
     if (TERMINAL.has(job.status)) return;
-    stream = new EventSource(`/api/imports/${job.id}/events`);
-    stream.onmessage = (event) => {
+    const source = new EventSource(`/api/imports/${job.id}/events`);
+    stream = source;
+    source.onopen = () => connectionLost(false);
+    source.onerror = () => {
+      if (stream !== source) return;
+      connectionLost(true);
+      if (source.readyState === EventSource.CLOSED) {
+        stream = null;
+        reconnectLater(job.id);
+      }
+    };
+    source.onmessage = (event) => {
       const update = JSON.parse(event.data);
+      connectionLost(false);
       render(update);
       if (TERMINAL.has(update.status)) {
-        stream.close();
+        source.close();
         stream = null;
         loadHistory();
         const kind = update.status === "completed" ? "success" : update.status === "failed" ? "error" : "info";
         PI.toast(`Import of ${update.filename}: ${update.status}.`, kind);
       }
     };
-    // On a dropped connection EventSource reconnects by itself and the server resends the state.
   }
 
   $("job-cancel").addEventListener("click", async () => {
