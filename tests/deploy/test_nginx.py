@@ -178,6 +178,52 @@ def proxy(tmp_path: Path, postgres_url: str) -> Iterator[Proxy]:
         database.dispose()
 
 
+def _locations(config: str) -> dict[str, str]:
+    """Each `location` block's match expression and body (the blocks nest nothing)."""
+    return {
+        match.group(1).strip(): match.group(2)
+        for match in re.finditer(r"location\s+([^{]+)\{([^}]*)\}", config)
+    }
+
+
+def _seconds(value: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_nginx_config_fits_the_app_routes_and_limits(tmp_path: Path) -> None:
+    """Without running nginx: the locations still match the app's routes, and the limits
+    still fit the app's defaults."""
+    from product_importer.app import create_app
+    from product_importer.settings import GIB, Settings
+    from tests.conftest import make_settings
+
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    locations = _locations(config)
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'products.db'}"))
+    routes = set(app.openapi()["paths"])
+    assert "/api/imports" in routes and "/api/imports/{job_id}/events" in routes
+
+    upload = locations["= /api/imports"]
+    assert "proxy_request_buffering off;" in upload
+    size = re.search(r"client_max_body_size (\d+)m;", upload)
+    app_limit = Settings.model_fields["max_upload_bytes"].default
+    assert app_limit == GIB
+    # The app accepts its limit plus 64 KiB of multipart envelope; nginx must not refuse less.
+    assert size and int(size.group(1)) * 1024**2 >= app_limit + 64 * 1024
+
+    [(pattern, events)] = [(key, body) for key, body in locations.items() if "events" in key]
+    assert re.fullmatch(pattern.removeprefix("~").strip(), "/api/imports/42/events")
+    assert "proxy_buffering off;" in events
+    read_timeout = re.search(r"proxy_read_timeout (\w+);", events)
+    assert read_timeout and _seconds(read_timeout.group(1)) >= 3600
+    assert "text/event-stream" not in config.split("gzip_types", 1)[1].split(";", 1)[0]
+    for header in ("X-Forwarded-For", "X-Forwarded-Proto", 'Connection ""'):
+        assert f"proxy_set_header {header}" in config
+    assert "proxy_http_version 1.1;" in config
+    assert "return 301 https://$host$request_uri;" in config
+
+
 def _csv(rows: int) -> bytes:
     lines = ["sku,name,description"]
     lines += [f"SKU-{i:05d},Product {i},Imported through nginx" for i in range(rows)]
