@@ -33,6 +33,7 @@ WORKDIR /data
 USER 10001:10001
 EXPOSE 8000
 # No curl in a slim image: the standard library asks /healthz (503 when the database is down).
+# Workers serve no HTTP: compose.yaml gives them a Celery ping instead.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 ENTRYPOINT ["product-importer"]
