@@ -1,0 +1,155 @@
+"""Static checks of compose.yaml and the Dockerfile (Docker does not run on the build machines):
+they catch the mistakes that would only show at `docker compose up` — a misspelt setting, a
+command or option the CLI does not have, a service without a health check or its volume."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from product_importer.settings import Settings
+from tests.processes import cli_env
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = ("web", "worker", "webhook-worker")
+# Read by uvicorn itself (which proxies to trust for X-Forwarded-*), not by Settings.
+UVICORN_VARIABLES = {"FORWARDED_ALLOW_IPS"}
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return loaded
+
+
+def _setting_variables() -> set[str]:
+    """Every environment variable name that Settings reads."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    names: set[str] = set()
+    for field_name, field in Settings.model_fields.items():
+        names.add(f"{prefix}{field_name}".upper())
+        choices = getattr(field.validation_alias, "choices", [])
+        names.update(str(choice).upper() for choice in choices)
+    return names
+
+
+def _dockerfile_stages() -> list[list[str]]:
+    """Instructions of each build stage, continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
+
+
+def test_compose_has_the_services_with_health_checks_and_volumes() -> None:
+    compose = _compose()
+    services = compose["services"]
+    assert {"postgres", "redis", *APP_SERVICES} <= set(services)
+    assert "beat" not in services, "periodic work runs in the workers; there is no beat"
+    for name, service in services.items():
+        if name == "nginx":
+            assert service.get("profiles") == ["proxy"], "nginx is optional"
+            continue
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        assert service.get("restart") == "unless-stopped", name
+    for name, path in (("postgres", "/var/lib/postgresql/data"), ("redis", "/data")):
+        [volume] = services[name]["volumes"]
+        volume_name, mount = volume.split(":")
+        assert mount == path and volume_name in compose["volumes"], volume
+        image = services[name]["image"]
+        assert re.search(r":\d+\.\d+", image), f"{image} is not pinned to a release"
+    assert services["redis"]["command"][-2:] == ["--appendonly", "yes"]
+    for name in APP_SERVICES:
+        needs = services[name]["depends_on"]
+        assert needs["postgres"]["condition"] == needs["redis"]["condition"] == "service_healthy"
+    assert services["web"]["ports"], "the web service publishes its port"
+
+
+def test_compose_sets_only_real_settings_and_commits_no_secret() -> None:
+    services = _compose()["services"]
+    known = _setting_variables() | UVICORN_VARIABLES
+    for name in APP_SERVICES:
+        environment: dict[str, str] = services[name]["environment"]
+        unknown = set(environment) - known
+        assert not unknown, f"{name} sets variables the app does not read: {unknown}"
+        for variable in ("DATABASE_URL", "BROKER_URL", "PRODUCT_IMPORTER_SECRET_KEY"):
+            assert variable in environment, f"{name} lacks {variable}"
+        assert environment["BROKER_URL"].startswith("redis://redis:")
+        assert "@postgres:5432/" in environment["DATABASE_URL"]
+        # Secrets come from the operator's .env; compose refuses to start without them.
+        assert environment["PRODUCT_IMPORTER_SECRET_KEY"].startswith(
+            "${PRODUCT_IMPORTER_SECRET_KEY:?"
+        )
+        assert "${POSTGRES_PASSWORD:?" in environment["DATABASE_URL"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?"
+    )
+
+
+def test_compose_workers_cover_every_queue() -> None:
+    services = _compose()["services"]
+    covered: set[str] = set()
+    for name in APP_SERVICES:
+        command: list[str] = services[name]["command"]
+        if command[0] == "worker":
+            covered.update(command[command.index("--queues") + 1].split(","))
+    assert covered == {"imports", "webhooks", "default"}
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_compose_commands_are_real_cli_commands(tmp_path: Path, service: str) -> None:
+    """`--help` after the service's own arguments: an unknown command or option fails."""
+    command: list[str] = _compose()["services"][service]["command"]
+    result = subprocess.run(
+        [sys.executable, "-m", "product_importer", *command, "--help"],
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: " in result.stdout and f" {command[0]} " in result.stdout
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
+    stages = _dockerfile_stages()
+    assert len(stages) >= 2, "build and final stages"
+    builder, final = stages[0], stages[-1]
+    assert " AS builder" in builder[0]
+    assert any("pip wheel" in line for line in builder)
+    assert not any("apt-get" in line or "gcc" in line for line in final), "no build tools"
+    install = next(line for line in final if "pip install" in line)
+    assert "--no-cache-dir" in install and "--no-index" in install
+    [user] = [line for line in final if line.startswith("USER ")]
+    uid = user.split()[1].split(":")[0]
+    assert uid.isdigit() and int(uid) >= 1000, "a fixed, non-root uid"
+    [health] = [line for line in final if line.startswith("HEALTHCHECK ")]
+    assert "urllib" in health and "/healthz" in health and "curl" not in health
+    assert 'ENTRYPOINT ["product-importer"]' in final
+    [cmd] = [line for line in final if line.startswith("CMD ")]
+    assert '"serve"' in cmd and '"0.0.0.0"' in cmd and "EXPOSE 8000" in final
+    assert any(line.startswith("VOLUME ") for line in final)
+    assert "ENV" in " ".join(final) and "PRODUCT_IMPORTER_HOME=/data" in " ".join(final)
+
+
+def test_dockerfile_copies_the_build_inputs_and_dockerignore_keeps_the_rest_out() -> None:
+    copied = [line for line in _dockerfile_stages()[0] if line.startswith("COPY ")]
+    assert any("pyproject.toml" in line and "README.md" in line for line in copied)
+    assert any(line.split()[1] == "src" for line in copied)
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    ignored = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert {".git", ".venv", "var", ".env", "tests"} <= ignored
+    assert not {"src", "pyproject.toml", "README.md"} & ignored
