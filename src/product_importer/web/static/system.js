@@ -56,7 +56,9 @@
       ["Heartbeat", `every ${system.heartbeat_seconds} s`],
       ["Version", system.version],
     ];
-    $("sys-facts").replaceChildren(...facts.map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value))));
+    $("sys-facts").replaceChildren(...facts.map(([term, value]) => el(
+      "div", {}, el("dt", {}, term), el("dd", term === "Broker" && system.broker ? { class: "sys-broker" } : {}, value),
+    )));
   }
 
   function stateBadge(worker) {
@@ -69,7 +71,7 @@
     const table = $("sys-workers");
     const rows = system.workers.map((worker) => el(
       "tr", {},
-      el("td", {}, el("span", { class: "sys-name" }, worker.name),
+      el("td", { class: "sys-worker" }, el("span", { class: "sys-name" }, worker.name),
         el("span", { class: "sys-sub" }, `${worker.kind}, pid ${worker.pid}, since ${dateFormat.format(new Date(worker.started_at))}`)),
       el("td", {}, stateBadge(worker)),
       el("td", { title: new Date(worker.last_heartbeat).toLocaleString() }, age(worker.age_seconds)),
