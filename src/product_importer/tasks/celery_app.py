@@ -133,7 +133,8 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
         leading=scheduler.leading.is_set,
         running_tasks=lambda: len(worker_state.active_requests),
     )
-    heartbeat.start()
+    # Beat once the worker consumes: one still connecting to its broker is not yet doing work.
+    signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
     worker = dispatcher.app.Worker(
         pool="threads",
         concurrency=concurrency,
