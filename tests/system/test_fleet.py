@@ -17,6 +17,7 @@ import httpx
 from product_importer.db import Database
 from tests.factories import make_token
 from tests.system.conftest import HeartbeatFleet
+from tests.webhooks.receiver import Receiver, Reply
 
 
 def _system(base: str, token: str) -> dict[str, Any]:
@@ -72,6 +73,34 @@ def test_two_workers_alive_then_one_killed(system_fleet: HeartbeatFleet) -> None
         base, token, system_fleet, lambda b: sum(w["leader"] for w in b["workers"]) == 1
     )
 
+    # A delivery to a slow receiver is a task running on the webhooks worker, as its beats say.
+    receiver = Receiver()
+    receiver.script(Reply(delay=6))
+    receiver.start()
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(
+            f"{base}/api/webhooks",
+            headers=headers,
+            json={"url": receiver.url, "events": ["product.created"]},
+        )
+        assert created.status_code == 201, created.text
+        product = httpx.post(
+            f"{base}/api/products", headers=headers, json={"sku": "C-3", "name": "Lamp"}
+        )
+        assert product.status_code == 201, product.text
+
+        def sending(body: dict[str, Any]) -> bool:
+            return {w["name"]: w for w in body["workers"]}[_worker_name(sender)][
+                "running_tasks"
+            ] == 1
+
+        _wait_until(base, token, system_fleet, sending, timeout=6)
+        receiver.wait_for(1, timeout=15)
+        _wait_until(base, token, system_fleet, lambda b: not sending(b), timeout=10)
+    finally:
+        receiver.stop()
+
     os.kill(importer.pid, signal.SIGKILL)
     importer.wait()
     killed_at = time.monotonic()
@@ -89,6 +118,16 @@ def test_two_workers_alive_then_one_killed(system_fleet: HeartbeatFleet) -> None
         "No alive worker consumes the imports queue: imports and delete-all jobs wait until one "
         "does. Start one with `product-importer worker --queues imports`."
     ]
+
+    # Whichever of them led before, the survivor now runs the periodic work.
+    body = _wait_until(
+        base,
+        token,
+        system_fleet,
+        lambda b: {w["name"]: w for w in b["workers"]}[_worker_name(sender)]["leader"],
+        timeout=10,
+    )
+    assert sum(w["leader"] for w in body["workers"]) == 1
 
     sender.terminate()  # a clean stop is recorded at once
     sender.wait(timeout=20)
