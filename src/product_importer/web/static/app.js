@@ -65,6 +65,10 @@ const PI = (() => {
   const WATCHED = { imports: "imports", webhooks: "webhook deliveries" };
 
   function show(lead, what, command) {
+    // Rewriting an alert makes screen readers announce it again: only do so when it changes.
+    const key = `${lead}|${command}`;
+    if (!banner.hidden && banner.dataset.key === key) return;
+    banner.dataset.key = key;
     const code = document.createElement("code");
     code.textContent = command;
     const link = document.createElement("a");

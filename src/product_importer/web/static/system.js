@@ -38,16 +38,27 @@
 
   function renderHealth(system) {
     const box = $("sys-warnings");
-    box.replaceChildren();
-    if (system.warnings.length) {
-      box.append(el("ul", { class: "sys-warnings alert alert-warning" }, ...system.warnings.map(sentence)));
-    } else {
-      const alive = system.workers_alive;
-      const text = system.mode === "embedded"
-        ? "Background work runs inside this server process (embedded mode)."
-        : `${alive} worker${alive === 1 ? " is" : "s are"} alive and every queue has one.`;
-      box.append(el("p", { class: "alert alert-success" }, text));
+    // The box is a live region: rewrite it only when what it says changes.
+    const key = JSON.stringify([system.mode, system.workers_alive, system.warnings]);
+    if (box.dataset.key !== key) {
+      box.dataset.key = key;
+      box.replaceChildren(healthMessage(system));
     }
+    renderFacts(system);
+  }
+
+  function healthMessage(system) {
+    if (system.warnings.length) {
+      return el("ul", { class: "sys-warnings alert alert-warning" }, ...system.warnings.map(sentence));
+    }
+    const alive = system.workers_alive;
+    const text = system.mode === "embedded"
+      ? "Background work runs inside this server process (embedded mode)."
+      : `${alive} worker${alive === 1 ? " is" : "s are"} alive and every queue has one.`;
+    return el("p", { class: "alert alert-success" }, text);
+  }
+
+  function renderFacts(system) {
     const facts = [
       ["Mode", system.mode === "embedded" ? "Embedded" : "Distributed"],
       ["Database", system.database === "postgresql" ? "PostgreSQL" : "SQLite"],
