@@ -24,6 +24,7 @@ from product_importer.db import Database
 from product_importer.dependencies import CurrentPrincipal, LoginRequired
 from product_importer.imports import routes as import_routes
 from product_importer.settings import Settings
+from product_importer.system import routes as system_routes
 from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
@@ -152,5 +153,6 @@ def create_app(
     app.include_router(import_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(system_routes.router)
     app.include_router(web_routes.router)
     return app

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         description="Rows per transaction when a delete-all cannot TRUNCATE (PostgreSQL).",
     )
 
+    # Workers
+    heartbeat_seconds: float = Field(
+        default=10.0,
+        ge=0.2,
+        le=3600,
+        description="How often each worker records that it is alive (see GET /api/system).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

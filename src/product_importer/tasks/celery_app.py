@@ -16,9 +16,11 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.exceptions import Reject
+from celery.worker import state as worker_state
 
 from product_importer.db import Database
 from product_importer.settings import Settings
+from product_importer.system.heartbeat import Heartbeat, celery_identity
 from product_importer.tasks import registry
 from product_importer.tasks.leader import FleetScheduler
 from product_importer.tasks.registry import QUEUES, TaskContext, get_task
@@ -144,11 +146,21 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
 
     signals.worker_shutting_down.connect(shutting_down, weak=False)
     scheduler.start()
+    hostname = f"product-importer-{os.getpid()}@{socket.gethostname()}"
+    heartbeat = Heartbeat(
+        database,
+        celery_identity(hostname, tuple(queues), concurrency),
+        settings.heartbeat_seconds,
+        leading=scheduler.leading.is_set,
+        running_tasks=lambda: len(worker_state.active_requests),
+    )
+    # Beat once the worker consumes: one still connecting to its broker is not yet doing work.
+    signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
     worker = dispatcher.app.Worker(
         pool="threads",
         concurrency=concurrency,
         queues=[queue_name(settings, queue) for queue in queues],
-        hostname=f"product-importer-{os.getpid()}@{socket.gethostname()}",
+        hostname=hostname,
         loglevel="INFO",
         without_mingle=True,
         without_gossip=True,
@@ -158,6 +170,7 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
     finally:
         context.stopping.set()
         scheduler.join()
+        heartbeat.stop()
         database.dispatcher = None
         dispatcher.stop()
     return int(worker.exitcode or 0)

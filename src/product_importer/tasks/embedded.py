@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from product_importer.system.heartbeat import Heartbeat, embedded_identity
 from product_importer.tasks.registry import (
     QUEUES,
     PeriodicSpec,
@@ -27,6 +28,9 @@ class EmbeddedDispatcher:
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._context: TaskContext | None = None
         self._scheduler: threading.Thread | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._running = 0
+        self._running_lock = threading.Lock()
 
     def start(self, context: TaskContext) -> None:
         self._context = context
@@ -38,6 +42,14 @@ class EmbeddedDispatcher:
             target=self._run_schedule, name="pi-scheduler", daemon=True
         )
         self._scheduler.start()
+        self._heartbeat = Heartbeat(
+            context.database,
+            embedded_identity(QUEUES, sum(self._threads.values())),
+            context.settings.heartbeat_seconds,
+            leading=lambda: True,  # the one server process runs its own periodic work
+            running_tasks=lambda: self._running,
+        )
+        self._heartbeat.start()
 
     def submit(self, name: str, kwargs: dict[str, Any]) -> None:
         spec = get_task(name)
@@ -55,13 +67,21 @@ class EmbeddedDispatcher:
         for executor in self._executors.values():
             executor.shutdown(wait=True, cancel_futures=True)
         self._executors.clear()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
 
     def _run(self, name: str, kwargs: dict[str, Any]) -> None:
         assert self._context is not None
+        with self._running_lock:
+            self._running += 1
         try:
             get_task(name).func(self._context, **kwargs)
         except Exception:
             log.exception("task %s failed", name)
+        finally:
+            with self._running_lock:
+                self._running -= 1
 
     def _run_schedule(self) -> None:
         assert self._context is not None

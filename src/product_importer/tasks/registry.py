@@ -96,6 +96,7 @@ TASK_MODULES: list[str] = [
     "product_importer.catalog.tasks",
     "product_importer.imports.tasks",
     "product_importer.webhooks.tasks",
+    "product_importer.system.tasks",
 ]
 
 

@@ -14,6 +14,7 @@ PAGES = {
     "import": "Import",
     "products": "Products",
     "webhooks": "Webhooks",
+    "system": "System",
 }
 
 
@@ -62,3 +63,8 @@ def products_page(request: Request, principal: PagePrincipal) -> Response:
 @router.get("/webhooks", response_class=HTMLResponse)
 def webhooks_page(request: Request, principal: PagePrincipal) -> Response:
     return _render(request, principal, "webhooks")
+
+
+@router.get("/system", response_class=HTMLResponse)
+def system_page(request: Request, principal: PagePrincipal) -> Response:
+    return _render(request, principal, "system")

@@ -56,3 +56,57 @@ const PI = (() => {
 
   return { api, toast, csrf };
 })();
+
+// On every signed-in page: warn when, in distributed mode, no alive worker takes imports or
+// webhook deliveries, since that work would wait without any other sign.
+(() => {
+  const banner = document.getElementById("worker-banner");
+  if (!banner) return;
+  const WATCHED = { imports: "imports", webhooks: "webhook deliveries" };
+
+  function show(lead, what, command) {
+    // Rewriting an alert makes screen readers announce it again: only do so when it changes.
+    const key = `${lead}|${command}`;
+    if (!banner.hidden && banner.dataset.key === key) return;
+    banner.dataset.key = key;
+    const code = document.createElement("code");
+    code.textContent = command;
+    const link = document.createElement("a");
+    link.href = "/system";
+    link.textContent = "System page";
+    banner.replaceChildren(
+      `${lead}: ${what} wait until one starts. Start one with `, code, ". See the ", link, ".",
+    );
+    banner.hidden = false;
+  }
+
+  async function check() {
+    try {
+      const system = await PI.api("/api/system");
+      if (system.mode !== "distributed") {
+        banner.hidden = true;
+        return;
+      }
+      if (system.workers_alive === 0) {
+        show("No worker is running", "imports and webhook deliveries", "product-importer worker");
+        return;
+      }
+      const missing = system.queues.filter((q) => q.queue in WATCHED && q.alive_consumers === 0);
+      if (missing.length) {
+        const names = missing.map((q) => q.queue);
+        show(
+          `No running worker takes the ${names.join(" and ")} queue${names.length > 1 ? "s" : ""}`,
+          missing.map((q) => WATCHED[q.queue]).join(" and "),
+          `product-importer worker --queues ${names.join(",")}`,
+        );
+        return;
+      }
+      banner.hidden = true;
+    } catch (_error) {
+      // A failed poll says nothing about the workers; keep what is shown until the next one.
+    }
+  }
+
+  check();
+  setInterval(check, 15000);
+})();

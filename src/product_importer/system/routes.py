@@ -1,0 +1,89 @@
+"""GET /api/system: the fleet's workers, queue depths and what is wrong with them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter, Depends
+
+from product_importer import __version__
+from product_importer.db import Database, utcnow
+from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession, get_database
+from product_importer.system import queues as system_queues
+from product_importer.system import service
+from product_importer.system.schemas import QueueRead, SystemRead, WorkerRead
+
+router = APIRouter(prefix="/api/system", tags=["system"])
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced, for showing to users."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "<unparseable URL>"
+
+
+@router.get("", summary="Workers, queue depths and warnings", response_model=SystemRead)
+def read_system(
+    _principal: CurrentPrincipal,
+    session: DbSession,
+    settings: AppSettings,
+    database: Annotated[Database, Depends(get_database)],
+) -> SystemRead:
+    """Which workers are alive (by their heartbeats), how much work waits per queue in the
+    broker and in the database, and plain-sentence warnings such as "no worker is alive"."""
+    workers = service.list_workers(session, utcnow())
+    depths = system_queues.queue_depths(settings, database)
+    return SystemRead(
+        mode="distributed" if settings.distributed else "embedded",
+        database=database.dialect,
+        broker=redact_url(settings.broker_url) if settings.broker_url else None,
+        version=__version__,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        workers=[
+            WorkerRead(
+                name=state.row.name,
+                kind=state.row.kind,
+                hostname=state.row.hostname,
+                pid=state.row.pid,
+                queues=state.row.queues,
+                concurrency=state.row.concurrency,
+                started_at=state.row.started_at,
+                last_heartbeat=state.row.last_seen_at,
+                age_seconds=round(state.age_seconds, 1),
+                heartbeat_seconds=state.row.heartbeat_seconds,
+                alive=state.alive,
+                stopped=state.row.stopped_at is not None,
+                leader=state.row.leader and state.alive,
+                running_tasks=state.row.running_tasks,
+            )
+            for state in workers
+        ],
+        workers_alive=sum(1 for state in workers if state.alive),
+        queues=[
+            QueueRead(
+                queue=depth.queue,
+                broker_queue=depth.broker_queue,
+                broker_messages=depth.broker_messages,
+                waiting=depth.waiting,
+                due=depth.due,
+                running=depth.running,
+                alive_consumers=service.alive_consumers(workers, depth.queue),
+            )
+            for depth in depths
+        ],
+        warnings=service.warnings(
+            settings.distributed,
+            workers,
+            broker_answers=all(depth.broker_messages is not None for depth in depths),
+        ),
+    )

@@ -1,0 +1,145 @@
+// The System page: workers, their heartbeats and queue depths, from GET /api/system every 5 s.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const REFRESH_MS = 5000;
+  const numberFormat = new Intl.NumberFormat();
+  const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  let timer = null;
+  let loading = false;
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    for (const child of children) node.append(child instanceof Node ? child : String(child));
+    return node;
+  }
+
+  function count(value) {
+    return value === null || value === undefined
+      ? el("span", { class: "sys-none", title: "Not known" }, "—")
+      : el("span", { class: "sys-num" }, numberFormat.format(value));
+  }
+
+  function age(seconds) {
+    if (seconds < 90) return `${Math.round(seconds)} s ago`;
+    if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+    return `${Math.round(seconds / 3600)} h ago`;
+  }
+
+  // Code spans in the server's sentences (`product-importer worker`) become <code>.
+  function sentence(text) {
+    const item = el("li");
+    text.split("`").forEach((part, index) => item.append(index % 2 ? el("code", {}, part) : part));
+    return item;
+  }
+
+  function renderHealth(system) {
+    const box = $("sys-warnings");
+    // The box is a live region: rewrite it only when what it says changes.
+    const key = JSON.stringify([system.mode, system.workers_alive, system.warnings]);
+    if (box.dataset.key !== key) {
+      box.dataset.key = key;
+      box.replaceChildren(healthMessage(system));
+    }
+    renderFacts(system);
+  }
+
+  function healthMessage(system) {
+    if (system.warnings.length) {
+      return el("ul", { class: "sys-warnings alert alert-warning" }, ...system.warnings.map(sentence));
+    }
+    const alive = system.workers_alive;
+    const text = system.mode === "embedded"
+      ? "Background work runs inside this server process (embedded mode)."
+      : `${alive} worker${alive === 1 ? " is" : "s are"} alive and every queue has one.`;
+    return el("p", { class: "alert alert-success" }, text);
+  }
+
+  function renderFacts(system) {
+    const facts = [
+      ["Mode", system.mode === "embedded" ? "Embedded" : "Distributed"],
+      ["Database", system.database === "postgresql" ? "PostgreSQL" : "SQLite"],
+      ["Broker", system.broker || "None"],
+      ["Workers alive", numberFormat.format(system.workers_alive)],
+      ["Heartbeat", `every ${system.heartbeat_seconds} s`],
+      ["Version", system.version],
+    ];
+    $("sys-facts").replaceChildren(...facts.map(([term, value]) => el(
+      "div", {}, el("dt", {}, term), el("dd", term === "Broker" && system.broker ? { class: "sys-broker" } : {}, value),
+    )));
+  }
+
+  function stateBadge(worker) {
+    if (worker.alive) return el("span", { class: "sys-badge sys-badge-ok" }, "Alive");
+    if (worker.stopped) return el("span", { class: "sys-badge" }, "Stopped");
+    return el("span", { class: "sys-badge sys-badge-bad" }, "Not seen");
+  }
+
+  function renderWorkers(system) {
+    const table = $("sys-workers");
+    const rows = system.workers.map((worker) => el(
+      "tr", {},
+      el("td", { class: "sys-worker" }, el("span", { class: "sys-name" }, worker.name),
+        el("span", { class: "sys-sub" }, `${worker.kind}, pid ${worker.pid}, since ${dateFormat.format(new Date(worker.started_at))}`)),
+      el("td", {}, stateBadge(worker)),
+      el("td", { title: new Date(worker.last_heartbeat).toLocaleString() }, age(worker.age_seconds)),
+      el("td", {}, worker.queues.join(", ")),
+      el("td", {}, count(worker.concurrency)),
+      el("td", {}, worker.alive ? count(worker.running_tasks) : count(null)),
+      el("td", {}, worker.leader ? "Runs it" : "—"),
+    ));
+    if (!rows.length) {
+      const text = system.mode === "distributed"
+        ? "No worker has been seen yet. Start one with "
+        : "No worker has been seen yet.";
+      const cell = el("td", { colspan: "7", class: "empty" }, text);
+      if (system.mode === "distributed") cell.append(el("code", {}, "product-importer worker"), ".");
+      rows.push(el("tr", {}, cell));
+    }
+    table.tBodies[0].replaceChildren(...rows);
+    table.setAttribute("aria-busy", "false");
+  }
+
+  function renderQueues(system) {
+    const table = $("sys-queues");
+    table.tBodies[0].replaceChildren(...system.queues.map((queue) => el(
+      "tr", {},
+      el("th", { scope: "row" }, queue.queue,
+        queue.broker_queue && queue.broker_queue !== queue.queue ? el("span", { class: "sys-sub" }, queue.broker_queue) : ""),
+      el("td", {}, count(queue.broker_messages)),
+      el("td", {}, count(queue.waiting)),
+      el("td", {}, count(queue.due)),
+      el("td", {}, count(queue.running)),
+      el("td", {}, queue.alive_consumers
+        ? count(queue.alive_consumers)
+        : el("span", { class: "sys-badge sys-badge-bad" }, "None")),
+    )));
+    table.setAttribute("aria-busy", "false");
+  }
+
+  async function load() {
+    if (loading) return;
+    loading = true;
+    clearTimeout(timer);
+    try {
+      const system = await PI.api("/api/system");
+      renderHealth(system);
+      renderWorkers(system);
+      renderQueues(system);
+      $("sys-error").hidden = true;
+      $("sys-updated").textContent = `Updated ${timeFormat.format(new Date())}`;
+    } catch (error) {
+      $("sys-error").textContent = `Could not load the system status: ${error.message}`;
+      $("sys-error").hidden = false;
+    } finally {
+      loading = false;
+      timer = setTimeout(load, REFRESH_MS);
+    }
+  }
+
+  $("sys-refresh").addEventListener("click", load);
+  load();
+})();
