@@ -10,14 +10,13 @@ are idempotent (jobs are claimed in the database), so a second delivery does no 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from typing import Any
 
 from celery import Celery, signals
 from celery.exceptions import Reject
 
 from product_importer.db import Database
+from product_importer.observability import logs
 from product_importer.settings import Settings
 from product_importer.tasks import registry
 from product_importer.tasks.leader import FleetScheduler
@@ -122,13 +121,16 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
         context.stopping.set()
 
     signals.worker_shutting_down.connect(shutting_down, weak=False)
+    # A receiver here tells Celery logging is configured already: its loggers then go through
+    # the app's handler and format (observability.logs) instead of handlers of their own.
+    signals.setup_logging.connect(_keep_logging, weak=False)
     scheduler.start()
     worker = dispatcher.app.Worker(
         pool="threads",
         concurrency=concurrency,
         queues=[queue_name(settings, queue) for queue in queues],
-        hostname=f"product-importer-{os.getpid()}@{socket.gethostname()}",
-        loglevel="INFO",
+        hostname=logs.worker_name(),
+        loglevel=settings.log_level,
         without_mingle=True,
         without_gossip=True,
     )
@@ -140,6 +142,10 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
         database.dispatcher = None
         dispatcher.stop()
     return int(worker.exitcode or 0)
+
+
+def _keep_logging(**_: Any) -> None:
+    """Logging was set up by the command (`observability.logs`)."""
 
 
 def parse_queues(value: str) -> list[str]:

@@ -14,6 +14,7 @@ from product_importer.tasks.registry import (
     TaskContext,
     all_periodic,
     get_task,
+    run,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class EmbeddedDispatcher:
     def _run(self, name: str, kwargs: dict[str, Any]) -> None:
         assert self._context is not None
         try:
-            get_task(name).func(self._context, **kwargs)
+            run(self._context, name, kwargs)
         except Exception:
             log.exception("task %s failed", name)
 
