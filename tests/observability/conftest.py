@@ -52,3 +52,7 @@ def receiver() -> Iterator[Receiver]:
     running.start()
     yield running
     running.stop()
+
+
+# The distributed tests run a real fleet (PostgreSQL, Redis, web and worker processes).
+from tests.tasks.test_celery import fleet, pg, redis_url  # noqa: E402, F401
