@@ -96,8 +96,8 @@ class JsonLineFormatter(JsonFormatter):
         super().__init__(
             ["asctime", "levelname", "name", "message"],
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            # The text format's compact context is a repeat of fields JSON already has.
-            reserved_attrs=[*RESERVED_ATTRS, "context"],
+            # The compact context repeats fields JSON has; uvicorn adds an ANSI-coloured copy.
+            reserved_attrs=[*RESERVED_ATTRS, "context", "color_message"],
         )
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
@@ -142,3 +142,5 @@ def dict_config(log_format: LogFormat, level: str) -> dict[str, Any]:
 
 def configure(log_format: LogFormat = "text", level: str = "INFO") -> None:
     logging.config.dictConfig(dict_config(log_format, level))
+    # Python warnings (Celery's, say) become records too, so a JSON stream stays all JSON.
+    logging.captureWarnings(True)
