@@ -114,6 +114,12 @@ def serve(
     import uvicorn
 
     settings = load_settings()
+    if workers > 1 and not settings.distributed:
+        fail(
+            "--workers above 1 needs distributed mode (BROKER_URL): in embedded mode the "
+            "background work runs inside the one server process.",
+            2,
+        )
     if workers > 1:
         # Set before prometheus_client is first imported: the web processes add up their
         # numbers through files in this folder, so any of them answers /metrics for all.
@@ -121,12 +127,6 @@ def serve(
         metrics_dir.prepare(settings.home / "prometheus")
     from product_importer.app import create_app
 
-    if workers > 1 and not settings.distributed:
-        fail(
-            "--workers above 1 needs distributed mode (BROKER_URL): in embedded mode the "
-            "background work runs inside the one server process.",
-            2,
-        )
     database = open_database(settings)
     _check_distributed(settings, database)
     _check_port_free(host, port)

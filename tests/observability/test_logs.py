@@ -163,3 +163,16 @@ def test_bad_log_settings_exit_2_with_one_line(
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("Error: invalid configuration:") and named in line, line
+
+
+def test_the_import_command_logs_json_with_its_job_id(tmp_path: Path) -> None:
+    source = tmp_path / "products.csv"
+    source.write_bytes(b"sku,name\nA-1,Chair\nB-2,Table\n")
+    env = cli_env(tmp_path / "home") | {"PRODUCT_IMPORTER_LOG_FORMAT": "json"}
+    result = run_cli("import", str(source), env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert any(
+        line.get("job_id") == 1 and line["logger"] == "product_importer.imports.pipeline"
+        for line in lines
+    ), lines
