@@ -3,12 +3,16 @@ processes of `serve --workers 2` adding up their numbers; hostile worker options
 
 from __future__ import annotations
 
+import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from product_importer.db import Database
 from tests.factories import make_token
 from tests.observability.conftest import parse, value
 from tests.processes import cli_env, free_port, run_cli
@@ -36,6 +40,38 @@ def test_a_worker_serves_the_metrics_of_the_imports_it_ran(fleet: Fleet) -> None
     web = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"})
     assert web.status_code == 200
     assert value(parse(web.text), imports, outcome="completed", dry_run="false") == 0
+
+
+class JsonFleet(Fleet):
+    def env(self, name: str) -> dict[str, str]:
+        return super().env(name) | {"PRODUCT_IMPORTER_LOG_FORMAT": "json"}
+
+
+@pytest.fixture
+def json_fleet(tmp_path: Path, pg: Database, redis_url: str) -> Iterator[Fleet]:
+    running = JsonFleet(tmp_path, pg, redis_url)
+    yield running
+    running.stop()
+
+
+def test_a_workers_json_logs_carry_the_job_id_and_the_workers_name(json_fleet: Fleet) -> None:
+    fleet = json_fleet
+    base = fleet.web()
+    token = make_token(fleet.database)
+    worker = fleet.worker("worker-1")
+    queued = _upload(base, token, b"sku,name\nA-1,Chair\n")
+    assert _wait_for_job(base, token, queued["id"], fleet)["status"] == "completed"
+    log = (fleet.tmp_path / "worker-1.log").read_text()
+    # stdout (Celery's banner, the command's own messages) shares the file; logs are the rest.
+    lines: list[dict[str, Any]] = [
+        json.loads(line) for line in log.splitlines() if line.startswith("{")
+    ]
+    names = {line["worker"] for line in lines}
+    assert names == {f"product-importer-{worker.pid}@{socket.gethostname()}"}, names
+    ours = [line for line in lines if line.get("job_id") == queued["id"]]
+    assert any(line["logger"] == "product_importer.imports.pipeline" for line in ours), log
+    assert all(line["task"] == "imports.run" for line in ours)
+    assert any(line["logger"].startswith("celery.") for line in lines), log
 
 
 def test_web_processes_add_up_their_numbers(fleet: Fleet) -> None:
