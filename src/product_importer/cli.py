@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -194,7 +195,9 @@ def _metrics_address(host: str, port: str | None) -> tuple[str, int] | None:
     """Check --metrics-host/--metrics-port before anything starts; None when metrics are off."""
     if port is None:
         return None
-    if not port.strip().isdigit() or not 1 <= int(port) <= 65535:
+    port = port.strip()
+    # ASCII digits only: str.isdigit() also admits "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
         fail(f"--metrics-port must be a number from 1 to 65535, not {port[:40]!r}.", 2)
     host = host.strip()
     unusable = f"--metrics-host {host[:80]!r} is not an address or a name this machine resolves."

@@ -101,6 +101,8 @@ def test_web_processes_add_up_their_numbers(fleet: Fleet) -> None:
         (["--metrics-port", "-1"], "--metrics-port must be a number from 1 to 65535"),
         (["--metrics-port", "http"], "--metrics-port must be a number from 1 to 65535"),
         (["--metrics-port", "9100; rm -rf /"], "--metrics-port must be a number"),
+        (["--metrics-port", "²"], "--metrics-port must be a number"),
+        (["--metrics-port", "1" * 5000], "--metrics-port must be a number"),
         (["--metrics-port", "9100", "--metrics-host", ""], "--metrics-host '' is not"),
         (["--metrics-port", "9100", "--metrics-host", "not a host"], "--metrics-host"),
         (["--metrics-port", "9100", "--metrics-host", "999.1.1.1"], "--metrics-host"),
