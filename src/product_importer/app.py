@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +24,12 @@ from product_importer.catalog import routes as catalog_routes
 from product_importer.db import Database
 from product_importer.dependencies import CurrentPrincipal, LoginRequired
 from product_importer.imports import routes as import_routes
+from product_importer.observability import routes as metrics_routes
+from product_importer.observability.metrics import QueueDepthCollector
+from product_importer.observability.middleware import HttpMetricsMiddleware
 from product_importer.settings import Settings
 from product_importer.system import routes as system_routes
+from product_importer.system.queues import queue_depth_metrics
 from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
@@ -120,6 +125,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    # Collectors read at each scrape of /metrics (queue depths).
+    app.state.metrics_collectors = [
+        QueueDepthCollector(partial(queue_depth_metrics, settings, database))
+    ]
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret,
@@ -128,6 +137,7 @@ def create_app(
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: sees every answer, even redirects
 
     @app.exception_handler(LoginRequired)
     async def redirect_to_login(request: Request, _exc: LoginRequired) -> Response:
@@ -149,6 +159,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(_health_router())
     app.include_router(_docs_router(app))
+    app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(import_routes.router)
     app.include_router(catalog_routes.router)

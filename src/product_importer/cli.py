@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import logging
+import re
 import socket
 import sys
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from product_importer import migrate as migrations
 from product_importer.auth import service as auth_service
 from product_importer.db import Database, DatabaseConfigError
+from product_importer.observability import logs, metrics_dir
 from product_importer.settings import Settings
 
 app = typer.Typer(
@@ -79,14 +80,14 @@ def _check_distributed(settings: Settings, database: Database) -> None:
         fail("BROKER_URL (distributed mode) needs a PostgreSQL DATABASE_URL.", 2)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, option: str = "--port") -> None:
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            fail(f"port {port} on {host} is already in use; choose another with --port.", 4)
+            fail(f"port {port} on {host} is already in use; choose another with {option}.", 4)
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", 4)
 
 
@@ -113,8 +114,6 @@ def serve(
     """Apply pending migrations and serve the web UI and API."""
     import uvicorn
 
-    from product_importer.app import create_app
-
     settings = load_settings()
     if workers > 1 and not settings.distributed:
         fail(
@@ -122,12 +121,21 @@ def serve(
             "background work runs inside the one server process.",
             2,
         )
+    if workers > 1:
+        # Set before prometheus_client is first imported: the web processes add up their
+        # numbers through files in this folder, so any of them answers /metrics for all.
+        settings.ensure_home()
+        metrics_dir.prepare(settings.home / "prometheus")
+    from product_importer.app import create_app
+
     database = open_database(settings)
     _check_distributed(settings, database)
     _check_port_free(host, port)
     _announce_sign_in(database)
     shown_url = database.engine.url.render_as_string(hide_password=True)
     typer.echo(f"Serving on http://{host}:{port} (database: {shown_url})")
+    # uvicorn applies it in each of its processes: its loggers share the app's format.
+    log_config = logs.dict_config(settings.log_format, settings.log_level)
     if workers > 1:
         # Each process builds its own app, settings and engine from the same environment.
         database.dispose()
@@ -137,10 +145,10 @@ def serve(
             workers=workers,
             host=host,
             port=port,
-            log_level="info",
+            log_config=log_config,
         )
         return
-    uvicorn.run(create_app(settings, database), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, database), host=host, port=port, log_config=log_config)
 
 
 @app.command()
@@ -151,10 +159,18 @@ def worker(
     queues: Annotated[
         str, typer.Option(help="Comma-separated queues to take work from.")
     ] = "imports,webhooks,default",
+    metrics_port: Annotated[
+        str | None,
+        typer.Option(metavar="PORT", help="Serve Prometheus metrics on this port (default: off)."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface for --metrics-port.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker for distributed mode (needs BROKER_URL)."""
     from product_importer.tasks import celery_app
 
+    metrics_address = _metrics_address(metrics_host, metrics_port)
     settings = load_settings()
     if not settings.broker_url:
         fail("the worker needs a broker: set BROKER_URL (e.g. redis://127.0.0.1:6379/0).", 2)
@@ -168,9 +184,41 @@ def worker(
         celery_app.check_broker(settings)
     except celery_app.BrokerUnavailable as exc:
         fail(f"cannot reach the broker at {_display_url(settings.broker_url)}: {exc}", 3)
+    if metrics_address is not None:
+        _serve_worker_metrics(*metrics_address)
     shown = database.engine.url.render_as_string(hide_password=True)
     typer.echo(f"Worker for queues {', '.join(chosen)} (database: {shown})")
     raise typer.Exit(celery_app.run_worker(settings, database, chosen, concurrency))
+
+
+def _metrics_address(host: str, port: str | None) -> tuple[str, int] | None:
+    """Check --metrics-host/--metrics-port before anything starts; None when metrics are off."""
+    if port is None:
+        return None
+    port = port.strip()
+    # ASCII digits only: str.isdigit() also admits "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
+        fail(f"--metrics-port must be a number from 1 to 65535, not {port[:40]!r}.", 2)
+    host = host.strip()
+    unusable = f"--metrics-host {host[:80]!r} is not an address or a name this machine resolves."
+    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
+        fail(unusable, 2)
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        fail(unusable, 2)
+    return host, int(port)
+
+
+def _serve_worker_metrics(host: str, port: int) -> None:
+    from prometheus_client import start_http_server
+
+    _check_port_free(host, port, "--metrics-port")
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:  # taken between the check and now
+        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror}", 4)
+    typer.echo(f"Metrics on http://{host}:{port}/metrics")
 
 
 @app.command()
@@ -285,9 +333,19 @@ def token_revoke(token_id: Annotated[int, typer.Argument(min=1)]) -> None:
     typer.echo(f"Token {token_id} revoked.")
 
 
+def _configure_logging() -> None:
+    """Logs in the configured format from the first line on; a bad setting is reported by the
+    command itself (exit 2), in the default format meanwhile."""
+    try:
+        settings = Settings()
+    except ValidationError:
+        logs.configure()
+    else:
+        logs.configure(settings.log_format, settings.log_level)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _configure_logging()
     try:
         app()
     except KeyboardInterrupt:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr
+from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
@@ -90,6 +91,24 @@ class Settings(BaseSettings):
         le=3600,
         description="How often each worker records that it is alive (see GET /api/system).",
     )
+
+    # Logs
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` for people, `json` (one object a line) for machines."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Least severe level logged."
+    )
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:

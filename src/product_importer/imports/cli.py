@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import threading
 import time
@@ -17,6 +18,7 @@ from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
 from product_importer.imports.reading import FileFormatError, check_header
 from product_importer.imports.schemas import ImportJobRead
 from product_importer.imports.storage import storage_for
+from product_importer.observability import logs
 from product_importer.settings import Settings
 
 
@@ -51,9 +53,11 @@ def run(settings: Settings, database: Database, file: Path, dry_run: bool) -> Im
             dry_run=dry_run,
             created_by="cli",
         ).id
+    with logs.task_context(service.RUN_TASK, "imports", {"job_id": job_id}):
+        in_context = contextvars.copy_context()  # a new thread does not inherit it
     worker = threading.Thread(
-        target=pipeline.run_import,
-        args=(database, storage_for(settings, database), job_id),
+        target=in_context.run,
+        args=(pipeline.run_import, database, storage_for(settings, database), job_id),
         name="pi-cli-import",
         daemon=True,
     )

@@ -30,6 +30,7 @@ from product_importer.imports.progress import ImportCancelled, ProgressReporter
 from product_importer.imports.reading import CsvSource, FileFormat, FileFormatError, detect_format
 from product_importer.imports.storage import UploadStorage
 from product_importer.imports.validation import normalise
+from product_importer.observability import metrics
 from product_importer.webhooks import events
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ def _finish(database: Database, job_id: int, **values: Any) -> None:
         assert job is not None
         if not job.dry_run and job.status in ("completed", "failed"):
             events.record(session, f"import.{job.status}", event_data(job))
+    metrics.record_import(job)
 
 
 def event_data(job: ImportJob) -> dict[str, Any]:

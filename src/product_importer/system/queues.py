@@ -148,3 +148,16 @@ def _database_view(
         "webhooks": (int(pending or 0), int(due or 0), None),
         "default": (int(backlog or 0), None, None),
     }
+
+
+def queue_depth_metrics(settings: Settings, database: Database) -> dict[str, dict[str, int | None]]:
+    """`queue_depths` in the shape of observability.metrics.QueueDepthCollector."""
+    return {
+        depth.queue: {
+            "broker/messages": depth.broker_messages,
+            "database/waiting": depth.waiting,
+            "database/due": depth.due,
+            "database/running": depth.running,
+        }
+        for depth in queue_depths(settings, database)
+    }

@@ -10,8 +10,6 @@ are idempotent (jobs are claimed in the database), so a second delivery does no 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from typing import Any
 
 from celery import Celery, signals
@@ -19,6 +17,7 @@ from celery.exceptions import Reject
 from celery.worker import state as worker_state
 
 from product_importer.db import Database
+from product_importer.observability import logs
 from product_importer.settings import Settings
 from product_importer.system.heartbeat import Heartbeat, celery_identity
 from product_importer.tasks import registry
@@ -145,8 +144,11 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
         context.stopping.set()
 
     signals.worker_shutting_down.connect(shutting_down, weak=False)
+    # A receiver here tells Celery logging is configured already: its loggers then go through
+    # the app's handler and format (observability.logs) instead of handlers of their own.
+    signals.setup_logging.connect(_keep_logging, weak=False)
     scheduler.start()
-    hostname = f"product-importer-{os.getpid()}@{socket.gethostname()}"
+    hostname = logs.worker_name()  # the same name in logs, heartbeats and Celery
     heartbeat = Heartbeat(
         database,
         celery_identity(hostname, tuple(queues), concurrency),
@@ -161,7 +163,7 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
         concurrency=concurrency,
         queues=[queue_name(settings, queue) for queue in queues],
         hostname=hostname,
-        loglevel="INFO",
+        loglevel=settings.log_level,
         without_mingle=True,
         without_gossip=True,
     )
@@ -174,6 +176,10 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
         database.dispatcher = None
         dispatcher.stop()
     return int(worker.exitcode or 0)
+
+
+def _keep_logging(**_: Any) -> None:
+    """Logging was set up by the command (`observability.logs`)."""
 
 
 def parse_queues(value: str) -> list[str]:

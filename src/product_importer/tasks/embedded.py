@@ -15,6 +15,7 @@ from product_importer.tasks.registry import (
     TaskContext,
     all_periodic,
     get_task,
+    run,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class EmbeddedDispatcher:
         with self._running_lock:
             self._running += 1
         try:
-            get_task(name).func(self._context, **kwargs)
+            run(self._context, name, kwargs)
         except Exception:
             log.exception("task %s failed", name)
         finally:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from product_importer.observability import logs
+
 if TYPE_CHECKING:
     from product_importer.db import Database
     from product_importer.settings import Settings
@@ -101,4 +103,8 @@ TASK_MODULES: list[str] = [
 
 
 def run(context: TaskContext, name: str, kwargs: dict[str, Any]) -> None:
-    get_task(name).func(context, **kwargs)
+    """Run a task; both dispatchers come through here, so every log line of the run carries
+    the task's name, queue and ids."""
+    spec = get_task(name)
+    with logs.task_context(name, spec.queue, kwargs):
+        spec.func(context, **kwargs)

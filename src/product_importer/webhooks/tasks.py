@@ -11,6 +11,7 @@ import logging
 import time
 
 from product_importer.db import utcnow
+from product_importer.observability import metrics
 from product_importer.tasks import registry
 from product_importer.tasks.registry import TaskContext
 from product_importer.webhooks import delivery, service
@@ -55,6 +56,7 @@ def deliver(context: TaskContext, endpoint_id: int, lease_token: str) -> None:
         out_of_turn = time.monotonic() > deadline or sent >= DRAIN_MAX_DELIVERIES
         with context.database.session() as session:
             service.record_attempt(session, attempt, outcome, settings)
+            metrics.record_delivery(session, attempt.delivery_id, attempt.endpoint_id, outcome)
             if context.stopping.is_set() or out_of_turn:
                 attempt = None
             else:
