@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -26,6 +27,10 @@ from product_importer.tasks.registry import QUEUES, TaskContext, get_task
 log = logging.getLogger(__name__)
 
 TASK_NAME = "product_importer.run"
+# A worker that stopped on an error is started again after 1, 2, 4 ... up to 30 s; the delay
+# starts over once it has run this long.
+MAX_RESTART_DELAY_SECONDS = 30.0
+RESTART_RESET_SECONDS = 60.0
 
 
 class BrokerUnavailable(Exception):
@@ -123,23 +128,45 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
 
     signals.worker_shutting_down.connect(shutting_down, weak=False)
     scheduler.start()
-    worker = dispatcher.app.Worker(
-        pool="threads",
-        concurrency=concurrency,
-        queues=[queue_name(settings, queue) for queue in queues],
-        hostname=f"product-importer-{os.getpid()}@{socket.gethostname()}",
-        loglevel="INFO",
-        without_mingle=True,
-        without_gossip=True,
-    )
     try:
-        worker.start()
+        return _run_celery_worker(dispatcher.app, settings, queues, concurrency, context)
     finally:
         context.stopping.set()
         scheduler.join()
         database.dispatcher = None
         dispatcher.stop()
-    return int(worker.exitcode or 0)
+
+
+def _run_celery_worker(
+    app: Celery, settings: Settings, queues: list[str], concurrency: int, context: TaskContext
+) -> int:
+    """Run the Celery worker, and start it again if it stops on an error nobody asked for.
+
+    Celery can give up on a broker connection lost mid-task ("Unrecoverable error" while it
+    closes the broken channel, seen with Redis restarts while acks_late tasks run): without
+    this, one broker restart could stop every worker of the fleet for good.
+    """
+    restarts = 0
+    while True:
+        started = time.monotonic()
+        worker = app.Worker(
+            pool="threads",
+            concurrency=concurrency,
+            queues=[queue_name(settings, queue) for queue in queues],
+            hostname=f"product-importer-{os.getpid()}@{socket.gethostname()}",
+            loglevel="INFO",
+            without_mingle=True,
+            without_gossip=True,
+        )
+        worker.start()
+        exitcode = int(worker.exitcode or 0)
+        if exitcode == 0 or context.stopping.is_set():
+            return exitcode
+        restarts = 0 if time.monotonic() - started > RESTART_RESET_SECONDS else restarts + 1
+        delay = min(2.0**restarts, MAX_RESTART_DELAY_SECONDS)
+        log.error("the Celery worker stopped on an error; starting it again in %.0f s", delay)
+        if context.stopping.wait(delay):
+            return exitcode
 
 
 def parse_queues(value: str) -> list[str]:
