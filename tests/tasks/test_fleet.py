@@ -186,8 +186,10 @@ def test_a_broker_restart_loses_no_job_and_no_delivery(
         for receiver in receivers:
             receiver.start()
         base = fleet.web()
-        fleet.worker("worker-1", "--concurrency", "2")
-        fleet.worker("worker-2", "--concurrency", "2")
+        workers = [
+            fleet.worker("worker-1", "--concurrency", "2"),
+            fleet.worker("worker-2", "--concurrency", "2"),
+        ]
         token = make_token(pg)
         headers = {"Authorization": f"Bearer {token}"}
         for receiver in receivers:
@@ -243,6 +245,7 @@ def test_a_broker_restart_loses_no_job_and_no_delivery(
             assert all(item.verified for item in receiver.received), [
                 item.error for item in receiver.received if not item.verified
             ]
+        assert [worker.poll() for worker in workers] == [None, None], "workers must outlive it"
     finally:
         fleet.stop()
         for receiver in receivers:
