@@ -15,8 +15,8 @@ import yaml
 from product_importer import migrate
 from product_importer.db import Database
 from tests.conftest import _unavailable, clear_tables
+from tests.fleet import Fleet, reachable
 from tests.processes import cli_env, free_port, start_server
-from tests.tasks.test_celery import Fleet, _reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 # A Redis database of its own: the worker check accepts any worker on this host, and other
@@ -53,7 +53,7 @@ def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def isolated_fleet(tmp_path: Path, postgres_url: str) -> Iterator[Fleet]:
-    if not _reachable("127.0.0.1", 6379):
+    if not reachable("127.0.0.1", 6379):
         _unavailable("Redis at 127.0.0.1:6379")
     database = Database(postgres_url)
     migrate.upgrade(database)

@@ -30,8 +30,8 @@ import pytest
 from product_importer.db import Database
 from tests.conftest import _unavailable
 from tests.factories import DEFAULT_PASSWORD, make_token, make_user
+from tests.fleet import REDIS_URL, Fleet, reachable
 from tests.processes import free_port
-from tests.tasks.test_celery import REDIS_URL, Fleet, _reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small, so the app's own 413 is cheap to reach; nginx's larger limit is tested separately.
@@ -123,7 +123,7 @@ def proxy(tmp_path: Path, postgres_url: str) -> Iterator[Proxy]:
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
     if nginx is None:
         _unavailable("nginx (Debian package nginx-light)")
-    if not _reachable("127.0.0.1", 6379):
+    if not reachable("127.0.0.1", 6379):
         _unavailable("Redis at 127.0.0.1:6379")
     assert nginx is not None
     from product_importer import migrate
@@ -137,7 +137,7 @@ def proxy(tmp_path: Path, postgres_url: str) -> Iterator[Proxy]:
     prefix.mkdir()
     process: subprocess.Popen[bytes] | None = None
     try:
-        web_ports = [int(fleet.web().rsplit(":", 1)[1]) for _ in range(2)]
+        web_ports = [int(fleet.web(name=f"web-{i}").rsplit(":", 1)[1]) for i in (1, 2)]
         cert, key = _self_signed_certificate(prefix)
         http_port, https_port = free_port(), free_port()
         config = prefix / "nginx.conf"
@@ -157,7 +157,7 @@ def proxy(tmp_path: Path, postgres_url: str) -> Iterator[Proxy]:
         assert checked.returncode == 0, checked.stderr
         process = subprocess.Popen([*command, "-g", "daemon off;"])
         deadline = time.monotonic() + 15
-        while not _reachable("127.0.0.1", https_port):
+        while not reachable("127.0.0.1", https_port):
             assert process.poll() is None, (prefix / "error.log").read_text()
             assert time.monotonic() < deadline, "nginx did not start"
             time.sleep(0.1)

@@ -55,4 +55,4 @@ def receiver() -> Iterator[Receiver]:
 
 
 # The distributed tests run a real fleet (PostgreSQL, Redis, web and worker processes).
-from tests.tasks.test_celery import fleet, pg, redis_url  # noqa: E402, F401
+from tests.fleet import fleet_fixture, pg_fixture, redis_url_fixture  # noqa: E402, F401

@@ -14,9 +14,9 @@ import pytest
 
 from product_importer.db import Database
 from tests.factories import make_token
+from tests.fleet import Fleet, upload, wait_for_job
 from tests.observability.conftest import parse, value
 from tests.processes import cli_env, free_port, run_cli
-from tests.tasks.test_celery import Fleet, _upload, _wait_for_job
 
 
 def test_a_worker_serves_the_metrics_of_the_imports_it_ran(fleet: Fleet) -> None:
@@ -24,8 +24,8 @@ def test_a_worker_serves_the_metrics_of_the_imports_it_ran(fleet: Fleet) -> None
     token = make_token(fleet.database)
     port = free_port()
     fleet.worker("worker-1", "--metrics-port", str(port))
-    queued = _upload(base, token, b"sku,name\nA-1,Chair\nB-2,Table\nB-2,Desk\n")
-    job = _wait_for_job(base, token, queued["id"], fleet)
+    queued = upload(base, token, b"sku,name\nA-1,Chair\nB-2,Table\nB-2,Desk\n")
+    job = wait_for_job(base, token, queued["id"], fleet)
     assert job["status"] == "completed", job
 
     scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
@@ -59,8 +59,8 @@ def test_a_workers_json_logs_carry_the_job_id_and_the_workers_name(json_fleet: F
     base = fleet.web()
     token = make_token(fleet.database)
     worker = fleet.worker("worker-1")
-    queued = _upload(base, token, b"sku,name\nA-1,Chair\n")
-    assert _wait_for_job(base, token, queued["id"], fleet)["status"] == "completed"
+    queued = upload(base, token, b"sku,name\nA-1,Chair\n")
+    assert wait_for_job(base, token, queued["id"], fleet)["status"] == "completed"
     log = (fleet.tmp_path / "worker-1.log").read_text()
     # stdout (Celery's banner, the command's own messages) shares the file; logs are the rest.
     lines: list[dict[str, Any]] = [

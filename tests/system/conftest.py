@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from product_importer.db import Database
-from tests.tasks.test_celery import Fleet, amqp_url, pg, redis_url  # noqa: F401  (fixtures)
+from tests.fleet import Fleet, amqp_url_fixture, pg_fixture, redis_url_fixture  # noqa: F401
 
 HEARTBEAT_SECONDS = 1
 
@@ -21,7 +21,7 @@ class HeartbeatFleet(Fleet):
 
 
 @pytest.fixture
-def system_fleet(tmp_path: Path, pg: Database, redis_url: str) -> Iterator[HeartbeatFleet]:  # noqa: F811
+def system_fleet(tmp_path: Path, pg: Database, redis_url: str) -> Iterator[HeartbeatFleet]:
     running = HeartbeatFleet(tmp_path, pg, redis_url)
     yield running
     running.stop()

@@ -71,7 +71,9 @@ class Heartbeat:
         self._failing = False
 
     def start(self) -> None:
-        self._thread.start()
+        # Idempotent: a Celery worker started again after an error signals "ready" again.
+        if self._thread.ident is None:
+            self._thread.start()
 
     def stop(self, timeout: float = 10) -> None:
         """Stop beating and record a clean shutdown, so the worker shows as stopped at once."""

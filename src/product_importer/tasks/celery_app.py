@@ -10,6 +10,7 @@ are idempotent (jobs are claimed in the database), so a second delivery does no 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "product_importer.run"
 HAND_BACK_REASON = "worker stopping: task handed back to the queue"
+# A worker that stopped on an error is started again after 1, 2, 4 ... up to 30 s; the delay
+# starts over once it has run this long.
+MAX_RESTART_DELAY_SECONDS = 30.0
+RESTART_RESET_SECONDS = 60.0
 
 
 class BrokerUnavailable(Exception):
@@ -158,24 +163,46 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
     )
     # Beat once the worker consumes: one still connecting to its broker is not yet doing work.
     signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
-    worker = dispatcher.app.Worker(
-        pool="threads",
-        concurrency=concurrency,
-        queues=[queue_name(settings, queue) for queue in queues],
-        hostname=hostname,
-        loglevel=settings.log_level,
-        without_mingle=True,
-        without_gossip=True,
-    )
     try:
-        worker.start()
+        return _run_celery_worker(dispatcher.app, settings, queues, concurrency, context)
     finally:
         context.stopping.set()
         scheduler.join()
         heartbeat.stop()
         database.dispatcher = None
         dispatcher.stop()
-    return int(worker.exitcode or 0)
+
+
+def _run_celery_worker(
+    app: Celery, settings: Settings, queues: list[str], concurrency: int, context: TaskContext
+) -> int:
+    """Run the Celery worker, and start it again if it stops on an error nobody asked for.
+
+    Celery can give up on a broker connection lost mid-task ("Unrecoverable error" while it
+    closes the broken channel, seen with Redis restarts while acks_late tasks run): without
+    this, one broker restart could stop every worker of the fleet for good.
+    """
+    restarts = 0
+    while True:
+        started = time.monotonic()
+        worker = app.Worker(
+            pool="threads",
+            concurrency=concurrency,
+            queues=[queue_name(settings, queue) for queue in queues],
+            hostname=logs.worker_name(),  # the same name in logs, heartbeats and Celery
+            loglevel=settings.log_level,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        worker.start()
+        exitcode = int(worker.exitcode or 0)
+        if exitcode == 0 or context.stopping.is_set():
+            return exitcode
+        restarts = 0 if time.monotonic() - started > RESTART_RESET_SECONDS else restarts + 1
+        delay = min(2.0**restarts, MAX_RESTART_DELAY_SECONDS)
+        log.error("the Celery worker stopped on an error; starting it again in %.0f s", delay)
+        if context.stopping.wait(delay):
+            return exitcode
 
 
 def _keep_logging(**_: Any) -> None:
