@@ -50,7 +50,8 @@ def test_a_failing_source_costs_the_queue_depths_only() -> None:
 
 def test_the_app_serves_collectors_it_is_given(client: TestClient) -> None:
     app = client.app
-    app.state.metrics_collectors.append(QueueDepthCollector(_depths))  # type: ignore[attr-defined]
+    # In place of the app's own queue-depth collector (one family name per scrape).
+    app.state.metrics_collectors[:] = [QueueDepthCollector(_depths)]  # type: ignore[attr-defined]
     samples = scrape(client)
     depth = "product_importer_queue_depth"
     assert value(samples, depth, queue="imports", source="broker", kind="messages") == 3
