@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +26,11 @@ from product_importer.webhooks.models import Delivery
 log = logging.getLogger(__name__)
 
 BROKER_TIMEOUT_SECONDS = 2.0
+# Every open System page, every page's banner poll and every Prometheus scrape asks for the
+# broker's counts; within this many seconds they share one answer instead of one connection each.
+BROKER_COUNTS_TTL_SECONDS = 2.0
+_counts_lock = threading.Lock()
+_counts_cache: dict[tuple[str, str], tuple[float, dict[str, int] | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,22 @@ def _broker_names(settings: Settings) -> dict[str, str]:
 
 def broker_message_counts(settings: Settings) -> dict[str, int] | None:
     """Messages waiting per queue on the broker (Redis or RabbitMQ); None when there is no
-    broker or it does not answer within BROKER_TIMEOUT_SECONDS."""
+    broker or it does not answer within BROKER_TIMEOUT_SECONDS. Answers are shared for
+    BROKER_COUNTS_TTL_SECONDS."""
     if not settings.broker_url:
         return None
+    key = (settings.broker_url, settings.queue_prefix)
+    with _counts_lock:  # one asker at a time; the others take its fresh answer
+        cached = _counts_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < BROKER_COUNTS_TTL_SECONDS:
+            return cached[1]
+        counts = _ask_broker(settings)
+        _counts_cache[key] = (time.monotonic(), counts)
+        return counts
+
+
+def _ask_broker(settings: Settings) -> dict[str, int] | None:
+    assert settings.broker_url is not None
     from kombu.connection import Connection
     from kombu.exceptions import ChannelError
 
