@@ -116,6 +116,16 @@ def retry(session: Session, job_id: int, storage_exists: bool) -> ImportJob:
     return job
 
 
+def import_ready_to_start(session: Session) -> bool:
+    """An import waits in the queue while none runs: only a free worker thread stands in its way."""
+    statuses = set(
+        session.scalars(
+            select(ImportJob.status).where(ImportJob.status.in_(("queued", "running"))).distinct()
+        )
+    )
+    return statuses == {"queued"}
+
+
 def rejected_rows_csv(database: Database, job_id: int) -> Iterator[str]:
     """The rejected rows as CSV text: line, reason, then the fields as read.
 

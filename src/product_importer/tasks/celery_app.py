@@ -18,6 +18,7 @@ from celery.exceptions import Reject
 from celery.worker import state as worker_state
 
 from product_importer.db import Database
+from product_importer.imports.service import import_ready_to_start
 from product_importer.observability import logs
 from product_importer.settings import Settings
 from product_importer.system.heartbeat import Heartbeat, celery_identity
@@ -132,6 +133,28 @@ def quiet_hand_back_logs() -> None:
         trace_log.addFilter(HandBackLogFilter())
 
 
+class ImportWaitingCheck:
+    """Asks the database whether an import waits for a thread, at most once a second.
+
+    Celery has no per-queue thread limit within one worker: when every thread of a worker that
+    also takes the imports queue is busy delivering webhooks, a queued import waits until one
+    delivery turn ends. Deliveries ask this between requests and end their turn early."""
+
+    def __init__(self, database: Database, every_seconds: float = 1.0) -> None:
+        self._database = database
+        self._every = every_seconds
+        self._checked_at = -every_seconds
+        self._answer = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at >= self._every:
+            self._checked_at = now
+            with self._database.session() as session:
+                self._answer = import_ready_to_start(session)
+        return self._answer
+
+
 def run_worker(settings: Settings, database: Database, queues: list[str], concurrency: int) -> int:
     """Run a Celery worker in this process until it is stopped; return its exit code.
 
@@ -139,6 +162,8 @@ def run_worker(settings: Settings, database: Database, queues: list[str], concur
     `context.stopping`; scale across CPUs and machines by running more workers.
     """
     context = TaskContext(database=database, settings=settings)
+    if "imports" in queues and len(queues) > 1:
+        context.import_waiting = ImportWaitingCheck(database)
     dispatcher = CeleryDispatcher(settings)
     database.dispatcher = dispatcher
     _register_runner(dispatcher.app, context)

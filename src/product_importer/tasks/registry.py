@@ -27,6 +27,10 @@ class TaskContext:
     # Set when the process is shutting down; long tasks check it and stop early, leaving
     # their job to be recovered on the next start.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # True while an import could start but may be waiting for one of this process's threads
+    # (a worker that takes the imports queue and others): long tasks of other queues end their
+    # turn early. Embedded mode gives imports a thread of their own, so it never says so.
+    import_waiting: Callable[[], bool] = field(default=lambda: False)
 
 
 TaskFunc = Callable[..., None]

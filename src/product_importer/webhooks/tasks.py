@@ -19,7 +19,8 @@ from product_importer.webhooks import delivery, service
 log = logging.getLogger(__name__)
 
 # One task delivers to one endpoint for at most this long, then queues itself again behind
-# other endpoints' work, so a busy endpoint cannot keep a worker thread to itself.
+# other endpoints' work, so a busy endpoint cannot keep a worker thread to itself. It ends its
+# turn at once when an import waits for this worker's thread (TaskContext.import_waiting).
 DRAIN_SECONDS = 20.0
 DRAIN_MAX_DELIVERIES = 200
 SWEEP_SECONDS = 1.0
@@ -53,7 +54,9 @@ def deliver(context: TaskContext, endpoint_id: int, lease_token: str) -> None:
             allow_private=settings.webhook_allow_private,
         )
         sent += 1
-        out_of_turn = time.monotonic() > deadline or sent >= DRAIN_MAX_DELIVERIES
+        out_of_turn = (
+            time.monotonic() > deadline or sent >= DRAIN_MAX_DELIVERIES or context.import_waiting()
+        )
         with context.database.session() as session:
             service.record_attempt(session, attempt, outcome, settings)
             metrics.record_delivery(session, attempt.delivery_id, attempt.endpoint_id, outcome)
