@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,27 @@ def test_periodic_tasks_run_on_start_and_stop_with_the_dispatcher(
         assert context.stopping.is_set()
     finally:
         registry._periodic.pop("tests.tick", None)
+
+
+def test_a_periodic_run_carries_its_name_in_the_log_context_and_survives_a_failure(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from product_importer.observability import logs
+    from product_importer.tasks.registry import PeriodicSpec, run_periodic
+
+    seen: list[dict[str, object]] = []
+
+    def sweep(_context: TaskContext) -> None:
+        seen.append(logs.current_context())
+        raise RuntimeError("database went away")
+
+    database = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    context = TaskContext(database=database, settings=make_settings(tmp_path, "sqlite://"))
+    with caplog.at_level(logging.ERROR):
+        run_periodic(context, PeriodicSpec(name="demo.sweep", func=sweep, every_seconds=1))
+    assert seen == [{"task": "demo.sweep", "queue": "periodic"}]
+    assert logs.current_context() == {}
+    (record,) = caplog.records
+    assert record.getMessage() == "periodic task demo.sweep failed"
+    assert record.exc_info is not None
+    database.dispose()

@@ -11,11 +11,11 @@ from typing import Any
 from product_importer.system.heartbeat import Heartbeat, embedded_identity
 from product_importer.tasks.registry import (
     QUEUES,
-    PeriodicSpec,
     TaskContext,
     all_periodic,
     get_task,
     run,
+    run_periodic,
 )
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,5 @@ class EmbeddedDispatcher:
             for spec in all_periodic():
                 if due.get(spec.name, 0.0) <= now:
                     due[spec.name] = now + spec.every_seconds
-                    self._run_periodic(spec)
+                    run_periodic(self._context, spec)
             stopping.wait(0.5)
-
-    def _run_periodic(self, spec: PeriodicSpec) -> None:
-        assert self._context is not None
-        try:
-            spec.func(self._context)
-        except Exception:
-            log.exception("periodic task %s failed", spec.name)

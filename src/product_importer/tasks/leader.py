@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from product_importer.db import Database
-from product_importer.tasks.registry import PeriodicSpec, TaskContext, all_periodic
+from product_importer.tasks.registry import TaskContext, all_periodic, run_periodic
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class FleetScheduler:
                 for spec in all_periodic():
                     if due.get(spec.name, 0.0) <= now and not stopping.is_set():
                         due[spec.name] = now + spec.every_seconds
-                        self._run_periodic(spec)
+                        run_periodic(self._context, spec)
                 stopping.wait(TICK_SECONDS)
         finally:
             self._lock.release()
@@ -147,9 +147,3 @@ class FleetScheduler:
         except SQLAlchemyError as exc:
             log.warning("scheduler lock: database unavailable (%s)", type(exc).__name__)
         return False
-
-    def _run_periodic(self, spec: PeriodicSpec) -> None:
-        try:
-            spec.func(self._context)
-        except Exception:
-            log.exception("periodic task %s failed", spec.name)

@@ -6,12 +6,15 @@ function can run on an in-process thread or in a Celery worker on another machin
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from product_importer.observability import logs
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from product_importer.db import Database
@@ -112,3 +115,13 @@ def run(context: TaskContext, name: str, kwargs: dict[str, Any]) -> None:
     spec = get_task(name)
     with logs.task_context(name, spec.queue, kwargs):
         spec.func(context, **kwargs)
+
+
+def run_periodic(context: TaskContext, spec: PeriodicSpec) -> None:
+    """Run one periodic task; a failure is logged (with the task's name on the line) and the
+    schedule goes on."""
+    with logs.task_context(spec.name, "periodic", {}):
+        try:
+            spec.func(context)
+        except Exception:
+            _log.exception("periodic task %s failed", spec.name)
