@@ -45,7 +45,9 @@ from bench.import_bench import (
     free_port,
     fresh_postgres_database,
     generate,
+    peak_rss_mb,
     psql,
+    reset_peak_rss,
 )
 from bench.webhooks_bench import Receiver
 from product_importer.db import Database
@@ -83,14 +85,11 @@ class Process:
 
     def reset_peak_rss(self) -> None:
         assert self.process is not None
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        reset_peak_rss(self.process.pid)
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_rss_mb(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -167,6 +167,20 @@ def cli(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Forget a process's peak so far (clear_refs 5 resets VmHWM), so a later reading is of what
+    follows: the start-up peak (argon2 hashes the first admin password with 64 MiB) is not the
+    import's."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 @dataclass
 class Server:
     env: dict[str, str]
@@ -194,17 +208,12 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def reset_peak_rss(self) -> None:
-        """Forget the start-up peak (argon2 hashes the first admin password with 64 MiB), so
-        the peak measured afterwards is the import's."""
         assert self.process is not None
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        reset_peak_rss(self.process.pid)
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_rss_mb(self.process.pid)
 
     def __exit__(self, *_: object) -> None:
         assert self.process is not None

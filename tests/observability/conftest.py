@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from product_importer.db import Database
-from product_importer.settings import Settings
-from tests.webhooks.conftest import webhook_settings
-from tests.webhooks.receiver import Receiver
+# The webhooks tests' settings (private targets allowed, fast retries) and receiver.
+from tests.webhooks.conftest import receiver, settings  # noqa: F401 (fixtures)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -38,20 +32,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database: Database) -> Settings:
-    """Private webhook targets allowed (the receiver is on loopback) and retries after 50 ms."""
-    return webhook_settings(tmp_path, database)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    running.start()
-    yield running
-    running.stop()
 
 
 # The distributed tests run a real fleet (PostgreSQL, Redis, web and worker processes).
