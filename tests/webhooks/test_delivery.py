@@ -265,14 +265,18 @@ def test_a_hanging_receiver_times_out_and_never_slows_the_app(
         healthy_id, healthy.secret = make_webhook(database, healthy.url)
         receiver.default = Reply(hang=True)
 
-        slowest = 0.0
+        took = []
         for number in range(10):
             started = time.perf_counter()
             record(database, id=number, sku=f"SKU-{number}")
             assert client.get("/api/webhooks").status_code == 200
-            slowest = max(slowest, time.perf_counter() - started)
-        # Recording the event and answering the API take no part in delivery.
-        assert slowest < 0.5, f"slowest request+event took {slowest:.3f} s"
+            took.append(time.perf_counter() - started)
+        took.sort()
+        # Recording the event and answering the API take no part in delivery: waiting on the
+        # hanging receiver would cost its 2 s timeout every time. One outlier is allowed for a
+        # busy CI machine (seen once: 1.0 s while the other test worker ran browsers).
+        assert took[-2] < 0.5, f"request+event times {[round(t, 3) for t in took]} s"
+        assert took[-1] < 1.9, f"request+event times {[round(t, 3) for t in took]} s"
 
         # The healthy endpoint is served while the other hangs.
         healthy.wait_for(10, timeout=10)
