@@ -103,6 +103,10 @@ def _announce_sign_in(database: Database) -> None:
         typer.echo("  product-importer user set-password admin\n")
 
 
+# How long uvicorn waits for a web process (--workers above 1) to answer before replacing it.
+WEB_PROCESS_PING_TIMEOUT_SECONDS = 30
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -146,6 +150,10 @@ def serve(
             host=host,
             port=port,
             log_config=log_config,
+            # uvicorn replaces a web process that does not answer its ping within this time
+            # (default 5 s). A process still importing the app on a busy machine (seen at 2
+            # processes starting on 2 loaded cores) was killed and restarted over and over.
+            timeout_worker_healthcheck=WEB_PROCESS_PING_TIMEOUT_SECONDS,
         )
         return
     uvicorn.run(create_app(settings, database), host=host, port=port, log_config=log_config)

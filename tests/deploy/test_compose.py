@@ -1,6 +1,7 @@
-"""Static checks of compose.yaml and the Dockerfile (Docker does not run on the build machines):
-they catch the mistakes that would only show at `docker compose up` — a misspelt setting, a
-command or option the CLI does not have, a service without a health check or its volume."""
+"""Static checks of compose.yaml and the Dockerfile, quick and without Docker: they catch the
+mistakes that would only show at `docker compose up` — a misspelt setting, a command or option
+the CLI does not have, a service without a health check or its volume. scripts/test-docker runs
+the real thing (tests/docker/)."""
 
 from __future__ import annotations
 
