@@ -22,7 +22,7 @@ from product_importer.db import Database, utcnow
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.models import ImportJob
 from product_importer.settings import Settings
-from tests.a11y import WIDTHS, check_accessible
+from tests.a11y import WIDTHS, assert_accessible, check_accessible
 from tests.browser import LiveServer, screenshot, sign_in_page
 from tests.factories import make_product
 from tests.webhooks.conftest import webhook_settings
@@ -384,3 +384,48 @@ def test_every_page_and_state_passes_axe(
         anonymous.close()
     record_property("a11y_states", len(STATES))
     assert not failures, "\n\n".join(failures)
+
+
+BROKEN_PAGE = """<!doctype html>
+<html lang="en"><head><title>Broken</title></head>
+<body>
+  <p>Outside every landmark.</p>
+  <main>
+    <h1>Broken</h1>
+    <div id="toasts" aria-label="Notifications"></div>
+    <p style="color: #aaaaaa; background: #ffffff">Faint text</p>
+  </main>
+</body></html>"""
+
+
+def test_the_check_fails_naming_each_offending_element(browser: Browser) -> None:
+    """The checker itself: a page with the three faults of the issue fails, at both widths."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_content(BROKEN_PAGE)
+        failures = check_accessible(page, "broken page", record=False)
+        assert [failure.split(":")[0] for failure in failures] == [
+            "broken page at 1280 px",
+            "broken page at 390 px",
+        ]
+        for failure in failures:
+            assert "- aria-prohibited-attr (serious)" in failure
+            assert "- color-contrast (serious)" in failure
+            assert "- region (moderate)" in failure
+            assert "at #toasts" in failure
+            assert "<p>Outside every landmark.</p>" in failure
+            assert "Faint text" in failure
+        assert page.viewport_size == {"width": 1280, "height": 800}
+
+        page.set_content(
+            BROKEN_PAGE.replace('aria-label="Notifications"', 'role="status"')
+            .replace("#aaaaaa", "#595959")
+            .replace("<p>Outside every landmark.</p>", "")
+        )
+        assert check_accessible(page, "mended page", record=False) == []
+        page.set_content(BROKEN_PAGE)
+        with pytest.raises(pytest.fail.Exception, match="aria-prohibited-attr"):
+            assert_accessible(page, "broken page", widths=(390,), record=False)
+    finally:
+        context.close()

@@ -341,7 +341,16 @@
     node.hidden = !message;
   }
 
-  function openForm(endpoint, trigger) {
+  async function openForm(endpoint, trigger) {
+    // Opened before the page's first load finished: the form needs the event catalogue.
+    if (!catalogue.length) {
+      try {
+        catalogue = await PI.api("/api/webhooks/events");
+      } catch (error) {
+        PI.toast(error.message, "error");
+        return;
+      }
+    }
     editing = endpoint;
     document.getElementById("wh-form-title").textContent = endpoint ? "Edit endpoint" : "Add endpoint";
     form.url.value = endpoint ? endpoint.url : "";
