@@ -429,3 +429,25 @@ def test_the_check_fails_naming_each_offending_element(browser: Browser) -> None
             assert_accessible(page, "broken page", widths=(390,), record=False)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_table_wider_than_the_screen_takes_focus_to_scroll(
+    page: Page, live_server: LiveServer
+) -> None:
+    for i in range(3):
+        make_product(live_server.database, f"WIDE-{i}", f"Product {i}", "x" * 80)
+    sign_in_page(page, live_server)
+    page.goto("/products")
+    wrap = page.locator(".table-wrap")
+    expect(page.locator("#products-body tr")).to_have_count(3)
+    expect(wrap).not_to_have_attribute("tabindex", "0")  # fits: no empty tab stop
+    page.set_viewport_size({"width": 390, "height": 844})
+    region = page.get_by_role("region", name="Products table")
+    expect(region).to_have_attribute("tabindex", "0")
+    region.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # scrolls the focused box sideways
+    page.wait_for_function("document.querySelector('.table-wrap').scrollLeft > 0")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(wrap).not_to_have_attribute("role", "region")
