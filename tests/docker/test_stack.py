@@ -378,6 +378,8 @@ def test_worker_killed_mid_import_restarts_and_the_import_completes(stack: Stack
         BIG_OVERLAP,
         0,
     ), job
+    # Started twice: the killed run, then the one the recovery queued again.
+    assert stack.sql(f"SELECT attempts FROM import_jobs WHERE id = {job_id}") == "2"
     stack.expected.update(rows)
     assert _database_digest(stack) == _catalogue_digest(stack.expected)
 
