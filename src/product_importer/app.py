@@ -22,7 +22,7 @@ from product_importer import __version__
 from product_importer.auth import routes as auth_routes
 from product_importer.catalog import routes as catalog_routes
 from product_importer.db import Database
-from product_importer.dependencies import CurrentPrincipal, LoginRequired
+from product_importer.dependencies import LoginRequired, PageForbidden, Viewer
 from product_importer.imports import routes as import_routes
 from product_importer.observability import routes as metrics_routes
 from product_importer.observability.metrics import QueueDepthCollector
@@ -34,7 +34,7 @@ from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
 from product_importer.web import routes as web_routes
-from product_importer.web.templating import STATIC_DIR
+from product_importer.web.templating import STATIC_DIR, templates
 from product_importer.webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,11 @@ def _docs_router(app: FastAPI) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/openapi.json")
-    def openapi(_principal: CurrentPrincipal) -> dict[str, Any]:
+    def openapi(_principal: Viewer) -> dict[str, Any]:
         return app.openapi()
 
     @router.get("/docs")
-    def docs(_principal: CurrentPrincipal) -> HTMLResponse:
+    def docs(_principal: Viewer) -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Product Importer API",
@@ -145,6 +145,12 @@ def create_app(
         if request.url.query:
             target += "?" + request.url.query
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(PageForbidden)
+    async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
+        return templates.TemplateResponse(
+            request, "forbidden.html", {"message": str(exc), "title": "Not allowed"}, 403
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

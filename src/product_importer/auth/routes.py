@@ -9,9 +9,10 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from product_importer.auth import service as auth_service
+from product_importer.db import utcnow
 from product_importer.dependencies import (
-    CurrentPrincipal,
     DbSession,
+    Viewer,
     csrf_is_valid,
     csrf_token,
 )
@@ -70,6 +71,8 @@ def login(
     # A fresh session on sign-in, so a token planted before sign-in is worthless after it.
     request.session.clear()
     request.session["user_id"] = user.id
+    request.session["gen"] = user.session_generation
+    user.last_sign_in_at = utcnow()
     csrf_token(request)
     return RedirectResponse(_safe_next(next_url), status_code=status.HTTP_303_SEE_OTHER)
 
@@ -88,6 +91,11 @@ def logout(
 
 
 @router.get("/api/me", tags=["auth"])
-def me(principal: CurrentPrincipal) -> dict[str, str]:
-    """Who the request is authenticated as."""
-    return {"name": principal.name, "kind": principal.kind}
+def me(principal: Viewer) -> dict[str, str | int | None]:
+    """Who the request is authenticated as, and with which role."""
+    return {
+        "name": principal.name,
+        "kind": principal.kind,
+        "role": principal.role.value,
+        "user_id": principal.user_id,
+    }

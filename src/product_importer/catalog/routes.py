@@ -23,7 +23,14 @@ from product_importer.catalog.schemas import (
     single_line,
 )
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession, get_database
+from product_importer.dependencies import (
+    Admin,
+    AppSettings,
+    DbSession,
+    Editor,
+    Viewer,
+    get_database,
+)
 
 router = APIRouter(prefix="/api/products", tags=["products"])
 
@@ -120,7 +127,7 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
 )
 def list_products(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     settings: AppSettings,
     filters: Filters,
     sort: Annotated[ProductSort, Query(description="Sort order.")] = ProductSort.SKU,
@@ -141,7 +148,7 @@ def list_products(
     responses=_CONFLICT,
 )
 def create_product(
-    session: DbSession, _principal: CurrentPrincipal, body: ProductCreate, response: Response
+    session: DbSession, _principal: Editor, body: ProductCreate, response: Response
 ) -> ProductRead:
     try:
         product = catalog_service.create(session, body)
@@ -165,7 +172,7 @@ def create_product(
 )
 def delete_all_products(
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: Admin,
     response: Response,
     confirm: Annotated[
         bool, Query(description="Must be `true`: deleting every product cannot be undone.")
@@ -196,7 +203,7 @@ def delete_all_products(
     responses={200: {"content": {"text/csv": {}}, "description": "The CSV file."}},
 )
 def export_products(
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     database: Annotated[Database, Depends(get_database)],
     filters: Filters,
 ) -> StreamingResponse:
@@ -216,7 +223,7 @@ def export_products(
     summary="The most recent delete-all job",
     responses={404: {"description": "No delete-all has been requested yet."}},
 )
-def latest_delete_job(session: DbSession, _principal: CurrentPrincipal) -> DeleteAllJobRead:
+def latest_delete_job(session: DbSession, _principal: Viewer) -> DeleteAllJobRead:
     try:
         return DeleteAllJobRead.model_validate(catalog_service.latest_delete_job(session))
     except catalog_service.DeleteJobNotFound as exc:
@@ -230,7 +237,7 @@ def latest_delete_job(session: DbSession, _principal: CurrentPrincipal) -> Delet
 )
 def get_delete_job(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> DeleteAllJobRead:
     try:
@@ -246,7 +253,7 @@ def get_delete_job(
     responses=_NOT_FOUND,
 )
 def get_product(
-    session: DbSession, _principal: CurrentPrincipal, product_id: ProductId, response: Response
+    session: DbSession, _principal: Viewer, product_id: ProductId, response: Response
 ) -> ProductRead:
     try:
         return _with_etag(response, catalog_service.get(session, product_id))
@@ -265,7 +272,7 @@ def get_product(
 )
 def update_product(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Editor,
     product_id: ProductId,
     body: ProductUpdate,
     response: Response,
@@ -291,7 +298,7 @@ def update_product(
 )
 def delete_product(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Editor,
     product_id: ProductId,
     if_match: IfMatch = None,
 ) -> Response:

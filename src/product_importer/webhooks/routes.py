@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession
+from product_importer.dependencies import Admin, AppSettings, DbSession, Viewer
 from product_importer.webhooks import delivery, events, schemas, service, signing
 from product_importer.webhooks.models import Endpoint
 
@@ -36,7 +36,7 @@ def _not_found(what: str = "Webhook endpoint") -> HTTPException:
 
 
 @router.get("", summary="List webhook endpoints")
-def list_webhooks(session: DbSession, _principal: CurrentPrincipal) -> list[schemas.WebhookRead]:
+def list_webhooks(session: DbSession, _principal: Admin) -> list[schemas.WebhookRead]:
     return [_read(endpoint) for endpoint in service.list_all(session)]
 
 
@@ -50,7 +50,7 @@ def create_webhook(
     data: schemas.WebhookCreate,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
 ) -> schemas.WebhookWithSecret:
     """Answers the full signing secret (`whsec_...`): this is the only time it is shown."""
     try:
@@ -61,7 +61,7 @@ def create_webhook(
 
 
 @router.get("/events", summary="The event catalogue")
-def event_catalogue(_principal: CurrentPrincipal) -> list[schemas.EventInfoRead]:
+def event_catalogue(_principal: Viewer) -> list[schemas.EventInfoRead]:
     """Every event type an endpoint can subscribe to, with a sample payload."""
     return [
         schemas.EventInfoRead(
@@ -79,7 +79,7 @@ def event_catalogue(_principal: CurrentPrincipal) -> list[schemas.EventInfoRead]
 
 @router.get("/{endpoint_id}", summary="One webhook endpoint", responses=NOT_FOUND)
 def get_webhook(
-    endpoint_id: EndpointId, session: DbSession, _principal: CurrentPrincipal
+    endpoint_id: EndpointId, session: DbSession, _principal: Admin
 ) -> schemas.WebhookRead:
     try:
         return _read(service.get(session, endpoint_id))
@@ -93,7 +93,7 @@ def update_webhook(
     data: schemas.WebhookUpdate,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
 ) -> schemas.WebhookRead:
     """Only the fields given change. Enabling clears the failure streak; disabling marks
     deliveries still pending as failed (they can be redelivered later)."""
@@ -111,9 +111,7 @@ def update_webhook(
     summary="Delete a webhook endpoint and its delivery log",
     responses=NOT_FOUND,
 )
-def delete_webhook(
-    endpoint_id: EndpointId, session: DbSession, _principal: CurrentPrincipal
-) -> Response:
+def delete_webhook(endpoint_id: EndpointId, session: DbSession, _principal: Admin) -> Response:
     try:
         service.delete(session, endpoint_id)
     except service.WebhookNotFound:
@@ -126,7 +124,7 @@ def send_test(
     endpoint_id: EndpointId,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
 ) -> schemas.TestResult:
     """Sends a signed `webhook.test` event and waits for the answer (up to the timeout). A
     receiver's failure is reported in the body (`ok: false`), never as an error status."""
@@ -158,7 +156,7 @@ def send_test(
     "/{endpoint_id}/rotate-secret", summary="Replace the signing secret", responses=NOT_FOUND
 )
 def rotate_secret(
-    endpoint_id: EndpointId, session: DbSession, _principal: CurrentPrincipal
+    endpoint_id: EndpointId, session: DbSession, _principal: Admin
 ) -> schemas.WebhookWithSecret:
     """Answers the new secret in full, once. For 24 hours deliveries carry two signatures, one
     per secret, so receivers can switch without missing a message."""
@@ -172,7 +170,7 @@ def rotate_secret(
 def list_deliveries(
     endpoint_id: EndpointId,
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
     status_filter: Annotated[
         schemas.DeliveryStatus | None, Query(alias="status", description="Only this status.")
     ] = None,
@@ -215,7 +213,7 @@ def redeliver(
     endpoint_id: EndpointId,
     delivery_id: DeliveryId,
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
 ) -> schemas.DeliveryRead:
     """Queues the same message (same `webhook-id`) again with a fresh set of retries."""
     try:
