@@ -16,8 +16,8 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/login"), ("POST", "
 PUBLIC_MOUNTS = {"/static", "/static/swagger"}
 
 
-def concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "1", path)
+def concrete(path: str, value: str = "1") -> str:
+    return re.sub(r"\{[^}]+\}", value, path)
 
 
 def _flatten(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:

@@ -19,7 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from product_importer import __version__
+from product_importer.accounts import routes as account_routes
+from product_importer.audit import routes as audit_routes
 from product_importer.auth import routes as auth_routes
+from product_importer.auth.ratelimit import SignInGuard
 from product_importer.catalog import routes as catalog_routes
 from product_importer.db import Database
 from product_importer.dependencies import LoginRequired, PageForbidden, Viewer
@@ -125,6 +128,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.signin_guard = SignInGuard(settings, database)
     # Collectors read at each scrape of /metrics (queue depths).
     app.state.metrics_collectors = [
         QueueDepthCollector(partial(queue_depth_metrics, settings, database))
@@ -167,6 +171,8 @@ def create_app(
     app.include_router(_docs_router(app))
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(account_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(import_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(webhook_routes.router)

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
 from product_importer.auth import service as auth_service
+from product_importer.auth.ratelimit import SignInGuard
 from product_importer.auth.roles import Role, at_least
 from product_importer.db import Database
 from product_importer.settings import Settings
@@ -37,6 +38,19 @@ def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterato
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's forwarded one when the server trusts the proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
+def get_signin_guard(request: Request) -> SignInGuard:
+    guard: SignInGuard = request.app.state.signin_guard
+    return guard
+
+
+Guard = Annotated[SignInGuard, Depends(get_signin_guard)]
 
 
 class LoginRequired(Exception):

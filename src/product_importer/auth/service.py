@@ -71,7 +71,7 @@ def create_user(session: Session, username: str, password: str, role: Role = Rol
 
 
 def set_password(session: Session, username: str, password: str) -> None:
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    user = find_user(session, username)
     if user is None:
         raise AuthError(f"No user named '{username}'.")
     change_password(user, password)
@@ -93,6 +93,13 @@ def verify_password(user: User, password: str) -> bool:
     return verify_password_hash(user.password_hash, password)
 
 
+def find_user(session: Session, username: str) -> User | None:
+    username = username.strip()
+    if not username.isprintable():
+        return None  # no user has such a name (and PostgreSQL refuses NUL in text)
+    return session.scalar(select(User).where(User.username == username))
+
+
 # A real hash to verify against when the user name is unknown, so that a wrong user name
 # costs exactly what a wrong password costs (a verify, not a hash, with the same parameters).
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -100,7 +107,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with this name and password, or None (and the same time spent)."""
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    user = find_user(session, username)
     if user is None or not user.active:
         verify_password_hash(_DUMMY_HASH if user is None else user.password_hash, password)
         return None
