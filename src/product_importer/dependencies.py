@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
+from product_importer.audit import service as audit_service
 from product_importer.auth import service as auth_service
 from product_importer.auth.ratelimit import SignInGuard
 from product_importer.auth.roles import Role, at_least
@@ -195,3 +196,32 @@ Editor = Annotated[auth_service.Principal, Depends(require_role(Role.editor))]
 Admin = Annotated[auth_service.Principal, Depends(require_role(Role.admin))]
 ViewerPage = Annotated[auth_service.Principal, Depends(require_page_role(Role.viewer))]
 AdminPage = Annotated[auth_service.Principal, Depends(require_page_role(Role.admin))]
+
+
+class Auditor:
+    """Records audit entries for the request: its principal (set by the role dependency),
+    its client address, in the request's unit of work."""
+
+    def __init__(self, request: Request, session: Session) -> None:
+        self.request = request
+        self.session = session
+
+    def __call__(
+        self, action: str, target: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        principal = getattr(self.request.state, "principal", None)
+        audit_service.record(
+            self.session,
+            principal,
+            action,
+            target=target,
+            ip=client_address(self.request),
+            details=details,
+        )
+
+
+def get_auditor(request: Request, session: DbSession) -> Auditor:
+    return Auditor(request, session)
+
+
+AuditLog = Annotated[Auditor, Depends(get_auditor)]

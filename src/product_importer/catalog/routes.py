@@ -26,6 +26,7 @@ from product_importer.db import Database
 from product_importer.dependencies import (
     Admin,
     AppSettings,
+    AuditLog,
     DbSession,
     Editor,
     Viewer,
@@ -148,12 +149,17 @@ def list_products(
     responses=_CONFLICT,
 )
 def create_product(
-    session: DbSession, _principal: Editor, body: ProductCreate, response: Response
+    session: DbSession,
+    _principal: Editor,
+    body: ProductCreate,
+    response: Response,
+    audit: AuditLog,
 ) -> ProductRead:
     try:
         product = catalog_service.create(session, body)
     except catalog_service.SkuConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    audit("product.create", f"product:{product.id} {product.sku}")
     response.headers["Location"] = f"/api/products/{product.id}"
     return _with_etag(response, product)
 
@@ -174,6 +180,7 @@ def delete_all_products(
     session: DbSession,
     principal: Admin,
     response: Response,
+    audit: AuditLog,
     confirm: Annotated[
         bool, Query(description="Must be `true`: deleting every product cannot be undone.")
     ] = False,
@@ -184,7 +191,9 @@ def delete_all_products(
             "Deleting all products cannot be undone; repeat the request with ?confirm=true "
             "to confirm.",
         )
-    job, _created = catalog_service.start_delete_all(session, principal.name)
+    job, created = catalog_service.start_delete_all(session, principal.name)
+    if created:
+        audit("products.delete_all", f"delete-job:{job.id}")
     response.headers["Location"] = f"/api/products/delete-jobs/{job.id}"
     return DeleteAllJobRead.model_validate(job)
 
@@ -276,6 +285,7 @@ def update_product(
     product_id: ProductId,
     body: ProductUpdate,
     response: Response,
+    audit: AuditLog,
     if_match: IfMatch = None,
 ) -> ProductRead:
     try:
@@ -286,6 +296,11 @@ def update_product(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    audit(
+        "product.update",
+        f"product:{product.id} {product.sku}",
+        {"fields": sorted(body.model_dump(exclude_unset=True))},
+    )
     return _with_etag(response, product)
 
 
@@ -300,6 +315,7 @@ def delete_product(
     session: DbSession,
     _principal: Editor,
     product_id: ProductId,
+    audit: AuditLog,
     if_match: IfMatch = None,
 ) -> Response:
     try:
@@ -308,4 +324,5 @@ def delete_product(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    audit("product.delete", f"product:{product_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, DbSession, Editor, Viewer
+from product_importer.dependencies import AppSettings, AuditLog, DbSession, Editor, Viewer
 from product_importer.imports import service
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
 from product_importer.imports.reading import FileFormatError, NotCsvError, check_header
@@ -51,6 +51,7 @@ async def upload(
     session: DbSession,
     settings: AppSettings,
     principal: Editor,
+    audit: AuditLog,
     dry_run: Annotated[bool, Query(description="Validate and count without writing")] = False,
 ) -> ImportJobRead:
     """Multipart field `file` (`.csv` or `.csv.gz`). Returns the queued job at once; follow it
@@ -79,6 +80,11 @@ async def upload(
             total_bytes=stored.size,
             dry_run=dry_run,
             created_by=principal.name,
+        )
+        audit(
+            "import.start",
+            f"import:{job.id} {stored.filename}",
+            {"bytes": stored.size, "dry_run": dry_run},
         )
         return service.read(session, database, job.id)
 
@@ -167,11 +173,14 @@ def rejected_rows(request: Request, _principal: Viewer, job_id: int) -> Streamin
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running import")
-def cancel(request: Request, session: DbSession, _principal: Editor, job_id: int) -> ImportJobRead:
+def cancel(
+    request: Request, session: DbSession, _principal: Editor, job_id: int, audit: AuditLog
+) -> ImportJobRead:
     """A running import stops at its next check (within about a second) and the catalogue is
     left exactly as it was."""
     try:
         service.cancel(session, job_id)
+        audit("import.cancel", f"import:{job_id}")
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
         raise _not_found(exc) from None
@@ -190,12 +199,14 @@ def retry(
     settings: AppSettings,
     _principal: Editor,
     job_id: int,
+    audit: AuditLog,
 ) -> ImportJobRead:
     storage = storage_for(settings, request.app.state.database)
     try:
         job = session.get(ImportJob, job_id)
         exists = job is not None and storage.exists(job.storage_key)
         service.retry(session, job_id, exists)
+        audit("import.retry", f"import:{job_id}")
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
         raise _not_found(exc) from None
