@@ -12,8 +12,7 @@ from urllib.parse import quote
 import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
@@ -37,6 +36,7 @@ from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
 from product_importer.web import routes as web_routes
+from product_importer.web.security import SecurityHeadersMiddleware
 from product_importer.web.templating import STATIC_DIR, templates
 from product_importer.webhooks import routes as webhook_routes
 
@@ -78,14 +78,8 @@ def _docs_router(app: FastAPI) -> APIRouter:
         return app.openapi()
 
     @router.get("/docs")
-    def docs(_principal: Viewer) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="Product Importer API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
+    def docs(request: Request, _principal: Viewer) -> Response:
+        return templates.TemplateResponse(request, "docs.html", {})
 
     return router
 
@@ -141,6 +135,7 @@ def create_app(
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: sees every answer, even redirects
 
     @app.exception_handler(LoginRequired)
