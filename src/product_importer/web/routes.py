@@ -18,7 +18,12 @@ PAGES: dict[str, tuple[str, Role]] = {
     "products": ("Products", Role.viewer),
     "webhooks": ("Webhooks", Role.admin),
     "system": ("System", Role.viewer),
+    "users": ("Users", Role.admin),
+    "tokens": ("API tokens", Role.admin),
+    "audit": ("Audit", Role.admin),
 }
+# Pages reached from elsewhere than the navigation (the user name links to the account page).
+OTHER_PAGES: dict[str, tuple[str, Role]] = {"account": ("Account", Role.viewer)}
 
 
 def _render(request: Request, principal: Principal, page: str, **extra: object) -> Response:
@@ -29,7 +34,7 @@ def _render(request: Request, principal: Principal, page: str, **extra: object) 
         f"{page}.html",
         {
             "page": page,
-            "title": PAGES[page][0],
+            "title": (PAGES | OTHER_PAGES)[page][0],
             "pages": {key: label for key, (label, need) in PAGES.items() if at_least(role, need)},
             "user": principal.name,
             "role": role.value,
@@ -76,3 +81,23 @@ def webhooks_page(request: Request, principal: AdminPage) -> Response:
 @router.get("/system", response_class=HTMLResponse)
 def system_page(request: Request, principal: ViewerPage) -> Response:
     return _render(request, principal, "system")
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, principal: AdminPage) -> Response:
+    return _render(request, principal, "users")
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request, principal: AdminPage) -> Response:
+    return _render(request, principal, "tokens")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, principal: AdminPage) -> Response:
+    return _render(request, principal, "audit")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, principal: ViewerPage) -> Response:
+    return _render(request, principal, "account")
