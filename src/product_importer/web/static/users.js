@@ -55,7 +55,7 @@
       { "data-user": user.username },
       el("td", {}, user.username),
       el("td", {}, role),
-      el("td", { class: user.active ? "" : "status-inactive" }, user.active ? "Active" : "Deactivated"),
+      el("td", { class: user.active ? "col-optional" : "col-optional status-inactive" }, user.active ? "Active" : "Deactivated"),
       el("td", { class: "col-optional" }, last),
       el("td", {}, el("div", { class: "row-actions" }, resetButton, toggle)),
     );
