@@ -135,7 +135,7 @@ class PageForbidden(Exception):
 
 
 def forbidden_message(needed: Role, have: Role) -> str:
-    return f"This needs the {needed.value} role; you are signed in as a {have.value}."
+    return f"This needs the {needed.value} role; your role is {have.value}."
 
 
 def _check_role(principal: auth_service.Principal, needed: Role) -> None:

@@ -13,7 +13,7 @@ from product_importer.auth.models import ApiToken
 from product_importer.auth.roles import Role
 from product_importer.auth.service import Principal
 from product_importer.db import Database
-from tests.factories import DEFAULT_PASSWORD, login_csrf, make_user, sign_in
+from tests.factories import DEFAULT_PASSWORD, login_csrf, make_token, make_user, sign_in
 
 
 def _browser(client: TestClient, database: Database, username: str, password: str) -> TestClient:
@@ -233,12 +233,19 @@ def test_a_token_never_outranks_its_owner_and_stops_with_them(
     assert bearer.get("/api/me").status_code == 401
 
 
-def test_env_token_has_no_own_password(client: TestClient, database: Database) -> None:
+def test_own_account_routes_for_tokens(client: TestClient, database: Database) -> None:
     token = client.post("/api/tokens", json={"name": "cli", "role": "viewer"}).json()["token"]
     bearer = TestClient(client.app, headers={"Authorization": f"Bearer {token}"})
     # A token made by a user acts for that user's account.
     assert bearer.post("/api/me/sign-out-everywhere").status_code == 200
     assert client.get("/api/me").status_code == 401
+    assert bearer.get("/api/me").status_code == 200  # tokens are not sessions
+    # A token from the command line belongs to nobody: there is no own password to change.
+    bearer.headers["Authorization"] = f"Bearer {make_token(database, 'ops')}"
+    body = {"current_password": DEFAULT_PASSWORD, "new_password": "a new long password"}
+    refused = bearer.post("/api/me/password", json=body)
+    assert refused.status_code == 400 and "belongs to no user" in refused.json()["detail"]
+    assert bearer.post("/api/me/sign-out-everywhere").status_code == 400
 
 
 def test_sign_in_after_a_fresh_sign_in_helper(anon_client: TestClient, database: Database) -> None:
