@@ -39,7 +39,7 @@
       cell(token.status, `status-${token.status}`),
       cell(token.created_by || "command line", "col-optional"),
       cell(token.expires_at ? when(token.expires_at) : "never", "col-optional"),
-      cell(token.last_used_at ? when(token.last_used_at) : "never"),
+      cell(token.last_used_at ? when(token.last_used_at) : "never", "col-optional"),
     );
     const actions = document.createElement("td");
     if (token.status === "active") {
