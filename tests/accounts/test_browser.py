@@ -103,13 +103,18 @@ def test_roles_in_the_browser(page: Any, browser: Any, live_server: LiveServer) 
     assert editor.get_by_role("button", name="Import").is_visible()
     editor_context.close()
 
-    # The viewer changes her password from the account page.
+    # The viewer changes her password from the account page; her other browser is signed out.
+    second_context = browser.new_context(base_url=live_server.url)
+    second = _sign_in(second_context, "vera", viewer_password)
     viewer.goto("/account")
     viewer.get_by_label("Current password").fill(viewer_password)
     viewer.get_by_label("New password (at least 8 characters)").fill("vera's own password")
     viewer.get_by_label("New password again").fill("vera's own password")
     viewer.get_by_role("button", name="Change password").click()
     viewer.get_by_text("Password changed.").wait_for()
+    second.goto("/products")
+    assert "/login" in second.url
+    second_context.close()
     _both_widths(viewer, "accounts-account")
     viewer_context.close()
     again = browser.new_context(base_url=live_server.url)

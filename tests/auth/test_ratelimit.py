@@ -99,6 +99,8 @@ def test_the_current_password_check_counts_too(settings: Settings, database: Dat
         blocked = client.post("/api/me/password", json=body)
         assert blocked.status_code == 429
         assert "Too many failed" in blocked.json()["detail"] and blocked.headers["retry-after"]
+        # The same account count holds on the sign-in form.
+        assert _attempt(TestClient(client.app), "alice", DEFAULT_PASSWORD).status_code == 429
 
 
 def test_hostile_sign_in_input_is_refused_without_a_500(

@@ -206,7 +206,12 @@ def change_own_password(
     """Needs the current password (counted by the sign-in limits); ends your other sessions."""
     user_id = _own_user_id(principal)
     address = client_address(request)
-    blocked = guard.blocked(principal.name, address)
+    try:
+        # Counted against the account's name, as on the sign-in form (a token's name is not it).
+        username = accounts.get_user(session, user_id).username
+    except accounts.AccountError as exc:
+        raise _http(exc) from None
+    blocked = guard.blocked(username, address)
     if blocked is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -218,7 +223,7 @@ def change_own_password(
             session, user_id, body.current_password, body.new_password
         )
     except accounts.Forbidden as exc:
-        guard.failed(principal.name, address)
+        guard.failed(username, address)
         raise _http(exc) from None
     except accounts.AccountError as exc:
         raise _http(exc) from None
