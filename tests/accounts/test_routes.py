@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -251,3 +252,46 @@ def test_own_account_routes_for_tokens(client: TestClient, database: Database) -
 def test_sign_in_after_a_fresh_sign_in_helper(anon_client: TestClient, database: Database) -> None:
     sign_in(anon_client, database, "viewer-v", Role.viewer)
     assert anon_client.get("/api/me").json()["role"] == "viewer"
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite runs one writer at a time; the race needs concurrent writers")
+    first = make_user(database, "ann", role=Role.admin)
+    second = make_user(database, "ben", role=Role.admin)
+    barrier = threading.Barrier(2)
+    after_check = threading.Barrier(2)
+    outcomes: list[str] = []
+    check = accounts._other_active_admins
+
+    def check_then_wait(session: object, user: object) -> int:
+        # Hold each transaction after its check until the other has checked too (or 2 s):
+        # without the row locks both would see one other admin and both demote.
+        others = check(session, user)  # type: ignore[arg-type]
+        with contextlib.suppress(threading.BrokenBarrierError):
+            after_check.wait(timeout=2)
+        return others
+
+    monkeypatch.setattr(accounts, "_other_active_admins", check_then_wait)
+
+    def demote(user_id: int) -> None:
+        try:
+            with database.session() as session:
+                barrier.wait(timeout=10)
+                accounts.update_user(session, user_id, Role.viewer, None)
+            outcomes.append("demoted")
+        except accounts.Conflict:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=demote, args=(uid,)) for uid in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["demoted", "refused"]
+    with database.session() as session:
+        assert accounts.count_active_admins(session) == 1

@@ -59,14 +59,16 @@ def create_user(session: Session, username: str, role: Role) -> tuple[User, str]
 
 
 def _other_active_admins(session: Session, user: User) -> int:
-    # On PostgreSQL the admins' rows stay locked until the end of the transaction, so two
-    # admins demoting each other at once cannot both pass this check.
+    # On PostgreSQL every active admin's row stays locked, in id order, until the end of the
+    # transaction: of two admins demoting each other at once, the second waits, then sees the
+    # first change and is refused (no deadlock, no two demotions).
     ids = session.scalars(
         select(User.id)
-        .where(User.role == Role.admin.value, User.active.is_(True), User.id != user.id)
+        .where(User.role == Role.admin.value, User.active.is_(True))
+        .order_by(User.id)
         .with_for_update()
     )
-    return len(list(ids))
+    return len([admin_id for admin_id in ids if admin_id != user.id])
 
 
 def update_user(session: Session, user_id: int, role: Role | None, active: bool | None) -> User:
