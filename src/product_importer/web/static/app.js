@@ -71,7 +71,12 @@ const PI = (() => {
     }
   }
 
-  return { api, toast, announce, csrf };
+  // The signed-in role, so pages show only what it can do (the server enforces it anyway).
+  const RANK = { viewer: 0, editor: 1, admin: 2 };
+  const role = document.body.dataset.role || "";
+  const can = (needed) => role in RANK && RANK[role] >= RANK[needed];
+
+  return { api, toast, announce, csrf, role, can, describeError };
 })();
 
 // On every signed-in page: warn when, in distributed mode, no alive worker takes imports or

@@ -33,30 +33,33 @@
     startButton.disabled = !file;
   }
 
-  input.addEventListener("change", chosen);
-  ["dragenter", "dragover"].forEach((type) =>
-    dropzone.addEventListener(type, (event) => {
+  // The upload form is only on the page for roles that may import.
+  if (form) {
+    input.addEventListener("change", chosen);
+    ["dragenter", "dragover"].forEach((type) =>
+      dropzone.addEventListener(type, (event) => {
+        event.preventDefault();
+        dropzone.classList.add("dragging");
+      }),
+    );
+    ["dragleave", "drop"].forEach((type) =>
+      dropzone.addEventListener(type, () => dropzone.classList.remove("dragging")),
+    );
+    dropzone.addEventListener("drop", (event) => {
       event.preventDefault();
-      dropzone.classList.add("dragging");
-    }),
-  );
-  ["dragleave", "drop"].forEach((type) =>
-    dropzone.addEventListener(type, () => dropzone.classList.remove("dragging")),
-  );
-  dropzone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    if (event.dataTransfer && event.dataTransfer.files.length) {
-      input.files = event.dataTransfer.files;
-      chosen();
-    }
-  });
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        chosen();
+      }
+    });
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const file = input.files && input.files[0];
-    if (!file) return;
-    upload(file, $("dry-run").checked);
-  });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const file = input.files && input.files[0];
+      if (!file) return;
+      upload(file, $("dry-run").checked);
+    });
+  }
 
   function upload(file, dryRun) {
     const body = new FormData();
@@ -212,8 +215,8 @@
     $("job-updated").textContent = counted ? fmt(job.rows_updated) : "–";
     $("job-unchanged").textContent = counted ? fmt(job.rows_unchanged) : "–";
     $("job-rejected").textContent = fmt(job.rows_rejected);
-    $("job-cancel").hidden = ended;
-    $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled");
+    $("job-cancel").hidden = ended || !PI.can("editor");
+    $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled") || !PI.can("editor");
     const errors = $("job-errors");
     errors.hidden = !(ended && job.rows_rejected > 0);
     errors.href = `/api/imports/${job.id}/errors`;

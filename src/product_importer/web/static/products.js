@@ -110,20 +110,26 @@
       description.title = product.description;
       tr.appendChild(description);
       const activeCell = document.createElement("td");
-      const toggle = button(product.active ? "Active" : "Inactive", "switch", () => toggleActive(product, toggle), {
-        role: "switch",
-        "aria-checked": String(product.active),
-        "aria-label": `Active: ${product.sku}`,
-      });
-      activeCell.appendChild(toggle);
+      if (PI.can("editor")) {
+        const toggle = button(product.active ? "Active" : "Inactive", "switch", () => toggleActive(product, toggle), {
+          role: "switch",
+          "aria-checked": String(product.active),
+          "aria-label": `Active: ${product.sku}`,
+        });
+        activeCell.appendChild(toggle);
+      } else {
+        activeCell.textContent = product.active ? "Active" : "Inactive";
+      }
       tr.appendChild(activeCell);
       const updated = cell(dateFormat.format(new Date(product.updated_at)), "col-updated");
       updated.title = product.updated_at;
       tr.appendChild(updated);
       const actions = document.createElement("td");
       actions.className = "col-actions";
-      actions.appendChild(button("Edit", "btn btn-small", () => openEdit(product.id), { "aria-label": `Edit ${product.sku}` }));
-      actions.appendChild(button("Delete", "btn btn-small btn-danger-quiet", () => openDelete(product), { "aria-label": `Delete ${product.sku}` }));
+      if (PI.can("editor")) {
+        actions.appendChild(button("Edit", "btn btn-small", () => openEdit(product.id), { "aria-label": `Edit ${product.sku}` }));
+        actions.appendChild(button("Delete", "btn btn-small btn-danger-quiet", () => openDelete(product), { "aria-label": `Delete ${product.sku}` }));
+      }
       tr.appendChild(actions);
       body.appendChild(tr);
     }
@@ -155,7 +161,7 @@
       else if (state.sort === `-${key}`) th.setAttribute("aria-sort", "descending");
       else th.removeAttribute("aria-sort");
     }
-    $("delete-all").disabled = state.total === 0 && !filtered;
+    if ($("delete-all")) $("delete-all").disabled = state.total === 0 && !filtered;
   }
 
   // --- filters, sorting, paging -------------------------------------------------------------
@@ -475,10 +481,10 @@
       state.page = 1;
       load();
     });
-    $("new-product").addEventListener("click", openCreate);
+    $("new-product")?.addEventListener("click", openCreate);
     $("product-form").addEventListener("submit", saveProduct);
     $("delete-dialog").querySelector("form").addEventListener("submit", confirmDelete);
-    $("delete-all").addEventListener("click", openDeleteAll);
+    $("delete-all")?.addEventListener("click", openDeleteAll);
     $("delete-all-dialog").querySelector("form").addEventListener("submit", confirmDeleteAll);
     for (const close of document.querySelectorAll("dialog [data-close]")) {
       close.addEventListener("click", () => close.closest("dialog").close());
