@@ -301,6 +301,29 @@ def wrong_password(page: Page, _sweep: Sweep) -> None:
     expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
 
 
+def user_created(page: Page, _sweep: Sweep) -> None:
+    page.fill("#u-name", "viewer-vera")
+    page.select_option("#u-role", "viewer")
+    page.click("#u-create")
+    page.wait_for_selector("#once:not([hidden])")
+
+
+def user_form_error(page: Page, _sweep: Sweep) -> None:
+    page.click("#u-create")
+    page.wait_for_selector("#user-error:not([hidden])")
+
+
+def token_created(page: Page, _sweep: Sweep) -> None:
+    page.fill("#t-name", "nightly sync")
+    page.click("#t-create")
+    page.wait_for_selector("#once:not([hidden])")
+
+
+def audit_listed(page: Page, _sweep: Sweep) -> None:
+    page.wait_for_selector("#audit-filters")
+    page.wait_for_function("document.querySelectorAll('tbody tr').length > 0")
+
+
 def system_loaded(page: Page, _sweep: Sweep) -> None:
     expect(page.locator("#sys-facts")).to_contain_text("Embedded")
 
@@ -338,6 +361,13 @@ STATES = [
     State("webhooks: edit dialog", "/webhooks", edit_endpoint),
     State("webhooks: delete confirmation", "/webhooks", delete_endpoint),
     State("system: embedded mode", "/system", system_loaded),
+    State("users: list", "/users"),
+    State("users: add, name missing", "/users", user_form_error),
+    State("users: one-time password shown", "/users", user_created),
+    State("tokens: list", "/tokens"),
+    State("tokens: new token shown", "/tokens", token_created),
+    State("account: own password and sessions", "/account"),
+    State("audit: log listed", "/audit", audit_listed),
 ]
 
 
