@@ -162,6 +162,7 @@ def create_app(
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(import_routes.mappings_router)
     app.include_router(catalog_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(system_routes.router)

@@ -23,11 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from product_importer.catalog import repository as catalog_repository
 from product_importer.catalog import service as catalog_service
 from product_importer.db import Database, utcnow
+from product_importer.imports import service
+from product_importer.imports.columns import FileFormatError
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
 from product_importer.imports.progress import ImportCancelled, ProgressReporter
-from product_importer.imports.reading import CsvSource, FileFormat, FileFormatError, detect_format
+from product_importer.imports.reading import detect_format
+from product_importer.imports.sources import RowSource, open_source
 from product_importer.imports.storage import UploadStorage
 from product_importer.imports.validation import normalise
 from product_importer.observability import metrics
@@ -115,7 +118,7 @@ def _wait_for_lock(
 
 
 def _ticking(
-    source: CsvSource,
+    source: RowSource,
     reporter: ProgressReporter,
     rejects: _Rejects,
     stopping: threading.Event | None,
@@ -129,7 +132,7 @@ def _ticking(
         if count >= next_report:
             next_report += PROGRESS_EVERY_ROWS
             counter[0] = count
-            reporter.reading(source.bytes_read, count, rejects.count)
+            reporter.reading(source.bytes_read, count, rejects.count, source.fraction_read)
             if stopping is not None and stopping.is_set():
                 raise ImportInterrupted
         yield item
@@ -140,30 +143,36 @@ def _stage_file(
     merger: Merger,
     storage: UploadStorage,
     job: ImportJob,
-    file_format: FileFormat,
-    encoding: str,
+    encoding: str | None,
     reporter: ProgressReporter,
     rejects: _Rejects,
     stopping: threading.Event | None,
 ) -> tuple[int, bool, list[str], list[str]]:
     """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
+    options = service.options_of(job)
     with storage.open_read(job.storage_key) as raw:
-        source = CsvSource(raw, file_format, encoding)
-        columns = source.read_header()
-        warnings = []
-        if columns.ignored:
-            warnings.append("Ignored columns: " + ", ".join(columns.ignored) + ".")
-        counter = [0]
+        source = open_source(raw, options, encoding)
         try:
-            merger.stage(
-                normalise(_ticking(source, reporter, rejects, stopping, counter), columns, rejects)
-            )
-        except csv.Error as exc:
-            raise FileFormatError(
-                f"Line {source.line_num}: {exc}. The file is not valid CSV (an unclosed quote?)."
-            ) from None
-        reporter.reading(source.bytes_read, counter[0], rejects.count)
-        return counter[0], columns.active is not None, warnings, source.header
+            columns = source.read_header(options.mapping)
+            warnings = list(source.warnings)
+            if columns.ignored:
+                warnings.append("Ignored columns: " + ", ".join(columns.ignored) + ".")
+            counter = [0]
+            try:
+                merger.stage(
+                    normalise(
+                        _ticking(source, reporter, rejects, stopping, counter), columns, rejects
+                    )
+                )
+            except csv.Error as exc:
+                raise FileFormatError(
+                    f"Line {source.line_num}: {exc}. "
+                    "The file is not valid CSV (an unclosed quote?)."
+                ) from None
+            reporter.reading(source.bytes_read, counter[0], rejects.count, source.fraction_read)
+            return counter[0], columns.active is not None, warnings, source.header
+        finally:
+            source.close()
 
 
 def _finish(database: Database, job_id: int, **values: Any) -> None:
@@ -227,16 +236,16 @@ def run_import(
     started = time.perf_counter()
     try:
         rejects.clear()
-        with storage.open_read(job.storage_key) as raw:
-            file_format = detect_format(raw)
         merger = merger_for(database.engine, job.total_bytes)
-        warnings = list(file_format.warnings)
+        warnings: list[str] = []
         try:
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, file_format, file_format.encoding, reporter, rejects, stopping
+                merger, storage, job, None, reporter, rejects, stopping
             )
         except UnicodeDecodeError as exc:
-            if file_format.encoding not in ("utf-8", "utf-8-sig"):
+            with storage.open_read(job.storage_key) as raw:
+                file_format = detect_format(raw, job.encoding)
+            if file_format.chosen or file_format.encoding not in ("utf-8", "utf-8-sig"):
                 raise FileFormatError(
                     f"The file cannot be decoded as {file_format.encoding}: {exc}."
                 ) from None
@@ -246,7 +255,7 @@ def run_import(
             merger.reset()
             rejects.clear()
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, file_format, FALLBACK_ENCODING, reporter, rejects, stopping
+                merger, storage, job, FALLBACK_ENCODING, reporter, rejects, stopping
             )
         warnings.extend(more)
         rejects.flush()
