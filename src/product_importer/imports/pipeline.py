@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,14 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from product_importer.catalog import repository as catalog_repository
 from product_importer.catalog import service as catalog_service
 from product_importer.db import Database, utcnow
-from product_importer.imports import service
+from product_importer.imports import service, workbook
 from product_importer.imports.columns import FileFormatError
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
 from product_importer.imports.progress import ImportCancelled, ProgressReporter
 from product_importer.imports.reading import detect_format
-from product_importer.imports.sources import RowSource, open_source
+from product_importer.imports.sources import ReadOptions, RowSource, open_source
 from product_importer.imports.storage import UploadStorage
 from product_importer.imports.validation import normalise
 from product_importer.observability import metrics
@@ -139,6 +139,41 @@ def _ticking(
     counter[0] = count
 
 
+def _open_ticking(
+    raw: BinaryIO,
+    options: ReadOptions,
+    encoding: str | None,
+    reporter: ProgressReporter,
+    stopping: threading.Event | None,
+) -> RowSource:
+    """Open the file. A workbook's sheet is read (by calamine, which lets go of the GIL) before
+    its first row, for seconds on a big one: meanwhile progress stays alive and a cancel or a
+    shutdown is noticed."""
+    if not workbook.is_workbook(raw):
+        return open_source(raw, options, encoding)
+    reporter.phase("Opening the workbook")
+    box: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            box["source"] = open_source(raw, options, encoding)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=load, name="pi-open-workbook", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.25)
+        reporter.tick()
+        if stopping is not None and stopping.is_set():
+            raise ImportInterrupted
+    if "error" in box:
+        raise box["error"]
+    reporter.phase("Reading and validating")
+    source: RowSource = box["source"]
+    return source
+
+
 def _stage_file(
     merger: Merger,
     storage: UploadStorage,
@@ -151,7 +186,7 @@ def _stage_file(
     """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
     options = service.options_of(job)
     with storage.open_read(job.storage_key) as raw:
-        source = open_source(raw, options, encoding)
+        source = _open_ticking(raw, options, encoding, reporter, stopping)
         try:
             columns = source.read_header(options.mapping)
             warnings = list(source.warnings)

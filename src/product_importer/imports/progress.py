@@ -112,6 +112,10 @@ class ProgressReporter:
             percent=READ_SHARE * min(done, 1.0),
         )
 
+    def tick(self) -> None:
+        """Nothing new to say, but the heartbeat goes on and a cancel is noticed."""
+        self._publish()
+
     def merging(self, fraction: float) -> None:
         self._publish(percent=READ_SHARE + (99.0 - READ_SHARE) * fraction)
 

@@ -22,6 +22,7 @@ from product_importer.imports.columns import Columns, FileFormatError
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 MAX_SHEET_NAME = 255
 # A float with up to 15 significant digits is shown by Excel as it was typed.
@@ -86,6 +87,20 @@ def cell_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _is_encrypted_ooxml(raw: BinaryIO) -> bool:
+    """Excel's "Encrypt with Password" wraps the .xlsx in an OLE file with an EncryptedPackage
+    stream; the stream's name (UTF-16) is in the OLE directory, anywhere in the file."""
+    raw.seek(0)
+    if raw.read(8) != OLE_MAGIC:
+        return False
+    tail = b""
+    while chunk := raw.read(1024 * 1024):
+        if ENCRYPTED_PACKAGE in tail + chunk:
+            return True
+        tail = chunk[-len(ENCRYPTED_PACKAGE) :]
+    return False
+
+
 def _open(raw: BinaryIO) -> calamine.CalamineWorkbook:
     raw.seek(0)
     name = getattr(raw, "name", None)
@@ -96,6 +111,8 @@ def _open(raw: BinaryIO) -> calamine.CalamineWorkbook:
     except calamine.PasswordError:
         raise FileFormatError(PROTECTED_MESSAGE) from None
     except calamine.CalamineError as exc:
+        if _is_encrypted_ooxml(raw):
+            raise FileFormatError(PROTECTED_MESSAGE) from None
         if "detect file format" in str(exc):
             raise FileFormatError(
                 "This Office file is not a spreadsheet that can be read (or it is damaged); "
