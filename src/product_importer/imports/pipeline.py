@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_ROWS = 2048
 REJECT_FLUSH_ROWS = 2000
 MAX_STORED_REJECTS = 100_000
+# A rejected row keeps its fields for the download, each cut to this many characters (a 2 MB
+# description is not worth keeping 100,000 times).
+MAX_STORED_FIELD = 10_000
 MAX_ATTEMPTS = 3
 FALLBACK_ENCODING = "cp1252"
 ANALYZE_AFTER_ROWS = 50_000
@@ -48,6 +51,12 @@ ANALYZE_AFTER_ROWS = 50_000
 
 class ImportInterrupted(Exception):
     """The process is shutting down; the job goes back to the queue to be resumed."""
+
+
+def _shortened(value: str) -> str:
+    if len(value) <= MAX_STORED_FIELD:
+        return value
+    return value[:MAX_STORED_FIELD] + f" [... cut: {len(value):,} characters in the file]"
 
 
 class _Rejects:
@@ -62,6 +71,8 @@ class _Rejects:
     def __call__(self, line: int, reason: str, fields: list[str]) -> None:
         self.count += 1
         if self.count <= MAX_STORED_REJECTS:
+            if any(len(value) > MAX_STORED_FIELD for value in fields):
+                fields = [_shortened(value) for value in fields]
             self._pending.append(
                 {"job_id": self._job_id, "line": line, "reason": reason, "fields": fields}
             )

@@ -10,6 +10,9 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
+import re
+import unicodedata
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,8 +29,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 SAMPLE_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
-# Any single field longer than this is certainly over our limits; csv reports it as an error.
-FIELD_SIZE_LIMIT = 1024 * 1024
+# A field over our column limits only rejects its row; one longer than this fails the file, as
+# it almost always is a quote never closed (it bounds the memory one row may take).
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 # Magic numbers of files people upload by mistake, with a name for the error message.
@@ -151,16 +155,48 @@ def _detect_encoding(head: bytes) -> tuple[str, list[str]]:
         pass
     else:
         return "utf-8", []
-    matches = from_bytes(head, cp_isolation=["cp1252", "iso8859_15", "cp1250", "mac_roman"])
-    best = matches.best()
-    encoding = best.encoding if best is not None else "cp1252"
-    # Spreadsheets on Windows write cp1252; short samples fit several code pages about equally
-    # well, so cp1252 wins unless another one is clearly better.
-    western = next((m for m in matches if m.encoding == "cp1252"), None)
-    if best is not None and western is not None and western.chaos <= best.chaos + 0.05:
-        encoding = "cp1252"
+    encoding = _best_single_byte(head)
     label = codecs.lookup(encoding).name
     return encoding, [f"The file is not UTF-8; it was read as {label}."]
+
+
+# Single-byte code pages that spreadsheets and old systems write, most likely first: Windows-1252
+# (Excel on Western Windows) wins unless another reads the sample with strictly fewer oddities.
+SINGLE_BYTE_ENCODINGS = ("cp1252", "iso8859_15", "cp1250", "mac_roman")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _oddities(text: str) -> int:
+    """How much of a misreading the text shows: control characters, a symbol inside a word
+    (`za¿ó³æ`), a capital letter after a small one (`jaŸñ`, `OlŽ`)."""
+    count = 0
+    for match in _NON_ASCII.finditer(text):
+        i = match.start()
+        char = text[i]
+        kind = unicodedata.category(char)
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if kind in ("Cc", "Co", "Cn"):
+            count += 2
+            continue
+        symbol_in_word = not kind.startswith("L") and before.isalpha() and after.isalpha()
+        if symbol_in_word or (kind == "Lu" and before.islower()):
+            count += 1
+    return count
+
+
+def _best_single_byte(head: bytes) -> str:
+    scores: list[tuple[int, int, str]] = []
+    for rank, encoding in enumerate(SINGLE_BYTE_ENCODINGS):
+        try:
+            text = head.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        scores.append((_oddities(text), rank, encoding))
+    if not scores:
+        best = from_bytes(head).best()
+        return best.encoding if best is not None else "latin-1"
+    return min(scores)[2]
 
 
 def _first_line(head: bytes, encoding: str) -> str:
@@ -223,12 +259,50 @@ class CsvSource:
         """Data rows with the file line each starts on; blank lines are skipped."""
         reader = self._reader
         previous_end = reader.line_num
-        for row in reader:
-            start = previous_end + 1
-            previous_end = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            yield start, row
+        start = previous_end + 1
+        self.row_start = start
+        try:
+            for row in reader:
+                start = previous_end + 1
+                previous_end = reader.line_num
+                self.row_start = previous_end + 1
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                yield start, row
+        except csv.Error as exc:
+            if "field larger than field limit" not in str(exc):
+                raise
+            raise FileFormatError(
+                f"Line {self.row_start}: a field that starts on this line is longer than "
+                f"{FIELD_SIZE_LIMIT // (1024 * 1024)} MiB; a quote opened there is probably never "
+                "closed. The file is not valid CSV; nothing was imported."
+            ) from None
+        if previous_end > start and self._quote_left_open(start):
+            raise FileFormatError(
+                f"Line {start}: a quote opened on this line is never closed (the field runs to "
+                "the end of the file). The file is not valid CSV; nothing was imported."
+            )
+
+    def _quote_left_open(self, start: int) -> bool:
+        """Whether the last row (from line `start` to the end) ends inside a quoted field. The
+        forgiving reader takes such a field to the end of the file; a strict one says so."""
+        self._raw.seek(0)
+        text = io.TextIOWrapper(
+            open_binary(self._raw, self.format.compressed),
+            encoding=self.encoding,
+            newline="",
+            errors="replace",
+        )
+        try:
+            lines = iter(text)
+            next(itertools.islice(lines, start - 1, start - 1), None)  # skip to `start`
+            for _ in csv.reader(lines, delimiter=self.format.delimiter, strict=True):
+                pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+        finally:
+            text.detach()
+        return False
 
     @property
     def line_num(self) -> int:
