@@ -35,10 +35,9 @@ def _head(
     taken: list[tuple[int, list[str]]] = []
     try:
         taken.extend(itertools.islice(rows, wanted))
-    except (csv.Error, EOFError, zlib.error):
+    except (csv.Error, EOFError, zlib.error, FileFormatError):
         if not partial:
-            raise
-        partial = False  # the error is at the cut; what was read before it stands
+            raise  # in a partial sample, the error is at the cut: the rows before it stand
     if partial and taken:
         taken.pop()  # the sample's last row may be cut short
     yield from taken[:count]
