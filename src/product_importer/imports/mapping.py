@@ -46,8 +46,9 @@ def header_key(header: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join(names).encode()).hexdigest()
 
 
-def parse_mapping(text: str) -> dict[str, str]:
-    """The mapping as given in a request (JSON text), checked on its own: fields and columns."""
+def parse_mapping(text: str, check: bool = True) -> dict[str, str]:
+    """The mapping as given in a request (JSON text), checked on its own: fields and columns.
+    Unchecked (for a preview, which reports what is wrong), it need only be an object of text."""
     if len(text) > MAX_MAPPING_CHARS:
         raise MappingInvalid(f"The mapping is longer than {MAX_MAPPING_CHARS:,} characters.")
     try:
@@ -61,6 +62,10 @@ def parse_mapping(text: str) -> dict[str, str]:
         raise MappingInvalid(
             f"The mapping must be a JSON object of field to column, not {type(value).__name__}."
         )
+    if not check:
+        if not all(isinstance(v, str | None) for v in value.values()):
+            raise MappingInvalid("The mapping's columns must be names (text).")
+        return {str(k)[:40]: v for k, v in value.items() if isinstance(v, str)}
     return check_mapping(value)
 
 

@@ -209,6 +209,7 @@ async def preview_file(
             _merge_option("mapping", mapping, stored.fields),
             _merge_option("encoding", encoding, stored.fields),
             _merge_option("sheet", sheet, stored.fields),
+            check_mapping=False,
         )
         return await to_thread.run_sync(run)
     except column_mapping.MappingInvalid as exc:

@@ -61,10 +61,13 @@ class FileInfo:
 
 
 def parse_options(
-    mapping: str | None = None, encoding: str | None = None, sheet: str | None = None
+    mapping: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    check_mapping: bool = True,
 ) -> ReadOptions:
     """Options as sent in a request or on the command line; MappingInvalid says what is wrong."""
-    parsed = column_mapping.parse_mapping(mapping) if mapping is not None else None
+    parsed = column_mapping.parse_mapping(mapping, check_mapping) if mapping is not None else None
     if encoding is not None and encoding.strip():
         try:
             encoding = check_encoding(encoding)
