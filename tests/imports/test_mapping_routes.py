@@ -177,6 +177,17 @@ def test_mapping_given_twice_differently_or_oversized_is_refused(client: TestCli
     )
     assert not_utf8.status_code == 422
     assert "not UTF-8" in not_utf8.json()["detail"]
+    twice_in_form = client.post(
+        "/api/imports",
+        files=[
+            ("mapping", (None, one.encode())),
+            ("mapping", (None, other.encode())),
+            ("file", ("a.csv", shopify_export())),
+        ],
+    )
+    assert twice_in_form.status_code == 422
+    assert "sent more than once" in twice_in_form.json()["detail"]
+    assert client.get("/api/imports").json()["total"] == 1  # only the good one above
 
 
 def test_ids_beyond_64_bits_are_a_422_not_a_500(client: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import date, datetime, time
 
 import pytest
@@ -119,3 +120,18 @@ def test_damaged_and_protected_workbooks_are_refused_precisely() -> None:
         WorkbookSource(io.BytesIO(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(2000)))
     with pytest.raises(FileFormatError, match="is empty"):
         WorkbookSource(io.BytesIO(workbooks.xlsx({"Empty": []}))).read_header()
+
+
+def test_a_workbook_with_a_broken_sheet_inside_a_good_zip_is_refused() -> None:
+    good = workbooks.xlsx({"Products": ROWS})
+    source = zipfile.ZipFile(io.BytesIO(good))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = content[: len(content) // 2]
+            target.writestr(item, content)
+    assert is_workbook(io.BytesIO(out.getvalue()))
+    with pytest.raises(FileFormatError, match="damaged and cannot be read"):
+        WorkbookSource(io.BytesIO(out.getvalue()))
