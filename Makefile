@@ -1,5 +1,5 @@
 # Names the project's commands; each is a script under scripts/ so machines without make work too.
-.PHONY: run test lint bench
+.PHONY: run test lint bench bench-workbook
 
 run:
 	scripts/run
@@ -14,3 +14,6 @@ lint:
 
 bench:
 	.venv/bin/python bench/import_bench.py
+
+bench-workbook:
+	.venv/bin/python bench/workbook_bench.py

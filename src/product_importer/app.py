@@ -169,6 +169,7 @@ def create_app(
     app.include_router(account_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(import_routes.mappings_router)
     app.include_router(catalog_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(system_routes.router)

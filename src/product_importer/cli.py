@@ -249,20 +249,52 @@ def migrate() -> None:
 def import_file(
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="A .csv or .csv.gz file."),
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A .csv or .csv.gz file, or a workbook (.xlsx, .xlsm, .xls, .ods).",
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and count; write nothing.")
     ] = False,
+    maps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="FIELD=COLUMN",
+            help='Map one of our fields to the file\'s column, e.g. --map sku="Variant SKU"; '
+            "repeat for name, description, active.",
+        ),
+    ] = None,
+    mapping_name: Annotated[
+        str | None, typer.Option("--mapping", metavar="NAME", help="Use a saved mapping.")
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding of a CSV file (utf-8, cp1252, ...) instead of detecting it."
+        ),
+    ] = None,
+    sheet: Annotated[
+        str | None, typer.Option(help="Workbook sheet: name or number from 1 (default: first).")
+    ] = None,
 ) -> None:
-    """Import a CSV file into the catalogue, with a progress bar."""
+    """Import a CSV file or a workbook into the catalogue, with a progress bar."""
     from product_importer.imports import cli as import_cli
-    from product_importer.imports.reading import FileFormatError
+    from product_importer.imports.columns import FileFormatError
+    from product_importer.imports.mapping import HeaderMismatch
 
     settings = load_settings()
     database = open_database(settings)
     try:
-        job = import_cli.run(settings, database, file, dry_run)
+        options = import_cli.read_options(database, maps or [], mapping_name, encoding, sheet)
+        job = import_cli.run(settings, database, file, dry_run, options)
+    except import_cli.OptionError as exc:
+        fail(str(exc), 2)
+    except HeaderMismatch as exc:
+        fail(f"{file.name}: {import_cli.mismatch_message(database, exc)}", 2)
     except FileFormatError as exc:
         fail(f"{file.name}: {exc}", 2)
     except OSError as exc:

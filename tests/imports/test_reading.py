@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 
 import pytest
 
 from product_importer.imports.reading import (
+    FIELD_SIZE_LIMIT,
     CsvSource,
     FileFormatError,
     NotCsvError,
@@ -119,3 +121,65 @@ def test_header_names_are_trimmed_case_insensitive_in_any_order() -> None:
     columns = source.read_header()
     assert (columns.sku, columns.name, columns.description, columns.active) == (3, 2, 0, 4)
     assert columns.ignored == ("EXTRA", "notes")
+
+
+@pytest.mark.parametrize(
+    ("text", "written_as", "read_as"),
+    [
+        ("sku,name\nA-1,Costs €5 – “quoted”\n", "cp1252", "cp1252"),
+        ("sku,name\nZ-1,Olé\n", "cp1252", "cp1252"),
+        ("sku,name\nA-1,Grüße aus Köln\nB-1,Crème brûlée\n", "cp1252", "cp1252"),
+        ("sku,name\nA-1,Łódź, zażółć gęślą jaźń\n", "cp1250", "cp1250"),
+        ("sku,name\nA-1,Příliš žluťoučký kůň\n", "cp1250", "cp1250"),
+        ("sku,name\nZ-1,Olé, crème brûlée\n", "mac_roman", "mac_roman"),
+    ],
+)
+def test_windows_1252_wins_on_thin_evidence_others_when_they_read_better(
+    text: str, written_as: str, read_as: str
+) -> None:
+    file_format = detect_format(io.BytesIO(text.encode(written_as)))
+    assert codecs.lookup(file_format.encoding).name == codecs.lookup(read_as).name
+    assert text.encode(written_as).decode(file_format.encoding) == text
+
+
+def test_a_given_encoding_replaces_detection_and_unknown_ones_are_refused() -> None:
+    data = "sku,name\nA-1,Łódź\n".encode("cp1250")
+    assert detect_format(io.BytesIO(data), "CP1250").encoding == "cp1250"
+    assert detect_format(io.BytesIO(data), "CP1250").chosen
+    assert detect_format(io.BytesIO(b"\xef\xbb\xbfsku,name\n"), "utf8").encoding == "utf-8-sig"
+    for bad in ("rot13", "base64", "zlib", "klingon", "", "x" * 100):
+        with pytest.raises(FileFormatError, match="Unknown text encoding"):
+            detect_format(io.BytesIO(data), bad)
+
+
+def _all_rows(data: bytes) -> list[tuple[int, list[str]]]:
+    raw = io.BytesIO(data)
+    source = CsvSource(raw, detect_format(raw))
+    source.read_header()
+    return list(source.rows())
+
+
+def test_a_field_over_our_limits_is_read_so_its_row_can_be_rejected() -> None:
+    big = "x" * 2_000_000
+    rows = _all_rows(f'sku,name,description\nA-1,One,"{big}"\nB-1,Two,ok\n'.encode())
+    assert [(line, len(row[2])) for line, row in rows] == [(2, 2_000_000), (3, 2)]
+
+
+def test_a_quote_left_open_to_the_end_fails_naming_the_line_it_opened() -> None:
+    data = b'sku,name\nA-1,One\nB-1,"Two\n"\nC-1,"never closed\nD-1,Four\nE-1,Five\n'
+    with pytest.raises(FileFormatError, match="Line 5: a quote opened on this line is never"):
+        _all_rows(data)
+    gz = gzip.compress(data)
+    raw = io.BytesIO(gz)
+    source = CsvSource(raw, detect_format(raw))
+    source.read_header()
+    with pytest.raises(FileFormatError, match="Line 5: a quote opened"):
+        list(source.rows())
+    # A field with line breaks that is closed is fine, also as the last row.
+    assert _all_rows(b'sku,name\nA-1,"multi\nline"\n')[0] == (2, ["A-1", "multi\nline"])
+
+
+def test_a_field_past_the_csv_limit_fails_naming_its_line() -> None:
+    data = b'sku,name\nA-1,One\nB-1,"' + b"y" * (FIELD_SIZE_LIMIT + 10) + b'"\nC-1,Three\n'
+    with pytest.raises(FileFormatError, match="Line 3: a field that starts on this line is longer"):
+        _all_rows(data)

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -166,13 +167,22 @@ def test_unknown_columns_are_reported_once_as_a_warning(client: TestClient) -> N
     assert job["warnings"] == ["Ignored columns: price, colour."]
 
 
+def _zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("content", "status", "message"),
     [
         (b"", 422, "The file is empty."),
         (b"name,description\nx,y\n", 422, "no sku column"),
         (b"sku,name,Name\nx,y,z\n", 422, "more than once: name"),
-        (b"PK\x03\x04" + b"\x00" * 100, 415, "ZIP archive"),
+        (b"PK\x03\x04" + b"\x00" * 100, 422, "damaged ZIP archive"),
+        (_zip_of({"readme.txt": b"hello"}), 415, "This is a ZIP archive, not a CSV file"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, 415, "PNG image"),
         (bytes(range(256)) * 8, 415, "binary data"),
         (b"\x1f\x8b\x08\x00garbage", 422, "gzip"),

@@ -75,6 +75,17 @@ def test_rows_of_empty_cells_are_skipped_not_rejected() -> None:
         (" Yes ", True),
         ("no", False),
         ("", None),
+        ("ACTIVE", True),
+        ("Draft", False),
+        ("archived", False),
+        ("Published", True),
+        ("unpublished", False),
+        ("enabled", True),
+        ("Disabled", False),
+        ("visible", True),
+        ("HIDDEN", False),
+        ("Y", True),
+        ("n", False),
     ],
 )
 def test_active_values(value: str, expected: bool | None) -> None:
@@ -83,9 +94,14 @@ def test_active_values(value: str, expected: bool | None) -> None:
     assert staged[0][5] is expected
 
 
-def test_unknown_active_value_is_rejected() -> None:
-    _staged, rejects = run("sku,name,active\nA-1,Alpha,maybe\n")
-    assert rejects == [(2, "Active must be true/false, 1/0 or yes/no, not 'maybe'.")]
+@pytest.mark.parametrize("value", ["maybe", "-1", "on", "pending", "activ", "2"])
+def test_unknown_active_value_is_rejected_with_its_line_and_value(value: str) -> None:
+    _staged, rejects = run(f"sku,name,active\nA-1,Alpha,true\nB-1,Beta,{value}\n")
+    assert len(rejects) == 1
+    line, reason = rejects[0]
+    assert line == 3
+    assert reason.startswith("Active must be true/false, yes/no, y/n, 1/0, active/draft/archived")
+    assert reason.endswith(f"not {value!r}.")
 
 
 def test_cells_escaped_by_our_export_are_restored() -> None:

@@ -79,6 +79,21 @@ def import_file_chosen(page: Page, sweep: Sweep) -> None:
     expect(page.get_by_role("button", name="Import", exact=True)).to_be_enabled()
 
 
+def import_mapping_step(page: Page, sweep: Sweep) -> None:
+    page.get_by_label("Drop a CSV file here").set_input_files(
+        csv_file(sweep, "export.csv", "Variant SKU,Title,Status\nA-1,One,draft\n,Two,maybe\n")
+    )
+    step = page.get_by_role("group", name="Match your columns")
+    expect(step.locator("#preview-table tbody tr")).to_have_count(2)
+    expect(step).to_contain_text("Rejected: SKU is empty.")
+
+
+def import_mapping_error(page: Page, sweep: Sweep) -> None:
+    import_mapping_step(page, sweep)
+    page.get_by_role("group", name="Match your columns").get_by_label("SKU").select_option("")
+    expect(page.locator("#mapping-error").get_by_role("alert")).to_be_visible()
+
+
 def import_refused(page: Page, sweep: Sweep) -> None:
     image = sweep.files / "photo.csv"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
@@ -345,6 +360,8 @@ STATES = [
     State("products: delete-all finished", "/products", delete_all_done),
     State("import: idle, no history", "/import"),
     State("import: file chosen", "/import", import_file_chosen),
+    State("import: mapping step with a preview", "/import", import_mapping_step),
+    State("import: mapping that does not fit", "/import", import_mapping_error),
     State("import: upload refused", "/import", import_refused),
     State("import: queued behind another", "/import", import_queued),
     State("import: cancelled", "/import", import_cancelled),

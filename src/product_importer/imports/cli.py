@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import shlex
 import shutil
 import threading
 import time
@@ -11,25 +12,79 @@ from pathlib import Path
 import typer
 from sqlalchemy import update
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from product_importer.db import Database
-from product_importer.imports import pipeline, service
+from product_importer.imports import mapping as column_mapping
+from product_importer.imports import pipeline, saved_mappings, service, sources
+from product_importer.imports.columns import FileFormatError
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
-from product_importer.imports.reading import FileFormatError, check_header
 from product_importer.imports.schemas import ImportJobRead
+from product_importer.imports.sources import ReadOptions
 from product_importer.imports.storage import storage_for
 from product_importer.observability import logs
 from product_importer.settings import Settings
 
 
-def _store(settings: Settings, database: Database, file: Path) -> tuple[str, int]:
+class OptionError(Exception):
+    """A command-line option is unusable; the message says why."""
+
+
+def read_options(
+    database: Database,
+    maps: list[str],
+    saved_name: str | None,
+    encoding: str | None,
+    sheet: str | None,
+) -> ReadOptions:
+    """--mapping NAME (a saved mapping), then --map field=Column on top; --encoding, --sheet."""
+    mapping: dict[str, str] | None = None
+    if saved_name is not None:
+        with database.session() as session:
+            found = {m.name.casefold(): m for m in saved_mappings.list_all(session)}
+            names = ", ".join(m.name for m in found.values()) or "none"
+            saved = found.get(saved_name.strip().casefold())
+            if saved is None:
+                raise OptionError(f"no saved mapping named {saved_name!r} (saved: {names}).")
+            mapping = dict(saved.mapping)
+    for item in maps:
+        field, sep, column = item.partition("=")
+        if not sep:
+            raise OptionError(f'--map takes field=Column (e.g. sku="Variant SKU"), not {item!r}.')
+        mapping = mapping or {}
+        mapping[field.strip().casefold()] = column
+    try:
+        text = sources.parse_options(None, encoding, sheet)
+        checked = column_mapping.check_mapping(mapping) if mapping is not None else None
+    except column_mapping.MappingInvalid as exc:
+        raise OptionError(str(exc)) from None
+    return ReadOptions(mapping=checked, encoding=text.encoding, sheet=text.sheet)
+
+
+def mismatch_message(database: Database, exc: column_mapping.HeaderMismatch) -> str:
+    with database.session() as session:
+        suggestion = saved_mappings.for_header(session, exc.columns)
+    message = str(exc)
+    if suggestion.mapping:
+        flags = " ".join(
+            f"--map {field}={shlex.quote(column)}" for field, column in suggestion.mapping.items()
+        )
+        message += f"\nSuggested: {flags}"
+    if exc.sheets:
+        message += f"\nSheets: {', '.join(exc.sheets)}"
+    return message
+
+
+def _store(
+    settings: Settings, database: Database, file: Path, options: ReadOptions
+) -> tuple[str, int]:
     storage = storage_for(settings, database)
     key = storage.new_key(".upload")
     with file.open("rb") as source, storage.open_write(key) as target:
         shutil.copyfileobj(source, target, 1024 * 1024)
     try:
         with storage.open_read(key) as raw:
-            check_header(raw)
+            sources.inspect(raw, options)
     except FileFormatError:
         storage.delete(key)
         raise
@@ -41,9 +96,16 @@ def _read(database: Database, job_id: int) -> ImportJobRead:
         return service.read(session, database, job_id)
 
 
-def run(settings: Settings, database: Database, file: Path, dry_run: bool) -> ImportJobRead:
+def run(
+    settings: Settings,
+    database: Database,
+    file: Path,
+    dry_run: bool,
+    options: ReadOptions | None = None,
+) -> ImportJobRead:
     """Store the file, run the import here with a progress bar, and return the final job."""
-    key, size = _store(settings, database, file)
+    options = options or ReadOptions()
+    key, size = _store(settings, database, file, options)
     with database.session() as session:
         job_id = service.start_import(
             session,
@@ -52,6 +114,7 @@ def run(settings: Settings, database: Database, file: Path, dry_run: bool) -> Im
             total_bytes=size,
             dry_run=dry_run,
             created_by="cli",
+            options=options,
         ).id
     with logs.task_context(service.RUN_TASK, "imports", {"job_id": job_id}):
         in_context = contextvars.copy_context()  # a new thread does not inherit it
@@ -65,24 +128,26 @@ def run(settings: Settings, database: Database, file: Path, dry_run: bool) -> Im
     # disable=None: a bar on a terminal, nothing in logs and pipes (the summary follows anyway).
     bar = tqdm(total=100, bar_format="{l_bar}{bar}| {postfix}", dynamic_ncols=True, disable=None)
     job = _read(database, job_id)
-    try:
-        while job.status not in TERMINAL_STATUSES:
-            time.sleep(0.2)
+    # Log lines (from the import thread too) are written above the bar, not through it.
+    with logging_redirect_tqdm():
+        try:
+            while job.status not in TERMINAL_STATUSES:
+                time.sleep(0.2)
+                job = _read(database, job_id)
+                bar.set_description_str(job.phase[:28].ljust(28))
+                bar.n = job.percent
+                rate = f"{job.rows_per_second:,.0f} rows/s" if job.rows_per_second else ""
+                eta = f"ETA {job.eta_seconds:.0f}s" if job.eta_seconds is not None else ""
+                bar.set_postfix_str(f"{job.rows_processed:,} rows {rate} {eta}".strip())
+        except KeyboardInterrupt:
+            with database.session() as session:
+                session.execute(
+                    update(ImportJob).where(ImportJob.id == job_id).values(cancel_requested=True)
+                )
+            typer.echo("\nCancelling; the catalogue is left as it was ...", err=True)
+            worker.join()
             job = _read(database, job_id)
-            bar.set_description_str(job.phase[:28].ljust(28))
-            bar.n = job.percent
-            rate = f"{job.rows_per_second:,.0f} rows/s" if job.rows_per_second else ""
-            eta = f"ETA {job.eta_seconds:.0f}s" if job.eta_seconds is not None else ""
-            bar.set_postfix_str(f"{job.rows_processed:,} rows {rate} {eta}".strip())
-    except KeyboardInterrupt:
-        with database.session() as session:
-            session.execute(
-                update(ImportJob).where(ImportJob.id == job_id).values(cancel_requested=True)
-            )
-        typer.echo("\nCancelling; the catalogue is left as it was ...", err=True)
         worker.join()
-        job = _read(database, job_id)
-    worker.join()
     bar.n = job.percent
     bar.close()
     return job

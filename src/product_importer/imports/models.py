@@ -36,6 +36,11 @@ class ImportJob(Base):
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The file's header row as read, so rejected rows can be given back under it.
     header: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How to read the file, as given at upload: our field -> the file's column header, the
+    # text encoding (CSV; None = detect) and the sheet (workbooks; None = the first).
+    mapping: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
+    encoding: Mapped[str | None] = mapped_column(String(40), default=None)
+    sheet: Mapped[str | None] = mapped_column(String(255), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -58,6 +63,21 @@ class ImportReject(Base):
     line: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(500))
     fields: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class ImportMapping(Base):
+    """A column mapping saved under a name, offered first for files with the same header set."""
+
+    __tablename__ = "import_mappings"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # sha256 of the header's names, trimmed, case-folded, sorted (see imports.mapping).
+    header_key: Mapped[str] = mapped_column(String(64), index=True)
+    header: Mapped[list[str]] = mapped_column(JSON)
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(150), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UploadChunk(Base):

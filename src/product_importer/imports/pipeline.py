@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,11 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from product_importer.catalog import repository as catalog_repository
 from product_importer.catalog import service as catalog_service
 from product_importer.db import Database, utcnow
+from product_importer.imports import service, workbook
+from product_importer.imports.columns import FileFormatError
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
 from product_importer.imports.progress import ImportCancelled, ProgressReporter
-from product_importer.imports.reading import CsvSource, FileFormat, FileFormatError, detect_format
+from product_importer.imports.reading import detect_format
+from product_importer.imports.sources import ReadOptions, RowSource, open_source
 from product_importer.imports.storage import UploadStorage
 from product_importer.imports.validation import normalise
 from product_importer.observability import metrics
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_ROWS = 2048
 REJECT_FLUSH_ROWS = 2000
 MAX_STORED_REJECTS = 100_000
+# A rejected row keeps its fields for the download, each cut to this many characters (a 2 MB
+# description is not worth keeping 100,000 times).
+MAX_STORED_FIELD = 10_000
 MAX_ATTEMPTS = 3
 FALLBACK_ENCODING = "cp1252"
 ANALYZE_AFTER_ROWS = 50_000
@@ -45,6 +51,12 @@ ANALYZE_AFTER_ROWS = 50_000
 
 class ImportInterrupted(Exception):
     """The process is shutting down; the job goes back to the queue to be resumed."""
+
+
+def _shortened(value: str) -> str:
+    if len(value) <= MAX_STORED_FIELD:
+        return value
+    return value[:MAX_STORED_FIELD] + f" [... cut: {len(value):,} characters in the file]"
 
 
 class _Rejects:
@@ -59,6 +71,8 @@ class _Rejects:
     def __call__(self, line: int, reason: str, fields: list[str]) -> None:
         self.count += 1
         if self.count <= MAX_STORED_REJECTS:
+            if any(len(value) > MAX_STORED_FIELD for value in fields):
+                fields = [_shortened(value) for value in fields]
             self._pending.append(
                 {"job_id": self._job_id, "line": line, "reason": reason, "fields": fields}
             )
@@ -115,7 +129,7 @@ def _wait_for_lock(
 
 
 def _ticking(
-    source: CsvSource,
+    source: RowSource,
     reporter: ProgressReporter,
     rejects: _Rejects,
     stopping: threading.Event | None,
@@ -129,41 +143,82 @@ def _ticking(
         if count >= next_report:
             next_report += PROGRESS_EVERY_ROWS
             counter[0] = count
-            reporter.reading(source.bytes_read, count, rejects.count)
+            reporter.reading(source.bytes_read, count, rejects.count, source.fraction_read)
             if stopping is not None and stopping.is_set():
                 raise ImportInterrupted
         yield item
     counter[0] = count
 
 
+def _open_ticking(
+    raw: BinaryIO,
+    options: ReadOptions,
+    encoding: str | None,
+    reporter: ProgressReporter,
+    stopping: threading.Event | None,
+) -> RowSource:
+    """Open the file. A workbook's sheet is read (by calamine, which lets go of the GIL) before
+    its first row, for seconds on a big one: meanwhile progress stays alive and a cancel or a
+    shutdown is noticed."""
+    if not workbook.is_workbook(raw):
+        return open_source(raw, options, encoding)
+    reporter.phase("Opening the workbook")
+    box: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            box["source"] = open_source(raw, options, encoding)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=load, name="pi-open-workbook", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.25)
+        reporter.tick()
+        if stopping is not None and stopping.is_set():
+            raise ImportInterrupted
+    if "error" in box:
+        raise box["error"]
+    reporter.phase("Reading and validating")
+    source: RowSource = box["source"]
+    return source
+
+
 def _stage_file(
     merger: Merger,
     storage: UploadStorage,
     job: ImportJob,
-    file_format: FileFormat,
-    encoding: str,
+    encoding: str | None,
     reporter: ProgressReporter,
     rejects: _Rejects,
     stopping: threading.Event | None,
 ) -> tuple[int, bool, list[str], list[str]]:
     """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
+    options = service.options_of(job)
     with storage.open_read(job.storage_key) as raw:
-        source = CsvSource(raw, file_format, encoding)
-        columns = source.read_header()
-        warnings = []
-        if columns.ignored:
-            warnings.append("Ignored columns: " + ", ".join(columns.ignored) + ".")
-        counter = [0]
+        source = _open_ticking(raw, options, encoding, reporter, stopping)
         try:
-            merger.stage(
-                normalise(_ticking(source, reporter, rejects, stopping, counter), columns, rejects)
-            )
-        except csv.Error as exc:
-            raise FileFormatError(
-                f"Line {source.line_num}: {exc}. The file is not valid CSV (an unclosed quote?)."
-            ) from None
-        reporter.reading(source.bytes_read, counter[0], rejects.count)
-        return counter[0], columns.active is not None, warnings, source.header
+            columns = source.read_header(options.mapping)
+            warnings = list(source.warnings)
+            if columns.ignored:
+                warnings.append("Ignored columns: " + ", ".join(columns.ignored) + ".")
+            counter = [0]
+            try:
+                merger.stage(
+                    normalise(
+                        _ticking(source, reporter, rejects, stopping, counter), columns, rejects
+                    )
+                )
+            except csv.Error as exc:
+                raise FileFormatError(
+                    f"Line {source.line_num}: {exc}. "
+                    "The file is not valid CSV (an unclosed quote?)."
+                ) from None
+            reporter.reading(source.bytes_read, counter[0], rejects.count, source.fraction_read)
+            return counter[0], columns.active is not None, warnings, source.header
+        finally:
+            source.close()
 
 
 def _finish(database: Database, job_id: int, **values: Any) -> None:
@@ -227,16 +282,16 @@ def run_import(
     started = time.perf_counter()
     try:
         rejects.clear()
-        with storage.open_read(job.storage_key) as raw:
-            file_format = detect_format(raw)
         merger = merger_for(database.engine, job.total_bytes)
-        warnings = list(file_format.warnings)
+        warnings: list[str] = []
         try:
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, file_format, file_format.encoding, reporter, rejects, stopping
+                merger, storage, job, None, reporter, rejects, stopping
             )
         except UnicodeDecodeError as exc:
-            if file_format.encoding not in ("utf-8", "utf-8-sig"):
+            with storage.open_read(job.storage_key) as raw:
+                file_format = detect_format(raw, job.encoding)
+            if file_format.chosen or file_format.encoding not in ("utf-8", "utf-8-sig"):
                 raise FileFormatError(
                     f"The file cannot be decoded as {file_format.encoding}: {exc}."
                 ) from None
@@ -246,7 +301,7 @@ def run_import(
             merger.reset()
             rejects.clear()
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, file_format, FALLBACK_ENCODING, reporter, rejects, stopping
+                merger, storage, job, FALLBACK_ENCODING, reporter, rejects, stopping
             )
         warnings.extend(more)
         rejects.flush()

@@ -96,13 +96,25 @@ class ProgressReporter:
         self._last_write = 0.0  # a new phase is worth writing at once
         self._publish(phase=name)
 
-    def reading(self, bytes_read: int, rows_processed: int, rows_rejected: int) -> None:
+    def reading(
+        self,
+        bytes_read: int,
+        rows_processed: int,
+        rows_rejected: int,
+        fraction: float | None = None,
+    ) -> None:
+        """Progress of the read: by bytes, or by `fraction` (rows of a workbook's sheet)."""
+        done = bytes_read / self._total if fraction is None else fraction
         self._publish(
             bytes_read=bytes_read,
             rows_processed=rows_processed,
             rows_rejected=rows_rejected,
-            percent=READ_SHARE * min(bytes_read / self._total, 1.0),
+            percent=READ_SHARE * min(done, 1.0),
         )
+
+    def tick(self) -> None:
+        """Nothing new to say, but the heartbeat goes on and a cancel is noticed."""
+        self._publish()
 
     def merging(self, fraction: float) -> None:
         self._publish(percent=READ_SHARE + (99.0 - READ_SHARE) * fraction)

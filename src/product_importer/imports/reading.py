@@ -10,26 +10,33 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
+import re
+import unicodedata
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from charset_normalizer import from_bytes
+
+from product_importer.imports import mapping as column_mapping
+from product_importer.imports.columns import Columns as Columns
+from product_importer.imports.columns import FileFormatError as FileFormatError
+from product_importer.imports.columns import NotCsvError as NotCsvError
 
 GZIP_MAGIC = b"\x1f\x8b"
 SAMPLE_BYTES = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
-# Any single field longer than this is certainly over our limits; csv reports it as an error.
-FIELD_SIZE_LIMIT = 1024 * 1024
+# A field over our column limits only rejects its row; one longer than this fails the file, as
+# it almost always is a quote never closed (it bounds the memory one row may take).
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 
-REQUIRED_COLUMNS = ("sku", "name")
-KNOWN_COLUMNS = ("sku", "name", "description", "active")
 
 # Magic numbers of files people upload by mistake, with a name for the error message.
 BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"PK\x03\x04", "a ZIP archive (an .xlsx or .ods spreadsheet is one)"),
+    (b"PK\x03\x04", "a ZIP archive"),
     (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other Office file"),
     (b"%PDF", "a PDF document"),
     (b"\x89PNG", "a PNG image"),
@@ -48,32 +55,13 @@ CONTROL_BYTES = tuple(bytes([b]) for b in [*range(0, 9), 11, 12, *range(14, 32),
 csv.field_size_limit(FIELD_SIZE_LIMIT)
 
 
-class FileFormatError(Exception):
-    """The file cannot be imported at all; the message says why, for the person who sent it."""
-
-
-class NotCsvError(FileFormatError):
-    """The file is not text at all (a spreadsheet, an image, an archive)."""
-
-
 @dataclass(frozen=True)
 class FileFormat:
     encoding: str
     delimiter: str
     compressed: bool
     warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Where each known column sits in a row, matched by trimmed, case-insensitive header name."""
-
-    sku: int
-    name: int
-    description: int | None
-    active: int | None
-    width: int
-    ignored: tuple[str, ...] = field(default=())
+    chosen: bool = False  # the encoding was given, not detected
 
 
 def open_binary(raw: BinaryIO, compressed: bool) -> BinaryIO:
@@ -95,8 +83,26 @@ def _read_head(raw: BinaryIO, compressed: bool) -> bytes:
     return head
 
 
-def detect_format(raw: BinaryIO) -> FileFormat:
-    """Look at the start of the file: compression, binary content, encoding, delimiter."""
+def check_encoding(name: str) -> str:
+    """A text encoding Python knows, by any of its names; its canonical name."""
+    cleaned = name.strip()
+    try:
+        info = codecs.lookup(cleaned) if cleaned and len(cleaned) <= 40 else None
+    except LookupError:
+        info = None
+    # `_is_text_encoding` is how codecs itself tells text encodings from rot13, zlib, base64...
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise FileFormatError(
+            f"Unknown text encoding {cleaned[:40]!r}; use a name such as utf-8, cp1252 "
+            "(Windows Western), iso-8859-1, cp1250, mac_roman or utf-16."
+        )
+    return info.name
+
+
+def detect_format(raw: BinaryIO, encoding: str | None = None) -> FileFormat:
+    """Look at the start of the file: compression, binary content, encoding, delimiter.
+
+    A given `encoding` replaces detection (and the Windows-1252 fallback)."""
     raw.seek(0)
     magic = raw.read(4)
     raw.seek(0)
@@ -108,7 +114,19 @@ def detect_format(raw: BinaryIO) -> FileFormat:
         raise FileFormatError("The file is empty." if not head else "The file has no header row.")
     for signature, what in BINARY_SIGNATURES:
         if head.startswith(signature):
-            raise NotCsvError(f"This is {what}, not a CSV file. Save it as CSV and try again.")
+            raise NotCsvError(
+                f"This is {what}, not a CSV file or a spreadsheet (.xlsx, .xlsm, .xls, .ods)."
+            )
+    if encoding is not None:
+        encoding = check_encoding(encoding)
+        if encoding == "utf-8" and head.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig"
+        return FileFormat(
+            encoding=encoding,
+            delimiter=_detect_delimiter(head, encoding),
+            compressed=compressed,
+            chosen=True,
+        )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # Excel's "Unicode text" export: UTF-16 with a byte-order mark, usually tab-separated.
         return FileFormat(
@@ -137,21 +155,53 @@ def _detect_encoding(head: bytes) -> tuple[str, list[str]]:
         pass
     else:
         return "utf-8", []
-    matches = from_bytes(head, cp_isolation=["cp1252", "iso8859_15", "cp1250", "mac_roman"])
-    best = matches.best()
-    encoding = best.encoding if best is not None else "cp1252"
-    # Spreadsheets on Windows write cp1252; short samples fit several code pages about equally
-    # well, so cp1252 wins unless another one is clearly better.
-    western = next((m for m in matches if m.encoding == "cp1252"), None)
-    if best is not None and western is not None and western.chaos <= best.chaos + 0.05:
-        encoding = "cp1252"
+    encoding = _best_single_byte(head)
     label = codecs.lookup(encoding).name
     return encoding, [f"The file is not UTF-8; it was read as {label}."]
 
 
+# Single-byte code pages that spreadsheets and old systems write, most likely first: Windows-1252
+# (Excel on Western Windows) wins unless another reads the sample with strictly fewer oddities.
+SINGLE_BYTE_ENCODINGS = ("cp1252", "iso8859_15", "cp1250", "mac_roman")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _oddities(text: str) -> int:
+    """How much of a misreading the text shows: control characters, a symbol inside a word
+    (`za¿ó³æ`), a capital letter after a small one (`jaŸñ`, `OlŽ`)."""
+    count = 0
+    for match in _NON_ASCII.finditer(text):
+        i = match.start()
+        char = text[i]
+        kind = unicodedata.category(char)
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if kind in ("Cc", "Co", "Cn"):
+            count += 2
+            continue
+        symbol_in_word = not kind.startswith("L") and before.isalpha() and after.isalpha()
+        if symbol_in_word or (kind == "Lu" and before.islower()):
+            count += 1
+    return count
+
+
+def _best_single_byte(head: bytes) -> str:
+    scores: list[tuple[int, int, str]] = []
+    for rank, encoding in enumerate(SINGLE_BYTE_ENCODINGS):
+        try:
+            text = head.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        scores.append((_oddities(text), rank, encoding))
+    if not scores:
+        best = from_bytes(head).best()
+        return best.encoding if best is not None else "latin-1"
+    return min(scores)[2]
+
+
 def _first_line(head: bytes, encoding: str) -> str:
     sample = head[:MAX_HEADER_BYTES]
-    if encoding == "utf-16" and len(sample) % 2:
+    if encoding.startswith("utf-16") and len(sample) % 2:
         sample = sample[:-1]
     text = sample.decode(encoding, errors="replace")
     for line in text.splitlines():
@@ -171,42 +221,6 @@ def _detect_delimiter(head: bytes, encoding: str) -> str:
         return best if counts[best] else ","
 
 
-def map_columns(header: list[str]) -> Columns:
-    names = [name.strip().lstrip("\ufeff").strip().casefold() for name in header]
-    if not any(names):
-        raise FileFormatError("The header row is empty.")
-    seen: dict[str, int] = {}
-    duplicates: list[str] = []
-    for index, name in enumerate(names):
-        if not name:
-            continue
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.setdefault(name, index)
-    if duplicates:
-        raise FileFormatError(
-            "The header names a column more than once: " + ", ".join(duplicates) + "."
-        )
-    missing = [column for column in REQUIRED_COLUMNS if column not in seen]
-    if missing:
-        found = ", ".join(repr(h.strip()) for h in header if h.strip())
-        raise FileFormatError(
-            f"The header has no {' and no '.join(missing)} column (found: {found}). "
-            "Required columns: sku, name; optional: description, active."
-        )
-    ignored = tuple(
-        h.strip() for h, n in zip(header, names, strict=True) if n and n not in KNOWN_COLUMNS
-    )
-    return Columns(
-        sku=seen["sku"],
-        name=seen["name"],
-        description=seen.get("description"),
-        active=seen.get("active"),
-        width=len(header),
-        ignored=ignored,
-    )
-
-
 class CsvSource:
     """Streams (line number, fields) from a stored file, reporting how many bytes were read."""
 
@@ -224,28 +238,71 @@ class CsvSource:
         )
         self._reader = csv.reader(self._text, delimiter=file_format.delimiter)
         self.header: list[str] = []
+        self.warnings = file_format.warnings
 
     @property
     def bytes_read(self) -> int:
         return self._raw.tell()
 
-    def read_header(self) -> Columns:
+    @property
+    def fraction_read(self) -> float | None:
+        return None  # bytes read tell
+
+    def read_header(self, mapping: Mapping[str, str] | None = None) -> Columns:
         for row in self._reader:
             if any(cell.strip() for cell in row):
                 self.header = row
-                return map_columns(row)
+                return column_mapping.resolve(row, mapping)
         raise FileFormatError("The file has no header row.")
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Data rows with the file line each starts on; blank lines are skipped."""
         reader = self._reader
         previous_end = reader.line_num
-        for row in reader:
-            start = previous_end + 1
-            previous_end = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            yield start, row
+        start = previous_end + 1
+        self.row_start = start
+        try:
+            for row in reader:
+                start = previous_end + 1
+                previous_end = reader.line_num
+                self.row_start = previous_end + 1
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                yield start, row
+        except csv.Error as exc:
+            if "field larger than field limit" not in str(exc):
+                raise
+            raise FileFormatError(
+                f"Line {self.row_start}: a field that starts on this line is longer than "
+                f"{FIELD_SIZE_LIMIT // (1024 * 1024)} MiB; a quote opened there is probably never "
+                "closed. The file is not valid CSV; nothing was imported."
+            ) from None
+        if previous_end > start and self._quote_left_open(start):
+            raise FileFormatError(
+                f"Line {start}: a quote opened on this line is never closed (the field runs to "
+                "the end of the file). The file is not valid CSV; nothing was imported."
+            )
+
+    def _quote_left_open(self, start: int) -> bool:
+        """Whether the last row (from line `start` to the end) ends inside a quoted field. The
+        forgiving reader takes such a field to the end of the file; a strict one says so."""
+        self._raw.seek(0)
+        text = io.TextIOWrapper(
+            open_binary(self._raw, self.format.compressed),
+            encoding=self.encoding,
+            newline="",
+            errors="replace",
+        )
+        try:
+            lines = iter(text)
+            next(itertools.islice(lines, start - 1, start - 1), None)  # skip to `start`
+            for _ in csv.reader(lines, delimiter=self.format.delimiter, strict=True):
+                pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+        finally:
+            text.detach()
+        return False
 
     @property
     def line_num(self) -> int:

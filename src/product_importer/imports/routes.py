@@ -8,20 +8,31 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from product_importer.db import Database
 from product_importer.dependencies import AppSettings, AuditLog, DbSession, Editor, Viewer
-from product_importer.imports import service
+from product_importer.imports import mapping as column_mapping
+from product_importer.imports import preview, saved_mappings, service, sources, workbook
+from product_importer.imports.columns import FileFormatError, NotCsvError
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
-from product_importer.imports.reading import FileFormatError, NotCsvError, check_header
-from product_importer.imports.schemas import ImportJobRead, ImportPage
+from product_importer.imports.schemas import (
+    ImportJobRead,
+    ImportPage,
+    ImportPreview,
+    MappingCreate,
+    MappingRead,
+)
+from product_importer.imports.sources import ReadOptions
 from product_importer.imports.storage import UploadStorage, storage_for
 from product_importer.imports.upload import UploadError, discard, receive_upload
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
+mappings_router = APIRouter(prefix="/api/import-mappings", tags=["imports"])
+MAX_ID = 2**63 - 1
 
 SSE_POLL_SECONDS = 0.25
 SSE_MAX_SILENCE_SECONDS = 1.0
@@ -31,19 +42,65 @@ def _not_found(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-def check_stored_file(storage: UploadStorage, key: str) -> None:
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The import's id.")]
+MAPPING_HELP = (
+    'Our field -> the file\'s column, as JSON: {"sku": "Variant SKU", "name": "Title", '
+    '"description": "Body (HTML)", "active": "Status"}. sku and name are required. Also '
+    "accepted as a multipart form field."
+)
+ENCODING_HELP = "CSV text encoding (utf-8, cp1252, ...), instead of detecting it"
+SHEET_HELP = "Workbook sheet: its name or number from 1 (default: the first)"
+
+
+def _merge_option(name: str, query: str | None, form: dict[str, str]) -> str | None:
+    if name in form and query is not None and form[name] != query:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{name} is given both as a query parameter and as a form field, differently; "
+            "give it once.",
+        )
+    return form.get(name, query)
+
+
+def _mismatch(exc: column_mapping.HeaderMismatch, session: Session) -> JSONResponse:
+    """422 with what a client needs to retry: the columns found and a mapping to send."""
+    suggestion = saved_mappings.for_header(session, exc.columns)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={
+            "detail": str(exc),
+            "columns": [c.strip() for c in exc.columns],
+            "suggested_mapping": suggestion.mapping,
+            "suggestion_source": suggestion.source,
+            "sheets": exc.sheets,
+        },
+    )
+
+
+def _sheet_missing(exc: workbook.SheetNotFound) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": str(exc), "sheets": exc.sheets},
+    )
+
+
+def inspect_stored_file(storage: UploadStorage, key: str, options: ReadOptions) -> None:
     with storage.open_read(key) as raw:
-        check_header(raw)
+        sources.inspect(raw, options)
 
 
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Upload a CSV file to import",
+    summary="Upload a CSV file or a workbook to import",
     responses={
         413: {"description": "The file is over PRODUCT_IMPORTER_MAX_UPLOAD_BYTES"},
-        415: {"description": "Not multipart, or the file is not CSV text"},
-        422: {"description": "Empty file, no header, missing sku/name, duplicate columns"},
+        415: {"description": "Not multipart, or the file is neither CSV text nor a workbook"},
+        422: {
+            "description": "Empty file, no header, missing sku/name (the answer lists `columns` "
+            "and a `suggested_mapping`), a mapping, encoding or sheet that does not fit, a "
+            "damaged or password-protected workbook"
+        },
     },
 )
 async def upload(
@@ -53,20 +110,41 @@ async def upload(
     principal: Editor,
     audit: AuditLog,
     dry_run: Annotated[bool, Query(description="Validate and count without writing")] = False,
-) -> ImportJobRead:
-    """Multipart field `file` (`.csv` or `.csv.gz`). Returns the queued job at once; follow it
-    with `GET /api/imports/{id}` or the `/events` stream. With `dry_run=true` the job reports
-    what it would create, update, leave unchanged and reject, and writes nothing."""
+    mapping: Annotated[str | None, Query(description=MAPPING_HELP, max_length=16384)] = None,
+    encoding: Annotated[str | None, Query(description=ENCODING_HELP, max_length=40)] = None,
+    sheet: Annotated[str | None, Query(description=SHEET_HELP, max_length=255)] = None,
+) -> Any:
+    """Multipart field `file` (`.csv`, `.csv.gz`, `.xlsx`, `.xlsm`, `.xls`, `.ods`), and the
+    optional fields `mapping`, `encoding`, `sheet`. Returns the queued job at once; follow it with
+    `GET /api/imports/{id}` or the `/events` stream. With `dry_run=true` the job reports what it
+    would create, update, leave unchanged and reject, and writes nothing."""
     storage = storage_for(settings, request.app.state.database)
     try:
         stored = await receive_upload(request, storage, settings.max_upload_bytes)
     except UploadError as exc:
         raise HTTPException(exc.status_code, exc.message) from None
     try:
-        await to_thread.run_sync(check_stored_file, storage, stored.key)
+        options = sources.parse_options(
+            _merge_option("mapping", mapping, stored.fields),
+            _merge_option("encoding", encoding, stored.fields),
+            _merge_option("sheet", sheet, stored.fields),
+        )
+        await to_thread.run_sync(inspect_stored_file, storage, stored.key, options)
+    except HTTPException:
+        await to_thread.run_sync(discard, storage, stored)
+        raise
+    except column_mapping.MappingInvalid as exc:
+        await to_thread.run_sync(discard, storage, stored)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except NotCsvError as exc:
         await to_thread.run_sync(discard, storage, stored)
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+    except column_mapping.HeaderMismatch as exc:
+        await to_thread.run_sync(discard, storage, stored)
+        return await to_thread.run_sync(_mismatch, exc, session)
+    except workbook.SheetNotFound as exc:
+        await to_thread.run_sync(discard, storage, stored)
+        return _sheet_missing(exc)
     except FileFormatError as exc:
         await to_thread.run_sync(discard, storage, stored)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -80,6 +158,7 @@ async def upload(
             total_bytes=stored.size,
             dry_run=dry_run,
             created_by=principal.name,
+            options=options,
         )
         audit(
             "import.start",
@@ -89,6 +168,66 @@ async def upload(
         return service.read(session, database, job.id)
 
     return await to_thread.run_sync(record_job)
+
+
+@router.post(
+    "/preview",
+    summary="The first 20 rows of a file as they would be imported",
+    responses={
+        413: {"description": "The file is over PRODUCT_IMPORTER_MAX_UPLOAD_BYTES"},
+        415: {"description": "Not multipart, or the file is neither CSV text nor a workbook"},
+        422: {"description": "The file cannot be read, or an option is unusable"},
+    },
+)
+async def preview_file(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    _principal: Editor,
+    mapping: Annotated[str | None, Query(description=MAPPING_HELP, max_length=16384)] = None,
+    encoding: Annotated[str | None, Query(description=ENCODING_HELP, max_length=40)] = None,
+    sheet: Annotated[str | None, Query(description=SHEET_HELP, max_length=255)] = None,
+    partial: Annotated[
+        bool, Query(description="The file is only the head of a bigger CSV file")
+    ] = False,
+) -> Any:
+    """Same multipart fields as `POST /api/imports`; nothing is imported or kept. The answer has
+    the columns, sheets, encoding, the mapping used (given, the header itself, saved for this
+    header set, or suggested) and the rows, each with the reason it would be rejected, if so.
+    For a big CSV file send its first few hundred kilobytes with `partial=true`."""
+    storage = storage_for(settings, request.app.state.database)
+    try:
+        stored = await receive_upload(request, storage, settings.max_upload_bytes)
+    except UploadError as exc:
+        raise HTTPException(exc.status_code, exc.message) from None
+
+    def run() -> ImportPreview:
+        with storage.open_read(stored.key) as raw:
+            return preview.preview(
+                raw,
+                options,
+                lambda header: saved_mappings.for_header(session, header),
+                partial=partial,
+            )
+
+    try:
+        options = sources.parse_options(
+            _merge_option("mapping", mapping, stored.fields),
+            _merge_option("encoding", encoding, stored.fields),
+            _merge_option("sheet", sheet, stored.fields),
+            check_mapping=False,
+        )
+        return await to_thread.run_sync(run)
+    except column_mapping.MappingInvalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except NotCsvError as exc:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+    except workbook.SheetNotFound as exc:
+        return _sheet_missing(exc)
+    except FileFormatError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    finally:
+        await to_thread.run_sync(discard, storage, stored)
 
 
 @router.get("", summary="Import history, newest first")
@@ -103,7 +242,7 @@ def history(
 
 
 @router.get("/{job_id}", summary="One import job")
-def read(request: Request, session: DbSession, _principal: Viewer, job_id: int) -> ImportJobRead:
+def read(request: Request, session: DbSession, _principal: Viewer, job_id: JobId) -> ImportJobRead:
     try:
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
@@ -116,7 +255,7 @@ def read(request: Request, session: DbSession, _principal: Viewer, job_id: int) 
     response_class=EventSourceResponse,
 )
 async def events(
-    request: Request, session: DbSession, _principal: Viewer, job_id: int
+    request: Request, session: DbSession, _principal: Viewer, job_id: JobId
 ) -> EventSourceResponse:
     """Each event's `data` is the job JSON, sent on every change and at least once a second;
     the stream ends after the final state. Reconnecting (the browser does so by itself) starts
@@ -154,7 +293,7 @@ async def _job_events(database: Database, job_id: int) -> AsyncIterator[dict[str
 
 
 @router.get("/{job_id}/errors", summary="Rejected rows as CSV: line, reason, original fields")
-def rejected_rows(request: Request, _principal: Viewer, job_id: int) -> StreamingResponse:
+def rejected_rows(request: Request, _principal: Viewer, job_id: JobId) -> StreamingResponse:
     try:
         rows = service.rejected_rows_csv(request.app.state.database, job_id)
         first = next(rows)
@@ -174,7 +313,7 @@ def rejected_rows(request: Request, _principal: Viewer, job_id: int) -> Streamin
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running import")
 def cancel(
-    request: Request, session: DbSession, _principal: Editor, job_id: int, audit: AuditLog
+    request: Request, session: DbSession, _principal: Editor, job_id: JobId, audit: AuditLog
 ) -> ImportJobRead:
     """A running import stops at its next check (within about a second) and the catalogue is
     left exactly as it was."""
@@ -198,7 +337,7 @@ def retry(
     session: DbSession,
     settings: AppSettings,
     _principal: Editor,
-    job_id: int,
+    job_id: JobId,
     audit: AuditLog,
 ) -> ImportJobRead:
     storage = storage_for(settings, request.app.state.database)
@@ -212,3 +351,48 @@ def retry(
         raise _not_found(exc) from None
     except service.ImportStateError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@mappings_router.get("", summary="Saved column mappings, by name")
+def list_mappings(session: DbSession, _principal: Viewer) -> list[MappingRead]:
+    return [
+        MappingRead.model_validate(m, from_attributes=True)
+        for m in saved_mappings.list_all(session)
+    ]
+
+
+@mappings_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Save a column mapping under a name (replacing one of the same name)",
+)
+def create_mapping(
+    session: DbSession, principal: Editor, audit: AuditLog, body: MappingCreate
+) -> MappingRead:
+    """With `header` (the file's columns), the mapping is offered first for files with the same
+    header set, and every mapped column must be in it."""
+    mapping = {field: column for field, column in body.mapping.items() if column is not None}
+    try:
+        saved = saved_mappings.create(session, body.name, body.header, mapping, principal.name)
+    except column_mapping.MappingInvalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except FileFormatError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    audit("import_mapping.save", f"mapping:{saved.id} {saved.name}", {"mapping": mapping})
+    return MappingRead.model_validate(saved, from_attributes=True)
+
+
+@mappings_router.delete(
+    "/{mapping_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a saved mapping"
+)
+def delete_mapping(
+    session: DbSession,
+    _principal: Editor,
+    audit: AuditLog,
+    mapping_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> None:
+    try:
+        saved_mappings.delete(session, mapping_id)
+    except saved_mappings.MappingNotFound as exc:
+        raise _not_found(exc) from None
+    audit("import_mapping.delete", f"mapping:{mapping_id}", {})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,11 @@ class ImportJobRead(BaseModel):
     eta_seconds: float | None
     warnings: list[str]
     error: str | None
+    mapping: dict[str, str] | None = Field(
+        default=None, description="Our field -> the file's column, when one was given"
+    )
+    encoding: str | None = Field(default=None, description="Text encoding given for a CSV file")
+    sheet: str | None = Field(default=None, description="Sheet given for a workbook")
     created_by: str
     created_at: datetime
     started_at: datetime | None
@@ -63,6 +69,9 @@ class ImportJobRead(BaseModel):
             eta_seconds=eta,
             warnings=list(job.warnings or []),
             error=job.error,
+            mapping=job.mapping,
+            encoding=job.encoding,
+            sheet=job.sheet,
             created_by=job.created_by,
             created_at=job.created_at,
             started_at=job.started_at,
@@ -76,3 +85,52 @@ class ImportPage(BaseModel):
     total: int
     page: int
     page_size: int
+
+
+class MappingCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="Shown in the mapping step")
+    mapping: dict[str, str | None] = Field(
+        description='Our field -> the file\'s column, e.g. {"sku": "Variant SKU", "name": "Title"}'
+    )
+    header: list[Annotated[str, Field(max_length=255)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="The file's header; the mapping is offered first for this header set",
+    )
+
+
+class MappingRead(BaseModel):
+    id: int
+    name: str
+    mapping: dict[str, str]
+    header: list[str]
+    created_by: str
+    created_at: datetime
+
+
+class PreviewRow(BaseModel):
+    line: int = Field(description="Line of a CSV file, or row number in the spreadsheet")
+    sku: str
+    name: str
+    description: str
+    active: bool | None = Field(description="None: the file leaves the flag as it is")
+    rejected: str | None = Field(description="Why the import would reject this row, if it would")
+    fields: list[str] = Field(description="The row's cells as read")
+
+
+class ImportPreview(BaseModel):
+    kind: str = Field(description="csv or workbook")
+    columns: list[str] = Field(description="The file's header as read")
+    sheets: list[str]
+    sheet: str | None
+    encoding: str | None
+    delimiter: str | None
+    mapping: dict[str, str] = Field(description="The mapping the preview used")
+    mapping_source: str = Field(
+        description="given, header (the file names our fields), saved or suggested"
+    )
+    saved_mapping: str | None = Field(description="Name of the saved mapping used, if any")
+    header_matches: bool = Field(description="The header names sku and name as it is")
+    mapping_error: str | None = Field(description="Why the mapping does not fit, if it does not")
+    rows: list[PreviewRow]
+    warnings: list[str]

@@ -14,6 +14,7 @@ from product_importer.db import Database
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
 from product_importer.imports.schemas import ImportJobRead, ImportPage
+from product_importer.imports.sources import ReadOptions
 from product_importer.tasks.dispatch import enqueue
 
 RUN_TASK = "imports.run"
@@ -35,7 +36,9 @@ def start_import(
     total_bytes: int,
     dry_run: bool,
     created_by: str,
+    options: ReadOptions | None = None,
 ) -> ImportJob:
+    options = options or ReadOptions()
     job = ImportJob(
         filename=filename[:255],
         storage_key=storage_key,
@@ -46,11 +49,18 @@ def start_import(
         phase="Queued",
         warnings=[],
         header=[],
+        mapping=options.mapping,
+        encoding=options.encoding,
+        sheet=options.sheet,
     )
     session.add(job)
     session.flush()
     enqueue(session, RUN_TASK, job_id=job.id)
     return job
+
+
+def options_of(job: ImportJob) -> ReadOptions:
+    return ReadOptions(mapping=job.mapping, encoding=job.encoding, sheet=job.sheet)
 
 
 def _get(session: Session, job_id: int) -> ImportJob:

@@ -10,7 +10,7 @@ an INSERT of a chunk in distributed mode), and the event loop must keep serving 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from anyio import to_thread
@@ -20,6 +20,9 @@ from starlette.requests import Request
 from product_importer.imports.storage import UploadStorage
 
 FIELD_NAME = "file"
+# Small text fields that may come with the file (the same as the query parameters).
+TEXT_FIELDS = ("mapping", "encoding", "sheet")
+MAX_TEXT_FIELD_BYTES = 16 * 1024
 MAX_FILENAME = 255
 # Bytes of the request body handed to the parsing thread at a time.
 BATCH_BYTES = 1024 * 1024
@@ -37,6 +40,7 @@ class StoredUpload:
     key: str
     filename: str
     size: int
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 class _PartCollector:
@@ -53,6 +57,9 @@ class _PartCollector:
         self.size = 0
         self.error: UploadError | None = None
         self.complete = False  # the closing boundary arrived: the body was not cut short
+        self.fields: dict[str, str] = {}
+        self.text_field: str | None = None
+        self.text = bytearray()
 
     def on_part_begin(self) -> None:
         self.headers = {}
@@ -69,6 +76,12 @@ class _PartCollector:
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("latin-1")
+        if name in TEXT_FIELDS and b"filename" not in options:
+            self.sink = None
+            self.text_field = name
+            self.text = bytearray()
+            return
         if options.get(b"name") != FIELD_NAME.encode() or self.found is not None:
             self.sink = None
             return
@@ -79,6 +92,15 @@ class _PartCollector:
         self.sink = self.storage.open_write(key)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.text_field is not None and self.error is None:
+            self.text += data[start:end]
+            if len(self.text) > MAX_TEXT_FIELD_BYTES:
+                self.error = UploadError(
+                    422,
+                    f"The form field {self.text_field!r} is longer than "
+                    f"{MAX_TEXT_FIELD_BYTES:,} bytes.",
+                )
+            return
         if self.sink is None or self.error is not None:
             return
         self.size += end - start
@@ -90,6 +112,19 @@ class _PartCollector:
         self.sink.write(data[start:end])
 
     def on_part_end(self) -> None:
+        if self.text_field is not None:
+            name, self.text_field = self.text_field, None
+            try:
+                value = bytes(self.text).decode("utf-8")
+            except UnicodeDecodeError:
+                self.error = self.error or UploadError(
+                    422, f"The form field {name!r} is not UTF-8 text."
+                )
+                return
+            if name in self.fields and self.error is None:
+                self.error = UploadError(422, f"The form field {name!r} is sent more than once.")
+            self.fields[name] = value
+            return
         if self.sink is not None:
             self.sink.close()
             self.sink = None
@@ -147,6 +182,7 @@ async def receive_upload(request: Request, storage: UploadStorage, limit: int) -
     if collector.found is None:
         raise UploadError(422, "No file was sent: use a multipart field named 'file'.")
     collector.found.size = collector.size
+    collector.found.fields = collector.fields
     return collector.found
 
 

@@ -20,16 +20,17 @@ from product_importer.imports.reading import Columns
 StagedRow = tuple[int, str, str, str, str, bool | None]
 RejectSink = Callable[[int, str, list[str]], None]
 
+# What other systems write for "on sale" (Shopify status, WooCommerce, ERPs), any letter case.
 ACTIVE_VALUES = {
-    "true": True,
-    "false": False,
-    "1": True,
-    "0": False,
-    "yes": True,
-    "no": False,
-    "y": True,
-    "n": False,
+    **dict.fromkeys(("true", "1", "yes", "y", "active", "published", "enabled", "visible"), True),
+    **dict.fromkeys(
+        ("false", "0", "no", "n", "draft", "archived", "unpublished", "disabled", "hidden"), False
+    ),
 }
+ACTIVE_WORDS = (
+    "true/false, yes/no, y/n, 1/0, active/draft/archived, published/unpublished, "
+    "enabled/disabled or visible/hidden"
+)
 
 
 def normalise(
@@ -99,7 +100,7 @@ def normalise(
                 if active is None:
                     reject(
                         line,
-                        f"Active must be true/false, 1/0 or yes/no, not {raw_active[:40]!r}.",
+                        f"Active must be {ACTIVE_WORDS}, not {raw_active[:40]!r}.",
                         row,
                     )
                     continue

@@ -27,14 +27,212 @@
     return `${m} min ${Math.round(seconds - m * 60)} s`;
   }
 
+  // --- Mapping step: preview the file (its head, for a big CSV) and map its columns. ---
+  const FIELDS = ["sku", "name", "description", "active"];
+  const WORKBOOK = /\.(xlsx|xlsm|xlsb|xls|ods)$/i;
+  const HEAD_BYTES = 256 * 1024;
+  const mappingStep = $("mapping-step");
+  let preview = null; // the last preview answer
+  let previewToken = 0;
+
   function chosen() {
     const file = input.files && input.files[0];
     $("chosen-file").textContent = file ? `${file.name} (${mb(file.size)})` : "";
     startButton.disabled = !file;
+    preview = null;
+    mappingStep.hidden = true;
+    $("review-mapping").hidden = true;
+    $("read-encoding").value = "";
+    $("read-sheet").replaceChildren();
+    $("save-mapping").checked = false;
+    $("mapping-name").disabled = true;
+    $("preview-status").textContent = "";
+    if (file) loadPreview(file, {});
+  }
+
+  function currentMapping() {
+    const mapping = {};
+    FIELDS.forEach((field) => {
+      const value = $("map-" + field).value;
+      if (value) mapping[field] = value;
+    });
+    return mapping;
+  }
+
+  function readOptions() {
+    // What the import is sent: the mapping only when the header does not name our fields
+    // as it is (or the person changed it), the encoding and sheet when chosen.
+    const options = {};
+    if (preview && !mappingStep.hidden) {
+      options.mapping = JSON.stringify(currentMapping());
+    }
+    if ($("read-encoding").value) options.encoding = $("read-encoding").value;
+    if ($("read-sheet").value && preview && preview.kind === "workbook") options.sheet = $("read-sheet").value;
+    return options;
+  }
+
+  async function loadPreview(file, options) {
+    const token = ++previewToken;
+    const partial = !WORKBOOK.test(file.name) && file.size > HEAD_BYTES;
+    const body = new FormData();
+    body.append("file", partial ? file.slice(0, HEAD_BYTES) : file, file.name);
+    Object.entries(options).forEach(([key, value]) => body.append(key, value));
+    $("preview-status").textContent = "Reading the start of the file…";
+    let response;
+    let answer = null;
+    try {
+      response = await fetch("/api/imports/preview" + (partial ? "?partial=true" : ""), {
+        method: "POST",
+        body,
+        headers: { "X-CSRF-Token": PI.csrf, Accept: "application/json" },
+      });
+      answer = await response.json().catch(() => null);
+    } catch (_) {
+      if (token === previewToken) $("preview-status").textContent = "The preview could not be loaded (connection lost).";
+      return;
+    }
+    if (token !== previewToken) return; // a newer file or choice is being previewed
+    if (!response.ok) {
+      const detail = answer && typeof answer.detail === "string" ? answer.detail : `The server answered ${response.status}.`;
+      $("preview-status").textContent = "";
+      if (answer && Array.isArray(answer.sheets) && answer.sheets.length) fillSheets(answer.sheets, "");
+      showUploadError(file.name, detail);
+      return;
+    }
+    preview = answer;
+    $("preview-status").textContent = "";
+    showPreview(answer, !!options.mapping);
+  }
+
+  function fillSelect(select, columns, value) {
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = "(not imported)";
+    const options = [none];
+    columns.forEach((column) => {
+      if (!column) return;
+      const option = document.createElement("option");
+      option.value = column;
+      option.textContent = column;
+      options.push(option);
+    });
+    select.replaceChildren(...options);
+    select.value = value || "";
+  }
+
+  function fillSheets(sheets, value) {
+    const select = $("read-sheet");
+    select.replaceChildren(...sheets.map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      return option;
+    }));
+    select.value = value || sheets[0] || "";
+  }
+
+  function showPreview(answer, keepOpen) {
+    if (!keepOpen) {
+      FIELDS.forEach((field) => fillSelect($("map-" + field), answer.columns, answer.mapping[field]));
+    }
+    $("encoding-field").hidden = answer.kind !== "csv";
+    $("sheet-field").hidden = answer.kind !== "workbook";
+    if (answer.kind === "workbook") fillSheets(answer.sheets, answer.sheet);
+    if (answer.kind === "csv" && !$("read-encoding").value) {
+      $("read-encoding").options[0].textContent = `Detected (${answer.encoding})`;
+    }
+    const intro = {
+      header: "The file names our columns. Check the rows below.",
+      saved: `Filled in from the saved mapping “${answer.saved_mapping}”. Check it and the rows below.`,
+      suggested: "Your file has its own column names. Choose which column feeds each field; we suggested a match.",
+      given: "Check the rows below; change a column to see its effect.",
+    };
+    $("mapping-intro").textContent = intro[answer.mapping_source] || "";
+    const errorBox = $("mapping-error");
+    errorBox.replaceChildren();
+    if (answer.mapping_error) {
+      const alert = document.createElement("div");
+      alert.className = "alert alert-error";
+      alert.setAttribute("role", "alert");
+      alert.textContent = answer.mapping_error;
+      errorBox.appendChild(alert);
+    }
+    renderPreviewRows(answer.rows);
+    const matches = answer.header_matches && answer.mapping_source === "header";
+    if (matches && !keepOpen) {
+      mappingStep.hidden = true;
+      $("review-mapping").hidden = false;
+    } else {
+      mappingStep.hidden = false;
+      $("review-mapping").hidden = true;
+    }
+    startButton.disabled = !!answer.mapping_error && !mappingStep.hidden;
+  }
+
+  function renderPreviewRows(rows) {
+    const tbody = $("preview-table").querySelector("tbody");
+    const active = (value) => (value === null ? "(unchanged)" : value ? "yes" : "no");
+    tbody.replaceChildren(...rows.map((row) => {
+      const tr = document.createElement("tr");
+      if (row.rejected) tr.className = "rejected";
+      [String(row.line), row.sku, row.name, row.description, row.rejected ? "" : active(row.active)].forEach((text) => {
+        const td = document.createElement("td");
+        td.textContent = text;
+        td.title = text;
+        tr.appendChild(td);
+      });
+      const check = document.createElement("td");
+      check.className = "check";
+      check.textContent = row.rejected ? `Rejected: ${row.rejected}` : "OK";
+      tr.appendChild(check);
+      return tr;
+    }));
+  }
+
+  function refreshPreview() {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    const options = {};
+    if (!mappingStep.hidden) options.mapping = JSON.stringify(currentMapping());
+    if ($("read-encoding").value) options.encoding = $("read-encoding").value;
+    if ($("read-sheet").value) options.sheet = $("read-sheet").value;
+    loadPreview(file, options);
+  }
+
+  async function saveMapping() {
+    const name = $("mapping-name").value.trim();
+    const response = await fetch("/api/import-mappings", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": PI.csrf, Accept: "application/json" },
+      body: JSON.stringify({ name, mapping: currentMapping(), header: preview ? preview.columns : [] }),
+    });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => null);
+      const detail = answer && typeof answer.detail === "string" ? answer.detail : "The mapping could not be saved.";
+      throw new Error(detail);
+    }
+    PI.toast(`Mapping “${name}” saved.`, "success");
   }
 
   // The upload form is only on the page for roles that may import.
   if (form) {
+    FIELDS.forEach((field) => $("map-" + field).addEventListener("change", refreshPreview));
+    $("read-encoding").addEventListener("change", refreshPreview);
+    $("read-sheet").addEventListener("change", () => {
+      // Another sheet has other columns: start again from a suggestion for it.
+      const file = input.files && input.files[0];
+      if (file) loadPreview(file, { sheet: $("read-sheet").value });
+    });
+    $("review-mapping").addEventListener("click", () => {
+      mappingStep.hidden = false;
+      $("review-mapping").hidden = true;
+      $("map-sku").focus();
+    });
+    $("save-mapping").addEventListener("change", () => {
+      $("mapping-name").disabled = !$("save-mapping").checked;
+      if ($("save-mapping").checked) $("mapping-name").focus();
+    });
+
     input.addEventListener("change", chosen);
     ["dragenter", "dragover"].forEach((type) =>
       dropzone.addEventListener(type, (event) => {
@@ -53,16 +251,30 @@
       }
     });
 
-    form.addEventListener("submit", (event) => {
+    form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const file = input.files && input.files[0];
       if (!file) return;
-      upload(file, $("dry-run").checked);
+      if (!mappingStep.hidden && $("save-mapping").checked) {
+        if (!$("mapping-name").value.trim()) {
+          PI.toast("Give the mapping a name to save it, or untick “Save this mapping”.", "error");
+          $("mapping-name").focus();
+          return;
+        }
+        try {
+          await saveMapping();
+        } catch (error) {
+          PI.toast(error.message, "error");
+          return;
+        }
+      }
+      upload(file, $("dry-run").checked, readOptions());
     });
   }
 
-  function upload(file, dryRun) {
+  function upload(file, dryRun, options) {
     const body = new FormData();
+    Object.entries(options || {}).forEach(([key, value]) => body.append(key, value));
     body.append("file", file);
     const request = new XMLHttpRequest();
     request.open("POST", "/api/imports" + (dryRun ? "?dry_run=true" : ""));
@@ -79,6 +291,7 @@
       try { body = JSON.parse(request.responseText); } catch (_) { /* not JSON */ }
       if (request.status === 202 && body) {
         form.reset();
+        previewToken++;
         chosen();
         follow(body);
         loadHistory();
@@ -88,6 +301,12 @@
         const detail = body && typeof body.detail === "string" ? body.detail : `The server answered ${request.status}.`;
         showUploadError(file.name, detail);
         startButton.disabled = false;
+        if (body && body.suggested_mapping && preview) {
+          // The header did not fit after all: open the mapping step with the suggestion.
+          FIELDS.forEach((field) => fillSelect($("map-" + field), body.columns, body.suggested_mapping[field]));
+          mappingStep.hidden = false;
+          $("review-mapping").hidden = true;
+        }
       }
     });
     request.addEventListener("error", () => {

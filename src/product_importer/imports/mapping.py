@@ -1,0 +1,171 @@
+"""Column mapping: which of the file's columns feeds each of our fields.
+
+A mapping is `{field: column header}` for the fields `sku`, `name` (required), `description` and
+`active` (optional). Without one, the header must name our fields itself (trimmed, any case).
+Headers are compared the same way everywhere: trimmed, byte-order mark removed, case-folded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from product_importer.imports.columns import Columns, FileFormatError
+
+FIELDS = ("sku", "name", "description", "active")
+REQUIRED = ("sku", "name")
+MAX_MAPPING_CHARS = 16 * 1024
+MAX_COLUMN_NAME = 255
+
+
+class MappingInvalid(ValueError):
+    """An option of the request is unusable (mapping JSON, an unknown field, an encoding...);
+    the message says why."""
+
+
+class HeaderMismatch(FileFormatError):
+    """The file's header does not fit (no mapping and no sku/name, or a mapped column missing).
+
+    Carries the columns found, so that the answer can offer a mapping to retry with."""
+
+    def __init__(self, message: str, columns: Sequence[str]) -> None:
+        super().__init__(message)
+        self.columns = list(columns)
+        self.sheets: list[str] = []  # a workbook's sheet names, to offer another one
+
+
+def header_name(cell: str) -> str:
+    return cell.strip().lstrip("\ufeff").strip().casefold()
+
+
+def header_key(header: Sequence[str]) -> str:
+    """Identity of a header set: its names, compared as headers are, in any order."""
+    names = sorted({header_name(cell) for cell in header if header_name(cell)})
+    return hashlib.sha256("\x1f".join(names).encode()).hexdigest()
+
+
+def parse_mapping(text: str, check: bool = True) -> dict[str, str]:
+    """The mapping as given in a request (JSON text), checked on its own: fields and columns.
+    Unchecked (for a preview, which reports what is wrong), it need only be an object of text."""
+    if len(text) > MAX_MAPPING_CHARS:
+        raise MappingInvalid(f"The mapping is longer than {MAX_MAPPING_CHARS:,} characters.")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise MappingInvalid(
+            'The mapping is not valid JSON; send an object such as {"sku": "Variant SKU", '
+            '"name": "Title"}.'
+        ) from None
+    if not isinstance(value, dict):
+        raise MappingInvalid(
+            f"The mapping must be a JSON object of field to column, not {type(value).__name__}."
+        )
+    if not check:
+        if not all(isinstance(v, str | None) for v in value.values()):
+            raise MappingInvalid("The mapping's columns must be names (text).")
+        return {str(k)[:40]: v for k, v in value.items() if isinstance(v, str)}
+    return check_mapping(value)
+
+
+def check_mapping(value: Mapping[Any, Any]) -> dict[str, str]:
+    unknown = [str(key) for key in value if key not in FIELDS]
+    if unknown:
+        raise MappingInvalid(
+            "The mapping names unknown fields: "
+            + ", ".join(repr(k[:40]) for k in unknown[:5])
+            + f". Fields: {', '.join(FIELDS)}."
+        )
+    mapping: dict[str, str] = {}
+    for field in FIELDS:
+        if field not in value or value[field] is None:
+            continue
+        column = value[field]
+        if not isinstance(column, str):
+            raise MappingInvalid(
+                f"The mapping for {field} must be a column name (text), "
+                f"not {type(column).__name__}."
+            )
+        if not header_name(column):
+            continue  # "" means "not mapped", as an empty drop-down does
+        if len(column) > MAX_COLUMN_NAME:
+            raise MappingInvalid(
+                f"The column name for {field} is longer than {MAX_COLUMN_NAME} characters."
+            )
+        mapping[field] = column.strip()
+    missing = [field for field in REQUIRED if field not in mapping]
+    if missing:
+        raise MappingInvalid(
+            f"The mapping must name a column for {' and '.join(missing)} "
+            "(sku and name are required; description and active are optional)."
+        )
+    by_column: dict[str, str] = {}
+    for field, column in mapping.items():
+        other = by_column.setdefault(header_name(column), field)
+        if other != field:
+            raise MappingInvalid(
+                f"The mapping gives the column {column!r} to both {other} and {field}; "
+                "each column can feed one field."
+            )
+    return mapping
+
+
+def _found(header: Sequence[str]) -> str:
+    names = [repr(h.strip()[:60]) for h in header if h.strip()]
+    shown = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50 else "")
+    return shown or "none"
+
+
+def resolve(header: Sequence[str], mapping: Mapping[str, str] | None = None) -> Columns:
+    """Where each field sits in a row of this header, with or without a mapping."""
+    names = [header_name(cell) for cell in header]
+    if not any(names):
+        raise FileFormatError("The header row is empty.")
+    positions: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        if name:
+            positions.setdefault(name, []).append(index)
+    wanted = {field: field for field in FIELDS} if mapping is None else dict(mapping)
+    if mapping is None:
+        duplicates = [name for name, where in positions.items() if len(where) > 1]
+        if duplicates:
+            raise FileFormatError(
+                "The header names a column more than once: " + ", ".join(duplicates) + "."
+            )
+        missing = [field for field in REQUIRED if field not in positions]
+        if missing:
+            raise HeaderMismatch(
+                f"The header has no {' and no '.join(missing)} column (found: {_found(header)}). "
+                "Required columns: sku, name; optional: description, active. "
+                "Send a mapping to use other column names.",
+                header,
+            )
+    found: dict[str, int] = {}
+    for field, column in wanted.items():
+        where = positions.get(header_name(column))
+        if where is None:
+            if mapping is None:
+                continue
+            raise HeaderMismatch(
+                f"The mapping names the column {column!r} for {field}, but the file has no "
+                f"such column (found: {_found(header)}).",
+                header,
+            )
+        if len(where) > 1:
+            raise FileFormatError(
+                f"The header names the column {column!r} (mapped to {field}) more than once."
+            )
+        found[field] = where[0]
+    used = set(found.values())
+    ignored = tuple(
+        cell.strip() for index, cell in enumerate(header) if names[index] and index not in used
+    )
+    return Columns(
+        sku=found["sku"],
+        name=found["name"],
+        description=found.get("description"),
+        active=found.get("active"),
+        width=len(header),
+        ignored=ignored,
+    )

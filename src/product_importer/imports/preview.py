@@ -1,0 +1,154 @@
+"""The first rows of a file as the import will see them: after mapping, `active` read, rejects
+marked with their reason. Runs the same readers and row rules as the import, on a few rows.
+
+The browser may send only the head of a big CSV file (`partial`): then the last row read may be
+cut short, and it is left out, as are errors at the cut.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import BinaryIO
+
+from product_importer.imports import mapping as column_mapping
+from product_importer.imports.columns import Columns, FileFormatError
+from product_importer.imports.reading import CsvSource
+from product_importer.imports.saved_mappings import Suggestion
+from product_importer.imports.schemas import ImportPreview, PreviewRow
+from product_importer.imports.sources import ReadOptions, RowSource, describe, open_source
+from product_importer.imports.validation import normalise
+
+PREVIEW_ROWS = 20
+FALLBACK_ENCODING = "cp1252"
+SHOWN_CHARS = 2000
+
+
+def _head(
+    source: RowSource, partial: bool, count: int = PREVIEW_ROWS
+) -> Iterator[tuple[int, list[str]]]:
+    """Up to `count` rows (one more is read when the sample is partial, to drop a cut row)."""
+    rows = source.rows()
+    wanted = count + 1 if partial else count
+    taken: list[tuple[int, list[str]]] = []
+    try:
+        taken.extend(itertools.islice(rows, wanted))
+    except (csv.Error, EOFError, zlib.error, FileFormatError):
+        if not partial:
+            raise  # in a partial sample, the error is at the cut: the rows before it stand
+    if partial and taken:
+        taken.pop()  # the sample's last row may be cut short
+    yield from taken[:count]
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    if index is None or index >= len(row):
+        return ""
+    return row[index].strip()[:SHOWN_CHARS]
+
+
+def _rows(source: RowSource, columns: Columns, partial: bool) -> list[PreviewRow]:
+    results: dict[int, PreviewRow] = {}
+
+    def reject(line: int, reason: str, fields: list[str]) -> None:
+        results[line] = PreviewRow(
+            line=line,
+            sku=_cell(fields, columns.sku),
+            name=_cell(fields, columns.name),
+            description=_cell(fields, columns.description),
+            active=None,
+            rejected=reason,
+            fields=[f[:SHOWN_CHARS] for f in fields],
+        )
+
+    head = list(_head(source, partial))
+    for line, _key, sku, name, description, active in normalise(head, columns, reject):
+        results[line] = PreviewRow(
+            line=line,
+            sku=sku,
+            name=name,
+            description=description[:SHOWN_CHARS],
+            active=active,
+            rejected=None,
+            fields=[],
+        )
+    fields_by_line = dict(head)
+    for line, row in results.items():
+        if not row.fields:
+            row.fields = [f[:SHOWN_CHARS] for f in fields_by_line.get(line, [])]
+    return [results[line] for line in sorted(results)]
+
+
+def preview(
+    raw: BinaryIO,
+    options: ReadOptions,
+    suggestion_for: Callable[[Sequence[str]], Suggestion],
+    partial: bool = False,
+) -> ImportPreview:
+    """Raises FileFormatError when the file cannot be read at all (the upload would be refused
+    too); a mapping that does not fit is reported in the answer, not raised."""
+    encoding: str | None = None
+    while True:
+        source = open_source(raw, options, encoding)
+        try:
+            return _preview(source, options, suggestion_for, partial)
+        except UnicodeDecodeError as exc:
+            chosen = isinstance(source, CsvSource) and source.format.chosen
+            if chosen or encoding is not None or not isinstance(source, CsvSource):
+                raise FileFormatError(
+                    f"The file cannot be decoded as {exc.encoding}: {exc.reason}."
+                ) from None
+            encoding = FALLBACK_ENCODING  # as the import does when UTF-8 turns out wrong
+        except csv.Error as exc:
+            raise FileFormatError(f"Line {source.line_num}: {exc}.") from None
+        finally:
+            source.close()
+
+
+def _preview(
+    source: RowSource,
+    options: ReadOptions,
+    suggestion_for: Callable[[Sequence[str]], Suggestion],
+    partial: bool,
+) -> ImportPreview:
+    header_matches = True
+    try:
+        source.read_header(None)
+    except column_mapping.HeaderMismatch:
+        header_matches = False
+    info = describe(source)
+    if options.mapping is not None:
+        mapping, mapping_source, saved_name = dict(options.mapping), "given", None
+    else:
+        suggestion = suggestion_for(info.header)
+        mapping, mapping_source = suggestion.mapping, suggestion.source
+        saved_name = suggestion.saved_name
+    columns: Columns | None = None
+    mapping_error: str | None = None
+    try:
+        columns = column_mapping.resolve(info.header, column_mapping.check_mapping(mapping))
+    except (FileFormatError, column_mapping.MappingInvalid) as exc:
+        mapping_error = str(exc)
+    rows = _rows(source, columns, partial) if columns is not None else []
+    warnings = list(info.warnings)
+    if isinstance(source, CsvSource) and source.encoding != source.format.encoding:
+        warnings.append(f"The file is not UTF-8; it was read as {source.encoding}.")
+    if columns is not None and columns.ignored:
+        warnings.append("Ignored columns: " + ", ".join(columns.ignored[:50]) + ".")
+    return ImportPreview(
+        kind=info.kind,
+        columns=[cell.strip() for cell in info.header],
+        sheets=info.sheets,
+        sheet=info.sheet,
+        encoding=source.encoding if isinstance(source, CsvSource) else None,
+        delimiter=info.delimiter,
+        mapping=mapping,
+        mapping_source=mapping_source,
+        saved_mapping=saved_name,
+        header_matches=header_matches,
+        mapping_error=mapping_error,
+        rows=rows,
+        warnings=warnings,
+    )
