@@ -21,6 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from product_importer import __version__
 from product_importer.auth import routes as auth_routes
 from product_importer.catalog import routes as catalog_routes
+from product_importer.changes import routes as changes_routes
 from product_importer.db import Database
 from product_importer.dependencies import CurrentPrincipal, LoginRequired
 from product_importer.imports import routes as import_routes
@@ -161,6 +162,7 @@ def create_app(
     app.include_router(_docs_router(app))
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(changes_routes.router)  # before catalog: /api/products/history
     app.include_router(import_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(webhook_routes.router)

@@ -22,6 +22,7 @@ from product_importer.catalog.schemas import (
     ProductUpdate,
     single_line,
 )
+from product_importer.changes import service as changes_service
 from product_importer.db import Database
 from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession, get_database
 
@@ -99,6 +100,10 @@ _STALE: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _actor(principal: Any) -> str:
+    return changes_service.actor_name(principal.kind, principal.name)
+
+
 def _with_etag(response: Response, product: Any) -> ProductRead:
     response.headers["ETag"] = catalog_service.etag(product)
     return ProductRead.model_validate(product)
@@ -141,10 +146,10 @@ def list_products(
     responses=_CONFLICT,
 )
 def create_product(
-    session: DbSession, _principal: CurrentPrincipal, body: ProductCreate, response: Response
+    session: DbSession, principal: CurrentPrincipal, body: ProductCreate, response: Response
 ) -> ProductRead:
     try:
-        product = catalog_service.create(session, body)
+        product = catalog_service.create(session, body, _actor(principal))
     except catalog_service.SkuConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     response.headers["Location"] = f"/api/products/{product.id}"
@@ -167,17 +172,19 @@ def delete_all_products(
     session: DbSession,
     principal: CurrentPrincipal,
     response: Response,
+    settings: AppSettings,
     confirm: Annotated[
-        bool, Query(description="Must be `true`: deleting every product cannot be undone.")
+        bool, Query(description="Must be `true`: it deletes every product.")
     ] = False,
 ) -> DeleteAllJobRead:
     if not confirm:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
-            "Deleting all products cannot be undone; repeat the request with ?confirm=true "
-            "to confirm.",
+            "This deletes every product (it can be undone for "
+            f"{settings.history_retention_days:g} days); repeat the request with "
+            "?confirm=true to confirm.",
         )
-    job, _created = catalog_service.start_delete_all(session, principal.name)
+    job, _created = catalog_service.start_delete_all(session, _actor(principal))
     response.headers["Location"] = f"/api/products/delete-jobs/{job.id}"
     return DeleteAllJobRead.model_validate(job)
 
@@ -265,14 +272,14 @@ def get_product(
 )
 def update_product(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    principal: CurrentPrincipal,
     product_id: ProductId,
     body: ProductUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> ProductRead:
     try:
-        product = catalog_service.update(session, product_id, body, if_match)
+        product = catalog_service.update(session, product_id, body, if_match, _actor(principal))
     except catalog_service.ProductNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except catalog_service.SkuConflict as exc:
@@ -291,12 +298,12 @@ def update_product(
 )
 def delete_product(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    principal: CurrentPrincipal,
     product_id: ProductId,
     if_match: IfMatch = None,
 ) -> Response:
     try:
-        catalog_service.delete(session, product_id, if_match)
+        catalog_service.delete(session, product_id, if_match, _actor(principal))
     except catalog_service.ProductNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:
