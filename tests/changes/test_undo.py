@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from product_importer.changes.models import ProductChange
 from product_importer.db import Database
-from tests.catalog.helpers import events, wait_for_delete_job
+from tests.catalog.helpers import events, wait_for, wait_for_delete_job
 from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
 from tests.imports.conftest import run_import
 
@@ -102,7 +102,9 @@ def test_undo_import_keeps_what_was_edited_since_and_the_undo_can_be_undone(
 def test_delete_all_then_undo_gives_the_catalogue_back(
     client: TestClient, database: Database
 ) -> None:
-    rows = [(f"P{i}", f"Item-{i:03d}", f"desc {i}", "false" if i % 3 else "true") for i in range(40)]
+    rows = [
+        (f"P{i}", f"Item-{i:03d}", f"desc {i}", "false" if i % 3 else "true") for i in range(40)
+    ]
     run_import(client, csv_of(rows, header="name,sku,description,active"))
     before = catalogue(database)
     assert len(before) == 40
@@ -122,6 +124,7 @@ def test_delete_all_then_undo_gives_the_catalogue_back(
     restored = events(database, "products.restored")
     assert len(restored) == 1 and restored[0].payload["data"]["restored"] == 40
     # The restored products are searchable again.
+    wait_for(lambda: not client.get("/api/products").json()["search_pending"])
     listed = client.get("/api/products", params={"sku": "item-007"}).json()
     assert listed["total"] == 1
 

@@ -17,11 +17,19 @@ from sse_starlette import EventSourceResponse
 from product_importer.catalog.export import neutralise_cell
 from product_importer.catalog.models import SKU_MAX_LENGTH, sku_key
 from product_importer.catalog.schemas import single_line
+from product_importer.changes import bulk
 from product_importer.changes import service as changes_service
-from product_importer.changes.schemas import ChangePage, ChangeSetRead, HistoryPage, UndoDryRun
+from product_importer.changes.schemas import (
+    BulkRequest,
+    ChangePage,
+    ChangeSetRead,
+    HistoryPage,
+    UndoDryRun,
+)
 from product_importer.changes.tasks import live_key
 from product_importer.db import Database
 from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession
+from product_importer.imports.locking import CatalogueLock
 
 router = APIRouter(prefix="/api", tags=["changes"])
 
@@ -255,6 +263,66 @@ def kept_products(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="undo-{change_id}-kept.csv"'},
     )
+
+
+# --- bulk actions ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/products/bulk",
+    summary="Activate, deactivate or delete many products at once",
+    description=(
+        "Select by `ids` (at most 1,000) or by `filter` (the list's filters) with "
+        "`expected_total`, the number of products you saw: if the filter now matches another "
+        "number, nothing happens (409). Up to 1,000 products are changed within the request "
+        "(`200` with the change set); more answer `202` with a queued change set to follow "
+        "like an undo. Either way the action is one change set, and can be undone."
+    ),
+    tags=["products"],
+    responses={
+        200: {"model": ChangeSetRead, "description": "Done: the change set."},
+        202: {"model": ChangeSetRead, "description": "Queued: the change set, as a job."},
+        409: {
+            "description": "`expected_total` is stale, or an import or another bulk change "
+            "holds the catalogue."
+        },
+    },
+)
+def bulk_action(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    principal: CurrentPrincipal,
+    response: Response,
+    body: BulkRequest,
+) -> ChangeSetRead:
+    database: Database = request.app.state.database
+    actor = _actor(principal)
+    try:
+        matched = bulk.count_selected(session, body)
+        if matched > bulk.INLINE_LIMIT:
+            change, _matched = bulk.start(session, body, actor)
+            response.status_code = status.HTTP_202_ACCEPTED
+            response.headers["Location"] = f"/api/changes/{change.id}"
+            return _read(request, session, settings, change)
+        lock = CatalogueLock(database)
+        if not lock.try_acquire():
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                "An import, a delete-all or another bulk change is running; nothing was "
+                "changed. Try again when it has finished.",
+            )
+        try:
+            # Its own transaction, committed before the lock is released.
+            with database.session() as own:
+                matched = bulk.count_selected(own, body)
+                change = bulk.run_inline(own, body, actor, matched)
+                change_id = change.id
+        finally:
+            lock.release()
+    except bulk.TotalMismatch as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return _read(request, session, settings, changes_service.get(session, change_id))
 
 
 # --- product history ------------------------------------------------------------------------

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from product_importer.catalog.schemas import FILTER_MAX_LENGTH, single_line
+
+MAX_BULK_IDS = 1000
 
 
 class ChangeSetRead(BaseModel):
@@ -69,3 +80,58 @@ class HistoryPage(BaseModel):
     total: int
     page: int
     page_size: int
+
+
+def _filter_text(value: str | None) -> str | None:
+    return None if value is None else single_line(value)
+
+
+FilterText = Annotated[
+    str | None, StringConstraints(max_length=FILTER_MAX_LENGTH), AfterValidator(_filter_text)
+]
+
+
+class BulkFilter(BaseModel):
+    """The product list's filters, as `GET /api/products` takes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    sku: FilterText = None
+    name: FilterText = None
+    description: FilterText = None
+    active: bool | None = None
+    q: FilterText = None
+
+
+class BulkRequest(BaseModel):
+    """`ids` (at most 1,000), or `filter` with the `expected_total` the user saw."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"action": "deactivate", "ids": [12, 15, 19]},
+                {"action": "delete", "filter": {"q": "oak"}, "expected_total": 1200},
+            ]
+        },
+    )
+
+    action: Literal["activate", "deactivate", "delete"]
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_BULK_IDS
+    )
+    filter: BulkFilter | None = None
+    expected_total: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> BulkRequest:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("send either `ids` or `filter` (with `expected_total`), not both")
+        if self.filter is not None and self.expected_total is None:
+            raise ValueError(
+                "`expected_total` is required with `filter`: the number of products you saw"
+            )
+        if self.ids is not None and self.expected_total is not None:
+            raise ValueError("`expected_total` goes with `filter`, not with `ids`")
+        return self

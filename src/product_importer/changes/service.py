@@ -308,10 +308,15 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     restored += repository.undo_recreate_deleted(session, change.id, undo.id, now)
     progress(95.0)
     if restored:
+        # Restored text is indexed for search after the commit, as after an import.
         from product_importer.catalog import repository as catalog_repository
+        from product_importer.catalog import service as catalog_service
 
         sql, params = catalog_repository.backlog_statement(session.get_bind().dialect.name, now)
         session.execute(sa.text(sql), params)
+        catalog_service.queue_search_indexing(
+            session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
+        )
     session.execute(
         sa.update(ChangeSet)
         .where(ChangeSet.id == undo.id)
