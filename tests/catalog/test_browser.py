@@ -165,7 +165,7 @@ def test_delete_all_asks_shows_the_count_and_reports_success(
     expect(page.locator("#products-body tr")).to_have_count(1)
     page.get_by_role("button", name="Delete all products").click()
     dialog = page.get_by_role("dialog", name="Delete all products")
-    expect(dialog).to_contain_text("Are you sure? This cannot be undone.")
+    expect(dialog).to_contain_text("The deletion can be undone for 30 days")
     expect(dialog).to_contain_text("This deletes all 75 products in the catalogue")
     expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
     screenshot(page, "products-delete-all")

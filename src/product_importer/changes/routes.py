@@ -20,6 +20,7 @@ from product_importer.catalog.schemas import single_line
 from product_importer.changes import bulk
 from product_importer.changes import service as changes_service
 from product_importer.changes.schemas import (
+    BulkCount,
     BulkRequest,
     ChangePage,
     ChangeSetRead,
@@ -280,7 +281,10 @@ def kept_products(
     ),
     tags=["products"],
     responses={
-        200: {"model": ChangeSetRead, "description": "Done: the change set."},
+        200: {
+            "model": ChangeSetRead,
+            "description": "Done: the change set (or, for a dry run, the count).",
+        },
         202: {"model": ChangeSetRead, "description": "Queued: the change set, as a job."},
         409: {
             "description": "`expected_total` is stale, or an import or another bulk change "
@@ -295,9 +299,21 @@ def bulk_action(
     principal: CurrentPrincipal,
     response: Response,
     body: BulkRequest,
-) -> ChangeSetRead:
+    dry_run: Annotated[
+        bool, Query(description="Only count the selection (exactly); change nothing.")
+    ] = False,
+) -> ChangeSetRead | BulkCount:
     database: Database = request.app.state.database
     actor = _actor(principal)
+    if dry_run:
+        unchecked = body.model_copy(update={"expected_total": None})
+        return BulkCount(action=body.action, matched=bulk.count_selected(session, unchecked))
+    if body.filter is not None and body.expected_total is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "`expected_total` is required with `filter`: the number of products you saw "
+            "(get it exactly with ?dry_run=true).",
+        )
     try:
         matched = bulk.count_selected(session, body)
         if matched > bulk.INLINE_LIMIT:

@@ -128,10 +128,11 @@ class BulkRequest(BaseModel):
     def _one_selection(self) -> BulkRequest:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("send either `ids` or `filter` (with `expected_total`), not both")
-        if self.filter is not None and self.expected_total is None:
-            raise ValueError(
-                "`expected_total` is required with `filter`: the number of products you saw"
-            )
         if self.ids is not None and self.expected_total is not None:
             raise ValueError("`expected_total` goes with `filter`, not with `ids`")
         return self
+
+
+class BulkCount(BaseModel):
+    action: str
+    matched: int = Field(description="Products the selection matches now (exact)")
