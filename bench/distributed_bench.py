@@ -12,7 +12,7 @@ Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/0; queues get a unique pr
                topology (`worker --queues imports` and `worker --queues webhooks,default`), with
                --workers 1 one worker taking every queue.
 
-Import: the file from /work/shared/data/gen_products.py (cached under BENCH_DIR, default
+Import: a file from the project's sample-data generator (cached under BENCH_DIR, default
 /tmp/pi-bench), timed from the start of the HTTP upload to the job's `completed`, into an empty
 catalogue; peak RSS (VmHWM, reset just before the upload) of the process that ran the import
 (the server when embedded, the busiest worker when distributed).
@@ -37,6 +37,10 @@ from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
+
+if __package__ in (None, ""):
+    # Run as `python bench/distributed_bench.py`: make the `bench` package importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.import_bench import (
     PG_ADMIN,

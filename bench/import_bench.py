@@ -32,8 +32,9 @@ from typing import Any
 
 import httpx
 
+from product_importer import sampledata
+
 ROOT = Path(__file__).resolve().parent.parent
-GENERATOR = ROOT.parent / "shared" / "data" / "gen_products.py"
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/pi-bench"))
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -41,12 +42,10 @@ PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1
 def generate(rows: int) -> tuple[Path, Path]:
     """The catalogue file and a variant with the same SKUs and every name changed."""
     WORK.mkdir(parents=True, exist_ok=True)
-    base = WORK / f"products-{rows}.csv"
-    changed = WORK / f"products-{rows}-changed.csv"
+    base = WORK / f"sample-{rows}.csv"
+    changed = WORK / f"sample-{rows}-changed.csv"
     if not base.exists():
-        subprocess.run(
-            [sys.executable, str(GENERATOR), "--rows", str(rows), "--out", str(base)], check=True
-        )
+        sampledata.write_file(base, sampledata.Options(rows=rows))
     if not changed.exists():
         with base.open(newline="") as src, changed.open("w", newline="") as dst:
             reader, writer = csv.reader(src), csv.writer(dst)

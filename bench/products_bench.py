@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from product_importer import migrate
+from product_importer import migrate, sampledata
 from product_importer.catalog import export as catalog_export
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog import tasks as catalog_tasks
@@ -49,7 +49,6 @@ from product_importer.db import Database
 from product_importer.settings import Settings
 from product_importer.tasks.registry import TaskContext
 
-GENERATOR = Path("/work/shared/data/gen_products.py")
 PG_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -57,23 +56,19 @@ TARGET_MS = 50.0
 WRITE_ROWS = 500_000
 REPEATS = 40
 CHUNK = 100_000
-NAMES = ["Smith", "Garcia", "Nguyen", "Murphy", "Rivera", "Jones", "Walker", "Bailey"]
-WORDS = ["garden", "camera", "doctor", "energy", "market", "window", "picture", "network"]
+# Words of the sample-data generator: product words in names, everyday words in descriptions.
+NAMES = ["chair", "lamp", "kettle", "mirror", "basket", "sofa", "candle", "vase"]
+WORDS = ["garden", "kitchen", "window", "market", "winter", "texture", "polish", "storage"]
 
 
 # --- data -----------------------------------------------------------------------------------
 
 
 def catalogue_csv(rows: int) -> Path:
-    path = Path(tempfile.gettempdir()) / f"pi_products_bench_{rows}.csv"
+    path = Path(tempfile.gettempdir()) / f"pi_products_bench_sample_{rows}.csv"
     if not path.exists():
         print(f"generating {rows:,} rows into {path} ...", flush=True)
-        with path.open("w") as out:
-            subprocess.run(
-                [sys.executable, str(GENERATOR), "--rows", str(rows), "--dup-rate", "0"],
-                check=True,
-                stdout=out,
-            )
+        sampledata.write_file(path, sampledata.Options(rows=rows, dup_rate=0.0))
     return path
 
 

@@ -1,4 +1,5 @@
-"""The `product-importer` command: serve, worker, migrate, import, users and API tokens."""
+"""The `product-importer` command: serve, worker, migrate, import, sample data, users and API
+tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import errno
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from product_importer import migrate as migrations
+from product_importer import sampledata
 from product_importer.auth import service as auth_service
 from product_importer.db import Database, DatabaseConfigError
 from product_importer.observability import logs, metrics_dir
@@ -256,6 +260,49 @@ def import_file(
     typer.echo(import_cli.summary(job))
     if job.status != "completed":
         raise typer.Exit(1)
+
+
+class SampleFormat(StrEnum):
+    csv = "csv"
+    csv_gz = "csv.gz"
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Annotated[
+        str, typer.Option("--out", help="File to write (.csv or .csv.gz), or - for stdout.")
+    ],
+    rows: Annotated[int, typer.Option(min=0, max=1_000_000_000, help="Data rows.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 1,
+    dup_rate: Annotated[
+        float,
+        typer.Option(
+            "--dup-rate", help="Share of rows repeating an earlier SKU in another letter case."
+        ),
+    ] = sampledata.DEFAULT_DUP_RATE,
+    file_format: Annotated[
+        SampleFormat | None,
+        typer.Option("--format", help="csv or csv.gz (default: from the file name)."),
+    ] = None,
+) -> None:
+    """Write a realistic catalogue CSV to try an import with (deterministic for a seed)."""
+    if not 0.0 <= dup_rate < 1.0:
+        fail("--dup-rate must be at least 0 and below 1, e.g. 0.03", 2)
+    target = Path(out)
+    if out != "-" and target.is_dir():
+        fail(f"--out {out} is a folder; name a file", 2)
+    if out != "-" and not target.parent.is_dir():
+        fail(f"--out {out}: the folder {target.parent} does not exist", 2)
+    started = time.monotonic()
+    options = sampledata.Options(rows=rows, seed=seed, dup_rate=dup_rate)
+    try:
+        sampledata.write_file(out, options, file_format.value if file_format else None)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}", 2)
+    if out != "-":
+        size_mb = target.stat().st_size / 1_000_000
+        seconds = time.monotonic() - started
+        typer.echo(f"Wrote {rows:,} rows to {out} ({size_mb:.1f} MB) in {seconds:.1f} s.")
 
 
 NewPassword = Annotated[

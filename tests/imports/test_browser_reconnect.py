@@ -9,8 +9,6 @@ by itself."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from product_importer import sampledata
 from product_importer.db import Database
 from product_importer.imports.models import ImportJob
 from tests.browser import screenshot
@@ -28,11 +27,7 @@ ROWS = 150_000
 
 
 def _make_file(path: Path) -> None:
-    generator = Path(__file__).parents[3] / "shared/data/gen_products.py"
-    subprocess.run(
-        [sys.executable, str(generator), "--rows", str(ROWS), "--seed", "5", "--out", str(path)],
-        check=True,
-    )
+    sampledata.write_file(path, sampledata.Options(rows=ROWS, seed=5))
 
 
 @pytest.mark.parametrize("outage", ["dropped", "proxy-502"])
