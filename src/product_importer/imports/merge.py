@@ -182,14 +182,22 @@ class SQLiteMerger:
                         recording.sqlite_record_updates(where, has_active), (change_id, *params)
                     )
                     highest = self._db.execute("SELECT max(id) FROM products").fetchone()[0] or 0
-                self._db.execute(
-                    f"UPDATE products SET sku = s.sku, name = s.name, description = s.description, "
-                    f"{active_set} updated_at = ? FROM temp.import_last AS s "
-                    f"WHERE products.sku_key = s.sku_key AND {where} AND (products.sku <> s.sku "
-                    f"OR products.name <> s.name OR products.description <> s.description"
-                    f"{active_diff})",
-                    (stamp, *params),
-                )
+                if change_id is not None:
+                    # The records just written say which products change and to what: apply
+                    # them by rowid rather than matching the staged rows by key a second time.
+                    self._db.execute(
+                        recording.sqlite_apply_updates(where.replace("s.", "c.")),
+                        (stamp, change_id, *params),
+                    )
+                else:
+                    self._db.execute(
+                        f"UPDATE products SET sku = s.sku, name = s.name, "
+                        f"description = s.description, {active_set} updated_at = ? "
+                        f"FROM temp.import_last AS s WHERE products.sku_key = s.sku_key AND "
+                        f"{where} AND (products.sku <> s.sku OR products.name <> s.name "
+                        f"OR products.description <> s.description{active_diff})",
+                        (stamp, *params),
+                    )
                 updated += self._db.execute("SELECT changes()").fetchone()[0]
                 self._db.execute(
                     "INSERT INTO products (sku, sku_key, name, description, active, created_at, "
