@@ -455,10 +455,14 @@ def pg_truncate(
     granted within `lock_timeout_ms` (readers queue behind a waiting TRUNCATE, so keep it short).
     """
     session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+    if record is not None:
+        # Record under a lock that stops writers but not readers (the list stays readable while
+        # a million rows are copied); the exclusive lock is then taken only for the TRUNCATE,
+        # and no writer can have come in between, so the record is exactly what it removes.
+        session.execute(text("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE"))
+        record()
     session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
     count = count_all(session)
-    if record is not None:
-        record()  # under the exclusive lock: exactly what the TRUNCATE removes
     session.execute(text("TRUNCATE products, product_search"))
     session.execute(delete(SearchBacklog))
     return count
