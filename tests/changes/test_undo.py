@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -174,3 +175,29 @@ def test_changes_list_newest_first_with_kind_filter(client: TestClient) -> None:
     assert [item["kind"] for item in only["items"]] == ["import"]
     assert only["items"][0]["actor"] == "alice"
     assert only["items"][0]["undoable_until"] is not None
+
+
+def test_undo_progress_streams_as_server_sent_events(client: TestClient) -> None:
+    job = run_import(client, FILE_A)
+    response = client.post(f"/api/changes/{job['change_id']}/undo")
+    undo_id = response.json()["id"]
+    with client.stream("GET", f"/api/changes/{undo_id}/events") as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        payloads = [
+            json.loads(line[len("data: ") :])
+            for line in stream.iter_lines()
+            if line.startswith("data: ")
+        ]
+    assert payloads[-1]["status"] == "completed"
+    assert payloads[-1]["deleted"] == 20
+    assert all(p["id"] == undo_id for p in payloads)
+    assert client.get("/api/changes/999999/events").status_code == 404
+
+
+def test_kept_csv_only_for_an_undo(client: TestClient) -> None:
+    job = run_import(client, FILE_A)
+    response = client.get(f"/api/changes/{job['change_id']}/kept")
+    assert response.status_code == 404
+    assert "not an undo" in response.json()["detail"]
+    assert client.get("/api/changes/999999/kept").status_code == 404
