@@ -67,7 +67,6 @@ class ProductChange(Base):
             sqlite_where=text("before_sku_key IS NOT NULL"),
             postgresql_where=text("before_sku_key IS NOT NULL"),
         ),
-        {"sqlite_with_rowid": False},
     )
 
     change_id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)

@@ -65,7 +65,6 @@ def upgrade() -> None:
         sa.Column("after_name", sa.String(500), nullable=True),
         sa.Column("after_description", sa.Text(), nullable=True),
         sa.Column("after_active", sa.Boolean(), nullable=True),
-        sqlite_with_rowid=False,
     )
     op.create_index("ix_product_changes_sku_key", "product_changes", ["sku_key", "change_id"])
     # Only edits that change a SKU set it, so the index stays tiny.
