@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Product Importer image: `docker build -t product-importer .`
 # The same image runs the web processes (default command) and the workers (`worker ...`).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

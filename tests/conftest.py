@@ -126,6 +126,18 @@ def client(anon_client: TestClient, database: Database) -> TestClient:
 pytest_plugins = ["tests.browser"]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Carry the accessibility checks a test ran into its report (across xdist workers too)."""
+    from tests import a11y
+
+    report = yield
+    if a11y.CHECKED:
+        report.user_properties.append(("a11y_checked", list(a11y.CHECKED)))
+        a11y.CHECKED.clear()
+    return report
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how many tests ran on each database, so a run shows it covered both."""
     counts = {dialect: {"passed": 0, "failed": 0, "skipped": 0} for dialect in DIALECTS}
@@ -142,3 +154,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("-", "tests per database")
     for line in lines:
         terminalreporter.write_line(line)
+    _accessibility_summary(terminalreporter)
+
+
+def _accessibility_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many page states axe-core checked, at which widths, and what it found."""
+    from tests.a11y import AXE_VERSION
+
+    checks: list[tuple[str, int, int]] = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for key, value in getattr(report, "user_properties", []):
+                if key == "a11y_checked":
+                    checks += [tuple(check) for check in value]
+    if not checks:
+        return
+    states = {label for label, _width, _count in checks}
+    widths = sorted({width for _label, width, _count in checks}, reverse=True)
+    offending = sum(count for _label, _width, count in checks)
+    terminalreporter.write_sep("-", "accessibility")
+    terminalreporter.write_line(
+        f"axe-core {AXE_VERSION} (WCAG 2.1 A/AA and best practices): {len(states)} page "
+        f"states checked at {' and '.join(f'{w} px' for w in widths)} ({len(checks)} checks); "
+        f"offending elements: {offending}"
+    )

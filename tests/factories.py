@@ -7,6 +7,7 @@ import re
 from fastapi.testclient import TestClient
 
 from product_importer.auth import service as auth_service
+from product_importer.auth.roles import Role
 from product_importer.catalog import repository
 from product_importer.catalog.models import Product, sku_key
 from product_importer.db import Database
@@ -14,14 +15,19 @@ from product_importer.db import Database
 DEFAULT_PASSWORD = "correct horse battery"
 
 
-def make_user(database: Database, username: str = "alice", password: str = DEFAULT_PASSWORD) -> int:
+def make_user(
+    database: Database,
+    username: str = "alice",
+    password: str = DEFAULT_PASSWORD,
+    role: Role = Role.admin,
+) -> int:
     with database.session() as session:
-        return auth_service.create_user(session, username, password).id
+        return auth_service.create_user(session, username, password, role).id
 
 
-def make_token(database: Database, name: str = "ci") -> str:
+def make_token(database: Database, name: str = "ci", role: Role = Role.admin) -> str:
     with database.session() as session:
-        _token, clear = auth_service.create_token(session, name)
+        _token, clear = auth_service.create_token(session, name, role=role)
     return clear
 
 
@@ -43,9 +49,17 @@ def login_csrf(client: TestClient) -> str:
     return match.group(1)
 
 
-def sign_in(client: TestClient, database: Database, username: str = "alice") -> None:
+def sign_in(
+    client: TestClient,
+    database: Database,
+    username: str = "alice",
+    role: Role = Role.admin,
+    *,
+    create: bool = True,
+) -> None:
     """Sign in through the real form; afterwards the client sends the session's CSRF header."""
-    make_user(database, username)
+    if create:
+        make_user(database, username, role=role)
     response = client.post(
         "/login",
         data={"username": username, "password": DEFAULT_PASSWORD, "csrf_token": login_csrf(client)},

@@ -97,7 +97,7 @@ class Fleet:
                 stderr=subprocess.STDOUT,
             )
         self.processes.append(process)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # generous: a loaded 2-core machine starts a server slowly
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:

@@ -51,7 +51,7 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # generous: a loaded 2-core machine starts a server slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.communicate()[0]}")

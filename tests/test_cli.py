@@ -102,3 +102,42 @@ def test_bad_arguments_are_refused_without_traceback(tmp_path: Path, args: list[
     result = run_cli(*args, env=cli_env(tmp_path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_token_and_user_roles_and_expiry_from_the_command_line(
+    database: Database, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, database.engine.url.render_as_string(hide_password=False))
+    viewer = run_cli(
+        "user", "create", "vera", "--password", "a long password", "--role", "viewer", env=env
+    )
+    assert viewer.returncode == 0 and "(viewer)" in viewer.stdout, viewer.stderr
+    made = run_cli("token", "create", "reports", "--role", "viewer", "--expires-in", "30d", env=env)
+    assert made.returncode == 0, made.stderr
+    assert "(viewer, expires 20" in made.stderr
+    listing = run_cli("token", "list", env=env).stdout
+    assert "viewer" in listing and "reports" in listing
+    with database.session() as session:
+        from product_importer.auth import service as auth_service
+
+        principal = auth_service.principal_for_token(session, made.stdout.strip(), None)
+        assert principal is not None and principal.role == "viewer"
+        assert principal_expiry_days(session, "reports") in (29, 30)
+    for bad in (["--expires-in", "30"], ["--expires-in", "0d"], ["--expires-in", "99999w"]):
+        refused = run_cli("token", "create", "x", *bad, env=env)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    wrong_role = run_cli("token", "create", "x", "--role", "owner", env=env)
+    assert wrong_role.returncode == 2 and "owner" in wrong_role.stderr
+
+
+def principal_expiry_days(session: object, name: str) -> int:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from product_importer.auth.models import ApiToken
+    from product_importer.db import utcnow
+
+    assert isinstance(session, Session)
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    assert token is not None and token.expires_at is not None
+    return (token.expires_at - utcnow()).days

@@ -1,51 +1,24 @@
 """Walk every registered route and check that none but the public ones answer without sign-in."""
 
-import re
-from collections.abc import Iterator
-
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import BaseRoute, Mount
 
-PUBLIC = {("GET", "/healthz"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
-PUBLIC_MOUNTS = {"/static", "/static/swagger"}
-
-
-def _concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "1", path)
-
-
-def _flatten(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
-    """Every route with its full path; included routers are walked into."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _flatten(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
-        else:
-            yield prefix, route
+from tests.routes_walk import PUBLIC, api_routes, concrete
 
 
 def test_every_route_needs_credentials(anon_client: TestClient) -> None:
     checked = 0
-    for prefix, route in _flatten(anon_client.app.routes):  # type: ignore[attr-defined]
-        assert prefix == "" or isinstance(route, APIRoute)
-        if isinstance(route, Mount):
-            assert route.path in PUBLIC_MOUNTS, f"unexpected mount {route.path}"
+    for method, path, route in api_routes(anon_client.app):  # type: ignore[arg-type]
+        if (method, path) in PUBLIC:
             continue
-        assert isinstance(route, APIRoute), f"unexpected route type {route!r}"
-        path = prefix + route.path
-        for method in route.methods:
-            if (method, path) in PUBLIC:
-                continue
-            response = anon_client.request(method, _concrete(path), follow_redirects=False)
-            if route.include_in_schema and path.startswith("/api"):
-                assert response.status_code == 401, (method, path, response.status_code)
-                assert "detail" in response.json()
-            elif response.status_code == 303:
-                assert response.headers["location"].startswith("/login?next=")
-            else:
-                assert response.status_code == 401, (method, path, response.status_code)
-            checked += 1
+        response = anon_client.request(method, concrete(path), follow_redirects=False)
+        if route.include_in_schema and path.startswith("/api"):
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert "detail" in response.json()
+        elif response.status_code == 303:
+            assert response.headers["location"].startswith("/login?next=")
+        else:
+            assert response.status_code == 401, (method, path, response.status_code)
+        checked += 1
     assert checked >= 6  # pages, docs, openapi and the API are all walked
 
 

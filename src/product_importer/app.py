@@ -12,18 +12,20 @@ from urllib.parse import quote
 import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from product_importer import __version__
+from product_importer.accounts import routes as account_routes
+from product_importer.audit import routes as audit_routes
 from product_importer.auth import routes as auth_routes
+from product_importer.auth.ratelimit import SignInGuard
 from product_importer.catalog import routes as catalog_routes
 from product_importer.changes import routes as changes_routes
 from product_importer.db import Database
-from product_importer.dependencies import CurrentPrincipal, LoginRequired
+from product_importer.dependencies import LoginRequired, PageForbidden, Viewer
 from product_importer.imports import routes as import_routes
 from product_importer.observability import routes as metrics_routes
 from product_importer.observability.metrics import QueueDepthCollector
@@ -35,7 +37,8 @@ from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
 from product_importer.web import routes as web_routes
-from product_importer.web.templating import STATIC_DIR
+from product_importer.web.security import SecurityHeadersMiddleware
+from product_importer.web.templating import STATIC_DIR, templates
 from product_importer.webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
@@ -72,18 +75,12 @@ def _docs_router(app: FastAPI) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/openapi.json")
-    def openapi(_principal: CurrentPrincipal) -> dict[str, Any]:
+    def openapi(_principal: Viewer) -> dict[str, Any]:
         return app.openapi()
 
     @router.get("/docs")
-    def docs(_principal: CurrentPrincipal) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="Product Importer API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
+    def docs(request: Request, _principal: Viewer) -> Response:
+        return templates.TemplateResponse(request, "docs.html", {})
 
     return router
 
@@ -126,6 +123,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.signin_guard = SignInGuard(settings, database)
     # Collectors read at each scrape of /metrics (queue depths).
     app.state.metrics_collectors = [
         QueueDepthCollector(partial(queue_depth_metrics, settings, database))
@@ -138,6 +136,7 @@ def create_app(
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: sees every answer, even redirects
 
     @app.exception_handler(LoginRequired)
@@ -146,6 +145,12 @@ def create_app(
         if request.url.query:
             target += "?" + request.url.query
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(PageForbidden)
+    async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
+        return templates.TemplateResponse(
+            request, "forbidden.html", {"message": str(exc), "title": "Not allowed"}, 403
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -163,6 +168,8 @@ def create_app(
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(changes_routes.router)  # before catalog: /api/products/history
+    app.include_router(account_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(import_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(webhook_routes.router)

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 from product_importer import migrate as migrations
 from product_importer import sampledata
 from product_importer.auth import service as auth_service
-from product_importer.db import Database, DatabaseConfigError
+from product_importer.auth.roles import Role
+from product_importer.db import Database, DatabaseConfigError, utcnow
 from product_importer.observability import logs, metrics_dir
 from product_importer.settings import Settings
 
@@ -107,6 +109,10 @@ def _announce_sign_in(database: Database) -> None:
         typer.echo("  product-importer user set-password admin\n")
 
 
+# How long uvicorn waits for a web process (--workers above 1) to answer before replacing it.
+WEB_PROCESS_PING_TIMEOUT_SECONDS = 30
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -150,6 +156,10 @@ def serve(
             host=host,
             port=port,
             log_config=log_config,
+            # uvicorn replaces a web process that does not answer its ping within this time
+            # (default 5 s). A process still importing the app on a busy machine (seen at 2
+            # processes starting on 2 loaded cores) was killed and restarted over and over.
+            timeout_worker_healthcheck=WEB_PROCESS_PING_TIMEOUT_SECONDS,
         )
         return
     uvicorn.run(create_app(settings, database), host=host, port=port, log_config=log_config)
@@ -322,12 +332,22 @@ def _change_users(change: Callable[[Session], object], done: str) -> None:
     typer.echo(done)
 
 
+RoleOption = Annotated[
+    Role,
+    typer.Option(
+        "--role",
+        case_sensitive=False,
+        help="viewer (read, export), editor (+ imports, edits) or admin (everything).",
+    ),
+]
+
+
 @user_app.command("create")
-def user_create(username: str, password: NewPassword) -> None:
-    """Create a user who can sign in to the web UI."""
+def user_create(username: str, password: NewPassword, role: RoleOption = Role.admin) -> None:
+    """Create a user who can sign in to the web UI (an admin unless --role says otherwise)."""
     _change_users(
-        lambda session: auth_service.create_user(session, username, password),
-        f"User '{username.strip()}' created.",
+        lambda session: auth_service.create_user(session, username, password, role),
+        f"User '{username.strip()}' created ({role.value}).",
     )
 
 
@@ -340,17 +360,46 @@ def user_set_password(username: str, password: NewPassword) -> None:
     )
 
 
+_DURATION = re.compile(r"^([1-9][0-9]{0,5})([mhdw])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `12h`, `30d` or `2w` (at most 10 years)."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise typer.BadParameter("write a whole number and a unit: 90m, 12h, 30d or 2w")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > 3650 * 86400:
+        raise typer.BadParameter("at most 10 years (3650d)")
+    return timedelta(seconds=seconds)
+
+
 @token_app.command("create")
-def token_create(name: str) -> None:
+def token_create(
+    name: str,
+    role: RoleOption = Role.admin,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(help="Stop working after this long: 90m, 12h, 30d or 2w. Default: never."),
+    ] = None,
+) -> None:
     """Create an API token and print it (it is shown only once)."""
+    expires_at = utcnow() + parse_duration(expires_in) if expires_in is not None else None
     database = open_database(load_settings())
     try:
         with database.session() as session:
-            token, clear = auth_service.create_token(session, name)
+            token, clear = auth_service.create_token(
+                session, name, role=role, expires_at=expires_at
+            )
             token_id = token.id
     except auth_service.AuthError as exc:
         fail(str(exc), 2)
-    typer.echo(f"Token {token_id} '{name.strip()}' created. It is shown only now:", err=True)
+    until = f", expires {expires_at.isoformat(timespec='seconds')}" if expires_at else ""
+    typer.echo(
+        f"Token {token_id} '{name.strip()}' created ({role.value}{until}). It is shown only now:",
+        err=True,
+    )
     typer.echo(clear)
 
 
@@ -362,10 +411,16 @@ def token_list() -> None:
         tokens = auth_service.list_tokens(session)
     if not tokens:
         typer.echo("No API tokens.")
+    now = utcnow()
     for token in tokens:
         state = "revoked" if token.revoked_at else "active"
+        if state == "active" and token.expires_at is not None and token.expires_at <= now:
+            state = "expired"
         used = token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "never"
-        typer.echo(f"{token.id:>4}  {token.prefix}…  {state:<7}  last used {used}  {token.name}")
+        typer.echo(
+            f"{token.id:>4}  {token.prefix}…  {state:<7}  {token.role:<6}  last used {used}  "
+            f"{token.name}"
+        )
 
 
 @token_app.command("revoke")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
+from product_importer.audit import service as audit_service
 from product_importer.auth import service as auth_service
+from product_importer.auth.ratelimit import SignInGuard
+from product_importer.auth.roles import Role, at_least
 from product_importer.db import Database
 from product_importer.settings import Settings
 
@@ -36,6 +39,19 @@ def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterato
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address (the proxy's forwarded one when the server trusts the proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
+def get_signin_guard(request: Request) -> SignInGuard:
+    guard: SignInGuard = request.app.state.signin_guard
+    return guard
+
+
+Guard = Annotated[SignInGuard, Depends(get_signin_guard)]
 
 
 class LoginRequired(Exception):
@@ -80,8 +96,11 @@ def _resolve(request: Request, session: Session, settings: Settings) -> auth_ser
             )
         return principal  # bearer requests carry no ambient credentials, so no CSRF check
     user_id = request.session.get("user_id")
+    generation = request.session.get("gen", 0)
     principal = (
-        auth_service.principal_for_user_id(session, user_id) if isinstance(user_id, int) else None
+        auth_service.principal_for_session(session, user_id, generation)
+        if isinstance(user_id, int) and isinstance(generation, int)
+        else None
     )
     if principal is None:
         raise HTTPException(
@@ -102,19 +121,107 @@ def _resolve(request: Request, session: Session, settings: Settings) -> auth_ser
 def require_principal(
     request: Request, session: DbSession, settings: AppSettings
 ) -> auth_service.Principal:
+    """Authentication only. Routes declare a role instead (`Viewer`, `Editor`, `Admin`); the
+    route-role test fails for a route that depends on this alone."""
     return _resolve(request, session, settings)
 
 
-def require_page_principal(
-    request: Request, session: DbSession, settings: AppSettings
-) -> auth_service.Principal:
-    try:
-        return _resolve(request, session, settings)
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-            raise LoginRequired from None
-        raise
+class PageForbidden(Exception):
+    """A signed-in user asked for a page their role cannot use; answered with an HTML page."""
+
+    def __init__(self, needed: Role, have: Role) -> None:
+        super().__init__(forbidden_message(needed, have))
+        self.needed = needed
+
+
+def forbidden_message(needed: Role, have: Role) -> str:
+    return f"This needs the {needed.value} role; your role is {have.value}."
+
+
+def _check_role(principal: auth_service.Principal, needed: Role) -> None:
+    if not at_least(principal.role, needed):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, forbidden_message(needed, principal.role))
+
+
+RoleDependency = Callable[[Request, Session, Settings], auth_service.Principal]
+_api_roles: dict[Role, RoleDependency] = {}
+_page_roles: dict[Role, RoleDependency] = {}
+
+
+def require_role(role: Role) -> RoleDependency:
+    """The one place roles are enforced: a dependency that authenticates the request and
+    answers 403 naming the role needed. Its `required_role` is what the route-role test reads."""
+    if role not in _api_roles:
+
+        def dependency(
+            request: Request, session: DbSession, settings: AppSettings
+        ) -> auth_service.Principal:
+            principal = _resolve(request, session, settings)
+            _check_role(principal, role)
+            request.state.principal = principal
+            return principal
+
+        dependency.required_role = role  # type: ignore[attr-defined]
+        _api_roles[role] = dependency
+    return _api_roles[role]
+
+
+def require_page_role(role: Role) -> RoleDependency:
+    """As `require_role`, for HTML pages: no session redirects to sign-in, a lesser role
+    gets a page that says which role is needed."""
+    if role not in _page_roles:
+
+        def dependency(
+            request: Request, session: DbSession, settings: AppSettings
+        ) -> auth_service.Principal:
+            try:
+                principal = _resolve(request, session, settings)
+            except HTTPException as exc:
+                if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+                    raise LoginRequired from None
+                raise
+            if not at_least(principal.role, role):
+                raise PageForbidden(role, principal.role)
+            request.state.principal = principal
+            return principal
+
+        dependency.required_role = role  # type: ignore[attr-defined]
+        _page_roles[role] = dependency
+    return _page_roles[role]
 
 
 CurrentPrincipal = Annotated[auth_service.Principal, Depends(require_principal)]
-PagePrincipal = Annotated[auth_service.Principal, Depends(require_page_principal)]
+Viewer = Annotated[auth_service.Principal, Depends(require_role(Role.viewer))]
+Editor = Annotated[auth_service.Principal, Depends(require_role(Role.editor))]
+Admin = Annotated[auth_service.Principal, Depends(require_role(Role.admin))]
+ViewerPage = Annotated[auth_service.Principal, Depends(require_page_role(Role.viewer))]
+AdminPage = Annotated[auth_service.Principal, Depends(require_page_role(Role.admin))]
+
+
+class Auditor:
+    """Records audit entries for the request: its principal (set by the role dependency),
+    its client address, in the request's unit of work."""
+
+    def __init__(self, request: Request, session: Session) -> None:
+        self.request = request
+        self.session = session
+
+    def __call__(
+        self, action: str, target: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        principal = getattr(self.request.state, "principal", None)
+        audit_service.record(
+            self.session,
+            principal,
+            action,
+            target=target,
+            ip=client_address(self.request),
+            details=details,
+        )
+
+
+def get_auditor(request: Request, session: DbSession) -> Auditor:
+    return Auditor(request, session)
+
+
+AuditLog = Annotated[Auditor, Depends(get_auditor)]

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
         default=False, description="Send the session cookie over HTTPS only."
     )
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    signin_limit_per_account: str = Field(
+        default="5/15 minutes",
+        description="Failed sign-ins allowed per account name (e.g. 5/15 minutes).",
+    )
+    signin_limit_per_address: str = Field(
+        default="20/15 minutes", description="Failed sign-ins allowed per client address."
+    )
+    audit_retention_days: float = Field(
+        default=180, gt=0, description="Audit log entries older than this are pruned."
+    )
     max_upload_bytes: int = Field(default=GIB, ge=1)
     upload_retention_days: float = Field(
         default=7,
@@ -106,6 +116,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="Least severe level logged."
     )
+
+    @field_validator("signin_limit_per_account", "signin_limit_per_address")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            if parse(value).amount < 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write it like '5/15 minutes' or '20 per hour'"
+            ) from None
+        return value
 
     @field_validator("log_format", mode="before")
     @classmethod

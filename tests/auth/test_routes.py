@@ -93,7 +93,12 @@ def test_bearer_tokens_authenticate_api_requests(
 ) -> None:
     token = make_token(database, "automation")
     response = anon_client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
-    assert response.json() == {"name": "automation", "kind": "token"}
+    assert response.json() == {
+        "name": "automation",
+        "kind": "token",
+        "role": "admin",
+        "user_id": None,
+    }
     for header in (f"Bearer {token}x", "Basic abc", "Bearer ", token):
         bad = anon_client.get("/api/me", headers={"Authorization": header})
         assert bad.status_code == 401, header
@@ -105,6 +110,7 @@ def test_environment_token_authenticates(database: Database, settings: Settings)
     with TestClient(create_app(configured, database)) as client:
         ok = client.get("/api/me", headers={"Authorization": "Bearer from-the-environment"})
         assert ok.json()["kind"] == "env-token"
+        assert ok.json()["role"] == "admin"  # the environment token acts as admin
 
 
 def _app_with_a_write_route(settings: Settings, database: Database) -> TestClient:

@@ -1,6 +1,7 @@
-"""Static checks of compose.yaml and the Dockerfile (Docker does not run on the build machines):
-they catch the mistakes that would only show at `docker compose up` — a misspelt setting, a
-command or option the CLI does not have, a service without a health check or its volume."""
+"""Static checks of compose.yaml and the Dockerfile, quick and without Docker: they catch the
+mistakes that would only show at `docker compose up` — a misspelt setting, a command or option
+the CLI does not have, a service without a health check or its volume. scripts/test-docker runs
+the real thing (tests/docker/)."""
 
 from __future__ import annotations
 
@@ -153,3 +154,18 @@ def test_dockerfile_copies_the_build_inputs_and_dockerignore_keeps_the_rest_out(
     ignored = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "var", ".env", "tests"} <= ignored
     assert not {"src", "pyproject.toml", "README.md"} & ignored
+
+
+def test_ci_override_only_swaps_the_registry_images() -> None:
+    """deploy/compose.ci.yaml (scripts/test-docker) must test compose.yaml as users run it."""
+    services = _compose()["services"]
+    override = yaml.safe_load((ROOT / "deploy" / "compose.ci.yaml").read_text())
+    assert set(override) == {"services"}
+    swapped = override["services"]
+    registry = {name for name, service in services.items() if "build" not in service}
+    assert set(swapped) == registry == {"postgres", "redis", "nginx"}
+    for name, service in swapped.items():
+        assert set(service) == {"image"}, name
+        assert service["image"].startswith("local/"), service
+        folder = ROOT / "deploy" / "ci" / "images" / name
+        assert (folder / "Dockerfile").is_file(), folder

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import update
 
+from product_importer.db import utcnow
 from product_importer.imports.locking import CatalogueLock
+from product_importer.imports.models import ImportJob
 from tests.browser import LiveServer, screenshot, sign_in_page
 
 pytestmark = pytest.mark.browser
@@ -37,9 +40,9 @@ def test_upload_shows_progress_and_a_summary(
 
     card = page.locator("#job-card")
     expect(card.get_by_role("progressbar")).to_be_visible()
-    expect(card.get_by_role("status").filter(has_text="Import finished")).to_be_visible(
-        timeout=60_000
-    )
+    expect(card.locator("#job-outcome")).to_contain_text("Import finished", timeout=60_000)
+    # Screen readers hear the outcome through the page's live region.
+    expect(page.locator("#announcer")).to_contain_text("catalogue.csv: Import finished")
     expect(card.get_by_text("created 60,000")).to_be_visible()
     expect(card.get_by_text("rejected 1 of 60,001 rows")).to_be_visible()
     expect(card.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
@@ -75,7 +78,7 @@ def test_progress_is_live_while_the_import_waits_and_runs(
         screenshot(page, "import-queued")
     finally:
         lock.release()
-    expect(card.get_by_role("status").filter(has_text="Import finished")).to_be_visible()
+    expect(card.locator("#job-outcome")).to_contain_text("Import finished")
     expect(card.get_by_role("button", name="Cancel import")).to_be_hidden()
 
 
@@ -121,3 +124,93 @@ def test_the_drop_zone_works_from_the_keyboard(page: Page, live_server: LiveServ
     expect(page.get_by_label("Dry run")).to_be_focused()
     page.keyboard.press("Space")
     expect(page.get_by_label("Dry run")).to_be_checked()
+
+
+# Collects what the page's live region says, and how often the progress figures change.
+LISTEN = """() => {
+  window.heard = [];
+  window.ticks = 0;
+  const announcer = document.getElementById("announcer");
+  if (announcer.textContent) window.heard.push(announcer.textContent);  // said before we listened
+  new MutationObserver(() => {
+    if (announcer.textContent) window.heard.push(announcer.textContent);
+  }).observe(announcer, { childList: true, characterData: true, subtree: true });
+  const percent = document.getElementById("job-percent");
+  new MutationObserver(() => window.ticks++).observe(
+    percent, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def test_screen_readers_hear_milestones_not_every_tick(page: Page, live_server: LiveServer) -> None:
+    """A job moved through its phases step by step: the live region speaks at each new phase,
+    each quarter of the file and the end; the figures on screen change at every step."""
+    database = live_server.database
+    lock = CatalogueLock(database)
+    assert lock.try_acquire()  # keeps the recovery sweep away from the hand-made job
+    try:
+        now = utcnow()
+        with database.session() as session:
+            job = ImportJob(
+                filename="big.csv",
+                status="running",
+                phase="Reading and validating",
+                percent=5.0,
+                total_bytes=1000,
+                started_at=now,
+                heartbeat_at=now,
+                attempts=1,
+            )
+            session.add(job)
+            session.flush()
+            job_id = job.id
+        sign_in_page(page, live_server)
+        page.goto("/import")
+        page.evaluate(LISTEN)
+        card = page.locator("#job-card")
+        expect(card.locator("#job-percent")).to_have_text("5.0%")
+        steps: list[tuple[float, str, str]] = [
+            (10.0, "Reading and validating", "running"),
+            (20.0, "Reading and validating", "running"),
+            (30.0, "Reading and validating", "running"),
+            (40.0, "Reading and validating", "running"),
+            (55.0, "Reading and validating", "running"),
+            (60.0, "Reading and validating", "running"),
+            (70.0, "Reading and validating", "running"),
+            (80.0, "Reading and validating", "running"),
+            (90.0, "Reading and validating", "running"),
+            (95.0, "Merging", "running"),
+            (100.0, "Completed", "completed"),
+        ]
+        for percent, phase, status in steps:
+            with database.session() as session:
+                session.execute(
+                    update(ImportJob)
+                    .where(ImportJob.id == job_id)
+                    .values(
+                        percent=percent,
+                        phase=phase,
+                        status=status,
+                        rows_processed=int(percent * 100),
+                        rows_created=int(percent * 100),
+                        heartbeat_at=utcnow(),
+                        finished_at=utcnow() if status == "completed" else None,
+                    )
+                )
+            expect(card.locator("#job-percent")).to_have_text(
+                f"{percent:.{0 if percent == 100 else 1}f}%"
+            )
+        expect(card.locator("#job-outcome")).to_contain_text("Import finished")
+    finally:
+        lock.release()
+    heard = page.evaluate("window.heard")
+    ticks = page.evaluate("window.ticks")
+    assert heard[0] == "big.csv: Reading and validating, 5% done."
+    assert heard[1:5] == [
+        "big.csv: 25% done.",
+        "big.csv: 50% done.",
+        "big.csv: 75% done.",
+        "big.csv: Merging, 95% done.",
+    ]
+    assert heard[5].startswith("big.csv: Import finished. It created 10,000")
+    assert len(heard) == 6, heard
+    assert ticks >= len(steps), "the figures on screen changed less often than the job did"

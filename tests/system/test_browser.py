@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.a11y import assert_accessible
 from tests.browser import LiveServer, screenshot, sign_in_page
 from tests.factories import DEFAULT_PASSWORD, make_user
 from tests.system.conftest import HeartbeatFleet
@@ -48,6 +49,7 @@ def test_banner_until_a_worker_starts_and_the_system_page_lists_it(
     assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     screenshot(page, "system-banner-390")
     page.set_viewport_size({"width": 1280, "height": 800})
+    assert_accessible(page, "import: no-worker banner (distributed)")
 
     banner.get_by_role("link", name="System page").click()
     expect(page.get_by_role("heading", name="System", exact=True)).to_be_visible()
@@ -56,6 +58,8 @@ def test_banner_until_a_worker_starts_and_the_system_page_lists_it(
     expect(page.locator("#sys-warnings")).to_contain_text("No worker is alive")
     expect(page.locator("#sys-workers")).to_contain_text("No worker has been seen yet")
     expect(page.locator("#sys-facts")).to_contain_text("Distributed")
+    expect(page.locator("#sys-queues tbody tr")).to_have_count(3)
+    assert_accessible(page, "system: distributed, no worker alive")
 
     worker = system_fleet.worker("worker-1", "--concurrency", "2")
     name = f"product-importer-{worker.pid}@"
@@ -68,6 +72,8 @@ def test_banner_until_a_worker_starts_and_the_system_page_lists_it(
     page.set_viewport_size({"width": 390, "height": 844})
     assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     screenshot(page, "system-page-390")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert_accessible(page, "system: distributed, a worker alive")
 
     with page.expect_response(lambda response: "/api/system" in response.url):
         page.goto("/products")

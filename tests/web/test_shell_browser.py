@@ -61,3 +61,11 @@ def test_toasts_show_messages(page: Page, live_server: LiveServer) -> None:
     page.goto("/import")
     page.evaluate("PI.toast('Saved the thing', 'success')")
     expect(page.get_by_role("status").filter(has_text="Saved the thing")).to_be_visible()
+    # Errors go to the assertive live region, which is there (empty) before any toast.
+    alerts = page.locator("#toast-alerts")
+    expect(alerts).to_have_attribute("aria-live", "assertive")
+    page.evaluate("PI.toast('It broke', 'error')")
+    expect(alerts).to_contain_text("It broke")
+    expect(page.get_by_role("status")).not_to_contain_text("It broke")
+    alerts.get_by_role("button", name="Dismiss").click()
+    expect(alerts).to_be_empty()

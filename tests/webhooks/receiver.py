@@ -41,7 +41,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.secret: str | None = None
         self.received: list[Received] = []
         self.replies: deque[Reply] = deque()
@@ -50,7 +50,7 @@ class Receiver:
         self.max_in_flight = 0
         self.released = threading.Event()
         self._lock = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -51,8 +51,9 @@ def test_add_test_disable_and_delete_an_endpoint(
 
     receiver.script(Reply(status=200, body=b'{"pong": true}'))
     card.get_by_role("button", name="Send test").click()
-    result = card.get_by_role("status")
-    expect(result).to_contain_text(re.compile(r"Test delivered: HTTP 200 in \d+ ms"))
+    delivered = re.compile(r"Test delivered: HTTP 200 in \d+ ms")
+    expect(card.locator(".wh-test-result")).to_contain_text(delivered)
+    expect(page.locator("#announcer")).to_contain_text(delivered)
     expect(card.get_by_label("Response excerpt")).to_have_text('{"pong": true}')
     expect(card.get_by_text("Healthy")).to_be_visible()
     expect(card.get_by_text(re.compile(r"Last: HTTP 200 · \d+ ms"))).to_be_visible()
@@ -126,7 +127,9 @@ def test_the_page_is_keyboard_usable_and_shows_failures(
     send = card.get_by_role("button", name="Send test")
     send.focus()
     page.keyboard.press("Enter")
-    expect(card.get_by_role("status")).to_contain_text("Test failed: The receiver answered 500")
+    failed = "Test failed: The receiver answered 500"
+    expect(card.locator(".wh-test-result")).to_contain_text(failed)
+    expect(page.locator("#announcer")).to_contain_text(failed)
     expect(card.get_by_label("Response excerpt")).to_have_text("upstream exploded")
     expect(card.get_by_text("Last test failed")).to_be_visible()
     screenshot(page, "webhooks-test-failed")

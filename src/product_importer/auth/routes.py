@@ -8,10 +8,15 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from product_importer.audit import service as audit
 from product_importer.auth import service as auth_service
+from product_importer.auth.roles import Role
+from product_importer.db import utcnow
 from product_importer.dependencies import (
-    CurrentPrincipal,
     DbSession,
+    Guard,
+    Viewer,
+    client_address,
     csrf_is_valid,
     csrf_token,
 )
@@ -32,12 +37,19 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _login_page(request: Request, next_url: str, error: str | None, code: int) -> Response:
+def _login_page(
+    request: Request,
+    next_url: str,
+    error: str | None,
+    code: int,
+    headers: dict[str, str] | None = None,
+) -> Response:
     return templates.TemplateResponse(
         request,
         "login.html",
         {"csrf_token": csrf_token(request), "next": _safe_next(next_url), "error": error},
         status_code=code,
+        headers=headers,
     )
 
 
@@ -50,6 +62,7 @@ def login_form(request: Request, next: str = "/") -> Response:
 def login(
     request: Request,
     session: DbSession,
+    guard: Guard,
     username: Annotated[str, Form(max_length=150)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
@@ -62,14 +75,44 @@ def login(
             "Your sign-in form expired. Please try again.",
             status.HTTP_400_BAD_REQUEST,
         )
+    address = client_address(request)
+    blocked = guard.blocked(username, address)
+    if blocked is not None:
+        return _login_page(
+            request,
+            next_url,
+            blocked.message,
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            {"Retry-After": str(blocked.retry_after)},
+        )
     user = auth_service.authenticate(session, username, password)
     if user is None:
+        guard.failed(username, address)
+        known = auth_service.find_user(session, username)
+        audit.record(
+            session,
+            None,
+            "auth.sign_in_failed",
+            ip=address,
+            # Only a real user name is kept: what was typed may be a password.
+            actor_name=known.username if known else "unknown user",
+        )
         return _login_page(
             request, next_url, "Wrong username or password.", status.HTTP_401_UNAUTHORIZED
         )
     # A fresh session on sign-in, so a token planted before sign-in is worthless after it.
     request.session.clear()
     request.session["user_id"] = user.id
+    request.session["gen"] = user.session_generation
+    user.last_sign_in_at = utcnow()
+    audit.record(
+        session,
+        auth_service.Principal(
+            kind="user", name=user.username, role=Role(user.role), user_id=user.id
+        ),
+        "auth.sign_in",
+        ip=address,
+    )
     csrf_token(request)
     return RedirectResponse(_safe_next(next_url), status_code=status.HTTP_303_SEE_OTHER)
 
@@ -77,17 +120,29 @@ def login(
 @router.post("/logout", include_in_schema=False)
 def logout(
     request: Request,
+    session: DbSession,
     csrf: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
 ) -> Response:
-    if request.session.get("user_id") is not None and not csrf_is_valid(request, csrf):
+    user_id = request.session.get("user_id")
+    if user_id is not None and not csrf_is_valid(request, csrf):
         return Response(
             "Sign-out form expired; reload the page.", status_code=status.HTTP_400_BAD_REQUEST
         )
+    generation = request.session.get("gen", 0)
+    if isinstance(user_id, int) and isinstance(generation, int):
+        principal = auth_service.principal_for_session(session, user_id, generation)
+        if principal is not None:
+            audit.record(session, principal, "auth.sign_out", ip=client_address(request))
     request.session.clear()
     return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/api/me", tags=["auth"])
-def me(principal: CurrentPrincipal) -> dict[str, str]:
-    """Who the request is authenticated as."""
-    return {"name": principal.name, "kind": principal.kind}
+def me(principal: Viewer) -> dict[str, str | int | None]:
+    """Who the request is authenticated as, and with which role."""
+    return {
+        "name": principal.name,
+        "kind": principal.kind,
+        "role": principal.role.value,
+        "user_id": principal.user_id,
+    }

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from product_importer.auth.models import ApiToken, User
+from product_importer.auth.roles import Role, lowest
 from product_importer.db import utcnow
 
 _hasher = PasswordHasher()
@@ -31,7 +33,9 @@ class Principal:
 
     kind: str  # "user" | "token" | "env-token"
     name: str
+    role: Role
     user_id: int | None = None
+    token_id: int | None = None
 
 
 def hash_password(password: str) -> str:
@@ -46,55 +50,110 @@ def has_users(session: Session) -> bool:
     return session.scalar(select(func.count()).select_from(User)) != 0
 
 
-def create_user(session: Session, username: str, password: str) -> User:
+def check_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise AuthError(f"Password must be at least {PASSWORD_MIN_LENGTH} characters.")
+
+
+def create_user(session: Session, username: str, password: str, role: Role = Role.viewer) -> User:
     username = username.strip()
     if not username or len(username) > USERNAME_MAX_LENGTH:
         raise AuthError(f"Username must be 1 to {USERNAME_MAX_LENGTH} characters.")
-    if len(password) < PASSWORD_MIN_LENGTH:
-        raise AuthError(f"Password must be at least {PASSWORD_MIN_LENGTH} characters.")
+    if any(not c.isprintable() for c in username):
+        raise AuthError("Username must not contain control characters.")
+    check_password(password)
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise AuthError(f"User '{username}' already exists.")
-    user = User(username=username, password_hash=hash_password(password))
+    user = User(username=username, password_hash=hash_password(password), role=role.value)
     session.add(user)
     session.flush()
     return user
 
 
 def set_password(session: Session, username: str, password: str) -> None:
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    user = find_user(session, username)
     if user is None:
         raise AuthError(f"No user named '{username}'.")
-    if len(password) < PASSWORD_MIN_LENGTH:
-        raise AuthError(f"Password must be at least {PASSWORD_MIN_LENGTH} characters.")
+    change_password(user, password)
+
+
+def change_password(user: User, password: str) -> None:
+    """Set a new password and end every session signed in with the old one."""
+    check_password(password)
     user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    user.session_generation += 1
+
+
+def verify_password(user: User, password: str) -> bool:
+    return verify_password_hash(user.password_hash, password)
+
+
+def find_user(session: Session, username: str) -> User | None:
+    username = username.strip()
+    if not username.isprintable():
+        return None  # no user has such a name (and PostgreSQL refuses NUL in text)
+    return session.scalar(select(User).where(User.username == username))
+
+
+# A real hash to verify against when the user name is unknown, so that a wrong user name
+# costs exactly what a wrong password costs (a verify, not a hash, with the same parameters).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.username == username.strip()))
-    if user is None:
-        # Spend the same time as a real check so usernames cannot be probed by timing.
-        _hasher.hash(password)
+    """The active user with this name and password, or None (and the same time spent)."""
+    user = find_user(session, username)
+    if user is None or not user.active:
+        verify_password_hash(_DUMMY_HASH if user is None else user.password_hash, password)
         return None
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
+    if not verify_password(user, password):
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
 
 
+def verify_password_hash(password_hash: str, password: str) -> bool:
+    try:
+        _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return True
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str, user_id: int | None = None) -> tuple[ApiToken, str]:
+def create_token(
+    session: Session,
+    name: str,
+    user_id: int | None = None,
+    role: Role = Role.admin,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
     """Create a token and return it with its clear text, which is never stored."""
     name = name.strip()
     if not name or len(name) > 150:
         raise AuthError("Token name must be 1 to 150 characters.")
+    if any(not c.isprintable() for c in name):
+        raise AuthError("Token name must not contain control characters.")
+    if expires_at is not None and expires_at <= utcnow():
+        raise AuthError("The expiry must be in the future.")
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(name=name, token_hash=_digest(clear), prefix=clear[:10], user_id=user_id)
+    token = ApiToken(
+        name=name,
+        token_hash=_digest(clear),
+        prefix=clear[:10],
+        user_id=user_id,
+        role=role.value,
+        expires_at=expires_at,
+    )
     session.add(token)
     session.flush()
     return token, clear
@@ -115,24 +174,33 @@ def list_tokens(session: Session) -> list[ApiToken]:
 
 def principal_for_token(session: Session, token: str, env_token: str | None) -> Principal | None:
     if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
-        return Principal(kind="env-token", name="PRODUCT_IMPORTER_API_TOKEN")
+        return Principal(kind="env-token", name="PRODUCT_IMPORTER_API_TOKEN", role=Role.admin)
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    role = Role(row.role)
+    if row.user_id is not None:
+        owner = session.get(User, row.user_id)
+        if owner is None or not owner.active:
+            return None  # a deactivated user's tokens stop with them
+        role = lowest(role, Role(owner.role))
     # Record use at most once a minute, so reads do not each cost a write.
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         row.last_used_at = now
-    return Principal(kind="token", name=row.name, user_id=row.user_id)
+    return Principal(kind="token", name=row.name, role=role, user_id=row.user_id, token_id=row.id)
 
 
-def principal_for_user_id(session: Session, user_id: int) -> Principal | None:
+def principal_for_session(session: Session, user_id: int, generation: int) -> Principal | None:
+    """The user of a session cookie, unless the user was deactivated or their sessions ended."""
     user = session.get(User, user_id)
-    if user is None:
+    if user is None or not user.active or user.session_generation != generation:
         return None
-    return Principal(kind="user", name=user.username, user_id=user.id)
+    return Principal(kind="user", name=user.username, role=Role(user.role), user_id=user.id)
 
 
 def bootstrap_admin(session: Session) -> str | None:
@@ -140,5 +208,5 @@ def bootstrap_admin(session: Session) -> str | None:
     if has_users(session):
         return None
     password = generate_password()
-    create_user(session, "admin", password)
+    create_user(session, "admin", password, Role.admin)
     return password

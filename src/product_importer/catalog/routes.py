@@ -24,7 +24,15 @@ from product_importer.catalog.schemas import (
 )
 from product_importer.changes import service as changes_service
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession, get_database
+from product_importer.dependencies import (
+    Admin,
+    AppSettings,
+    AuditLog,
+    DbSession,
+    Editor,
+    Viewer,
+    get_database,
+)
 
 router = APIRouter(prefix="/api/products", tags=["products"])
 
@@ -125,7 +133,7 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
 )
 def list_products(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     settings: AppSettings,
     filters: Filters,
     sort: Annotated[ProductSort, Query(description="Sort order.")] = ProductSort.SKU,
@@ -146,12 +154,17 @@ def list_products(
     responses=_CONFLICT,
 )
 def create_product(
-    session: DbSession, principal: CurrentPrincipal, body: ProductCreate, response: Response
+    session: DbSession,
+    principal: Editor,
+    body: ProductCreate,
+    response: Response,
+    audit: AuditLog,
 ) -> ProductRead:
     try:
         product = catalog_service.create(session, body, _actor(principal))
     except catalog_service.SkuConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    audit("product.create", f"product:{product.id} {product.sku}")
     response.headers["Location"] = f"/api/products/{product.id}"
     return _with_etag(response, product)
 
@@ -170,9 +183,10 @@ def create_product(
 )
 def delete_all_products(
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: Admin,
     response: Response,
     settings: AppSettings,
+    audit: AuditLog,
     confirm: Annotated[
         bool, Query(description="Must be `true`: it deletes every product.")
     ] = False,
@@ -184,7 +198,9 @@ def delete_all_products(
             f"{settings.history_retention_days:g} days); repeat the request with "
             "?confirm=true to confirm.",
         )
-    job, _created = catalog_service.start_delete_all(session, _actor(principal))
+    job, created = catalog_service.start_delete_all(session, _actor(principal))
+    if created:
+        audit("products.delete_all", f"delete-job:{job.id}")
     response.headers["Location"] = f"/api/products/delete-jobs/{job.id}"
     return DeleteAllJobRead.model_validate(job)
 
@@ -203,7 +219,7 @@ def delete_all_products(
     responses={200: {"content": {"text/csv": {}}, "description": "The CSV file."}},
 )
 def export_products(
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     database: Annotated[Database, Depends(get_database)],
     filters: Filters,
 ) -> StreamingResponse:
@@ -223,7 +239,7 @@ def export_products(
     summary="The most recent delete-all job",
     responses={404: {"description": "No delete-all has been requested yet."}},
 )
-def latest_delete_job(session: DbSession, _principal: CurrentPrincipal) -> DeleteAllJobRead:
+def latest_delete_job(session: DbSession, _principal: Viewer) -> DeleteAllJobRead:
     try:
         return DeleteAllJobRead.model_validate(catalog_service.latest_delete_job(session))
     except catalog_service.DeleteJobNotFound as exc:
@@ -237,7 +253,7 @@ def latest_delete_job(session: DbSession, _principal: CurrentPrincipal) -> Delet
 )
 def get_delete_job(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> DeleteAllJobRead:
     try:
@@ -253,7 +269,7 @@ def get_delete_job(
     responses=_NOT_FOUND,
 )
 def get_product(
-    session: DbSession, _principal: CurrentPrincipal, product_id: ProductId, response: Response
+    session: DbSession, _principal: Viewer, product_id: ProductId, response: Response
 ) -> ProductRead:
     try:
         return _with_etag(response, catalog_service.get(session, product_id))
@@ -272,10 +288,11 @@ def get_product(
 )
 def update_product(
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: Editor,
     product_id: ProductId,
     body: ProductUpdate,
     response: Response,
+    audit: AuditLog,
     if_match: IfMatch = None,
 ) -> ProductRead:
     try:
@@ -286,6 +303,11 @@ def update_product(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    audit(
+        "product.update",
+        f"product:{product.id} {product.sku}",
+        {"fields": sorted(body.model_dump(exclude_unset=True))},
+    )
     return _with_etag(response, product)
 
 
@@ -298,8 +320,9 @@ def update_product(
 )
 def delete_product(
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: Editor,
     product_id: ProductId,
+    audit: AuditLog,
     if_match: IfMatch = None,
 ) -> Response:
     try:
@@ -308,4 +331,5 @@ def delete_product(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    audit("product.delete", f"product:{product_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

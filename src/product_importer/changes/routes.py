@@ -29,7 +29,7 @@ from product_importer.changes.schemas import (
 )
 from product_importer.changes.tasks import live_key
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession
+from product_importer.dependencies import AppSettings, DbSession, Editor, Viewer
 from product_importer.imports.locking import CatalogueLock
 
 router = APIRouter(prefix="/api", tags=["changes"])
@@ -65,7 +65,7 @@ def list_changes(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
@@ -86,7 +86,7 @@ def read_change(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     change_id: ChangeId,
 ) -> ChangeSetRead:
     try:
@@ -135,7 +135,7 @@ def undo_change(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: CurrentPrincipal,
+    principal: Editor,
     response: Response,
     change_id: ChangeId,
     dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
@@ -162,7 +162,7 @@ def undo_import(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: CurrentPrincipal,
+    principal: Editor,
     response: Response,
     import_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
@@ -190,7 +190,7 @@ async def change_events(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     change_id: ChangeId,
 ) -> EventSourceResponse:
     database: Database = request.app.state.database
@@ -230,7 +230,7 @@ async def change_events(
     responses={200: {"content": {"text/csv": {}}}, 404: {}},
 )
 def kept_products(
-    request: Request, session: DbSession, _principal: CurrentPrincipal, change_id: ChangeId
+    request: Request, session: DbSession, _principal: Viewer, change_id: ChangeId
 ) -> StreamingResponse:
     try:
         change = changes_service.get(session, change_id)
@@ -296,7 +296,7 @@ def bulk_action(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: CurrentPrincipal,
+    principal: Editor,
     response: Response,
     body: BulkRequest,
     dry_run: Annotated[
@@ -354,7 +354,7 @@ PageSize = Annotated[int, Query(ge=1, le=200)]
 )
 def history_by_sku(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     sku: Annotated[str, Query(min_length=1, max_length=SKU_MAX_LENGTH)],
     page: Page = 1,
     page_size: PageSize = 20,
@@ -376,7 +376,7 @@ def history_by_sku(
 )
 def history_by_id(
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     product_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     page: Page = 1,
     page_size: PageSize = 20,

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession
+from product_importer.dependencies import AppSettings, AuditLog, DbSession, Editor, Viewer
 from product_importer.imports import service
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
 from product_importer.imports.reading import FileFormatError, NotCsvError, check_header
@@ -50,7 +50,8 @@ async def upload(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: CurrentPrincipal,
+    principal: Editor,
+    audit: AuditLog,
     dry_run: Annotated[bool, Query(description="Validate and count without writing")] = False,
 ) -> ImportJobRead:
     """Multipart field `file` (`.csv` or `.csv.gz`). Returns the queued job at once; follow it
@@ -80,6 +81,11 @@ async def upload(
             dry_run=dry_run,
             created_by=principal.name,
         )
+        audit(
+            "import.start",
+            f"import:{job.id} {stored.filename}",
+            {"bytes": stored.size, "dry_run": dry_run},
+        )
         return service.read(session, database, job.id)
 
     return await to_thread.run_sync(record_job)
@@ -89,7 +95,7 @@ async def upload(
 def history(
     request: Request,
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> ImportPage:
@@ -97,9 +103,7 @@ def history(
 
 
 @router.get("/{job_id}", summary="One import job")
-def read(
-    request: Request, session: DbSession, _principal: CurrentPrincipal, job_id: int
-) -> ImportJobRead:
+def read(request: Request, session: DbSession, _principal: Viewer, job_id: int) -> ImportJobRead:
     try:
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
@@ -112,7 +116,7 @@ def read(
     response_class=EventSourceResponse,
 )
 async def events(
-    request: Request, session: DbSession, _principal: CurrentPrincipal, job_id: int
+    request: Request, session: DbSession, _principal: Viewer, job_id: int
 ) -> EventSourceResponse:
     """Each event's `data` is the job JSON, sent on every change and at least once a second;
     the stream ends after the final state. Reconnecting (the browser does so by itself) starts
@@ -150,7 +154,7 @@ async def _job_events(database: Database, job_id: int) -> AsyncIterator[dict[str
 
 
 @router.get("/{job_id}/errors", summary="Rejected rows as CSV: line, reason, original fields")
-def rejected_rows(request: Request, _principal: CurrentPrincipal, job_id: int) -> StreamingResponse:
+def rejected_rows(request: Request, _principal: Viewer, job_id: int) -> StreamingResponse:
     try:
         rows = service.rejected_rows_csv(request.app.state.database, job_id)
         first = next(rows)
@@ -170,12 +174,13 @@ def rejected_rows(request: Request, _principal: CurrentPrincipal, job_id: int) -
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running import")
 def cancel(
-    request: Request, session: DbSession, _principal: CurrentPrincipal, job_id: int
+    request: Request, session: DbSession, _principal: Editor, job_id: int, audit: AuditLog
 ) -> ImportJobRead:
     """A running import stops at its next check (within about a second) and the catalogue is
     left exactly as it was."""
     try:
         service.cancel(session, job_id)
+        audit("import.cancel", f"import:{job_id}")
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
         raise _not_found(exc) from None
@@ -192,14 +197,16 @@ def retry(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Editor,
     job_id: int,
+    audit: AuditLog,
 ) -> ImportJobRead:
     storage = storage_for(settings, request.app.state.database)
     try:
         job = session.get(ImportJob, job_id)
         exists = job is not None and storage.exists(job.storage_key)
         service.retry(session, job_id, exists)
+        audit("import.retry", f"import:{job_id}")
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
         raise _not_found(exc) from None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from product_importer import __version__
 from product_importer.db import Database, utcnow
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession, get_database
+from product_importer.dependencies import AppSettings, DbSession, Viewer, get_database
 from product_importer.system import queues as system_queues
 from product_importer.system import service
 from product_importer.system.schemas import QueueRead, SystemRead, WorkerRead
@@ -34,7 +34,7 @@ def redact_url(url: str) -> str:
 
 @router.get("", summary="Workers, queue depths and warnings", response_model=SystemRead)
 def read_system(
-    _principal: CurrentPrincipal,
+    _principal: Viewer,
     session: DbSession,
     settings: AppSettings,
     database: Annotated[Database, Depends(get_database)],

@@ -107,6 +107,7 @@ TASK_MODULES: list[str] = [
     "product_importer.imports.tasks",
     "product_importer.webhooks.tasks",
     "product_importer.system.tasks",
+    "product_importer.audit.tasks",
 ]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from product_importer.dependencies import AppSettings, CurrentPrincipal, DbSession
+from product_importer.dependencies import Admin, AppSettings, AuditLog, DbSession, Viewer
 from product_importer.webhooks import delivery, events, schemas, service, signing
 from product_importer.webhooks.models import Endpoint
 
@@ -31,12 +32,17 @@ def _with_secret(endpoint: Endpoint) -> schemas.WebhookWithSecret:
     return schemas.WebhookWithSecret(**_read(endpoint).model_dump(), secret=endpoint.secret)
 
 
+def _host(url: str) -> str:
+    """The receiver's host only: a URL's path or query may carry a receiver's credential."""
+    return urlsplit(url).hostname or ""
+
+
 def _not_found(what: str = "Webhook endpoint") -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found.")
 
 
 @router.get("", summary="List webhook endpoints")
-def list_webhooks(session: DbSession, _principal: CurrentPrincipal) -> list[schemas.WebhookRead]:
+def list_webhooks(session: DbSession, _principal: Admin) -> list[schemas.WebhookRead]:
     return [_read(endpoint) for endpoint in service.list_all(session)]
 
 
@@ -50,18 +56,24 @@ def create_webhook(
     data: schemas.WebhookCreate,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
+    audit: AuditLog,
 ) -> schemas.WebhookWithSecret:
     """Answers the full signing secret (`whsec_...`): this is the only time it is shown."""
     try:
         endpoint = service.create(session, data, settings)
     except service.InvalidTarget as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    audit(
+        "webhook.create",
+        f"webhook:{endpoint.id} {_host(endpoint.url)}",
+        {"events": list(endpoint.events), "enabled": endpoint.enabled},
+    )
     return _with_secret(endpoint)
 
 
 @router.get("/events", summary="The event catalogue")
-def event_catalogue(_principal: CurrentPrincipal) -> list[schemas.EventInfoRead]:
+def event_catalogue(_principal: Viewer) -> list[schemas.EventInfoRead]:
     """Every event type an endpoint can subscribe to, with a sample payload."""
     return [
         schemas.EventInfoRead(
@@ -79,7 +91,7 @@ def event_catalogue(_principal: CurrentPrincipal) -> list[schemas.EventInfoRead]
 
 @router.get("/{endpoint_id}", summary="One webhook endpoint", responses=NOT_FOUND)
 def get_webhook(
-    endpoint_id: EndpointId, session: DbSession, _principal: CurrentPrincipal
+    endpoint_id: EndpointId, session: DbSession, _principal: Admin
 ) -> schemas.WebhookRead:
     try:
         return _read(service.get(session, endpoint_id))
@@ -93,16 +105,23 @@ def update_webhook(
     data: schemas.WebhookUpdate,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
+    audit: AuditLog,
 ) -> schemas.WebhookRead:
     """Only the fields given change. Enabling clears the failure streak; disabling marks
     deliveries still pending as failed (they can be redelivered later)."""
     try:
-        return _read(service.update(session, endpoint_id, data, settings))
+        endpoint = service.update(session, endpoint_id, data, settings)
     except service.WebhookNotFound:
         raise _not_found() from None
     except service.InvalidTarget as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    audit(
+        "webhook.update",
+        f"webhook:{endpoint.id} {_host(endpoint.url)}",
+        {"fields": sorted(data.model_dump(exclude_unset=True))},
+    )
+    return _read(endpoint)
 
 
 @router.delete(
@@ -112,12 +131,13 @@ def update_webhook(
     responses=NOT_FOUND,
 )
 def delete_webhook(
-    endpoint_id: EndpointId, session: DbSession, _principal: CurrentPrincipal
+    endpoint_id: EndpointId, session: DbSession, _principal: Admin, audit: AuditLog
 ) -> Response:
     try:
         service.delete(session, endpoint_id)
     except service.WebhookNotFound:
         raise _not_found() from None
+    audit("webhook.delete", f"webhook:{endpoint_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -126,7 +146,7 @@ def send_test(
     endpoint_id: EndpointId,
     session: DbSession,
     settings: AppSettings,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
 ) -> schemas.TestResult:
     """Sends a signed `webhook.test` event and waits for the answer (up to the timeout). A
     receiver's failure is reported in the body (`ok: false`), never as an error status."""
@@ -158,21 +178,23 @@ def send_test(
     "/{endpoint_id}/rotate-secret", summary="Replace the signing secret", responses=NOT_FOUND
 )
 def rotate_secret(
-    endpoint_id: EndpointId, session: DbSession, _principal: CurrentPrincipal
+    endpoint_id: EndpointId, session: DbSession, _principal: Admin, audit: AuditLog
 ) -> schemas.WebhookWithSecret:
     """Answers the new secret in full, once. For 24 hours deliveries carry two signatures, one
     per secret, so receivers can switch without missing a message."""
     try:
-        return _with_secret(service.rotate_secret(session, endpoint_id))
+        endpoint = service.rotate_secret(session, endpoint_id)
     except service.WebhookNotFound:
         raise _not_found() from None
+    audit("webhook.rotate_secret", f"webhook:{endpoint.id} {_host(endpoint.url)}")
+    return _with_secret(endpoint)
 
 
 @router.get("/{endpoint_id}/deliveries", summary="The endpoint's delivery log", responses=NOT_FOUND)
 def list_deliveries(
     endpoint_id: EndpointId,
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
     status_filter: Annotated[
         schemas.DeliveryStatus | None, Query(alias="status", description="Only this status.")
     ] = None,
@@ -215,7 +237,7 @@ def redeliver(
     endpoint_id: EndpointId,
     delivery_id: DeliveryId,
     session: DbSession,
-    _principal: CurrentPrincipal,
+    _principal: Admin,
 ) -> schemas.DeliveryRead:
     """Queues the same message (same `webhook-id`) again with a fresh set of retries."""
     try:

@@ -37,24 +37,46 @@ const PI = (() => {
     return `The server answered ${status}.`;
   }
 
+  // The two toast stacks are live regions (polite and assertive): what is added to them is
+  // announced, so the toast itself carries no role.
   function toast(message, kind = "info", timeoutMs = 6000) {
-    const box = document.getElementById("toasts");
+    const box = document.getElementById(kind === "error" ? "toast-alerts" : "toasts");
     const item = document.createElement("div");
     item.className = `toast toast-${kind}`;
-    item.setAttribute("role", kind === "error" ? "alert" : "status");
-    item.textContent = message;
+    const text = document.createElement("span");
+    text.textContent = message;
     const close = document.createElement("button");
     close.type = "button";
     close.className = "toast-close";
     close.setAttribute("aria-label", "Dismiss");
     close.textContent = "×";
     close.addEventListener("click", () => item.remove());
-    item.appendChild(close);
+    item.append(text, close);
     box.appendChild(item);
     if (timeoutMs) setTimeout(() => item.remove(), timeoutMs);
   }
 
-  return { api, toast, csrf };
+  // Say something to screen reader users without moving focus (the page's polite live region).
+  // The same message twice in a row is said twice: the region is emptied first.
+  let announceTimer = null;
+  function announce(message) {
+    const region = document.getElementById("announcer");
+    if (!region) return;
+    clearTimeout(announceTimer);
+    if (region.textContent === message) {
+      region.textContent = "";
+      announceTimer = setTimeout(() => (region.textContent = message), 100);
+    } else {
+      region.textContent = message;
+    }
+  }
+
+  // The signed-in role, so pages show only what it can do (the server enforces it anyway).
+  const RANK = { viewer: 0, editor: 1, admin: 2 };
+  const role = document.body.dataset.role || "";
+  const can = (needed) => role in RANK && RANK[role] >= RANK[needed];
+
+  return { api, toast, announce, csrf, role, can, describeError };
 })();
 
 // On every signed-in page: warn when, in distributed mode, no alive worker takes imports or
@@ -109,4 +131,25 @@ const PI = (() => {
 
   check();
   setInterval(check, 15000);
+})();
+
+// A table wider than the screen scrolls inside its .table-wrap; keyboard users can only scroll
+// it if it takes focus, so while it overflows it becomes a focusable, named region.
+(() => {
+  function update(wrap) {
+    const scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+    if (scrolls && !wrap.hasAttribute("tabindex")) {
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", wrap.dataset.label || "Table");
+    } else if (!scrolls && wrap.hasAttribute("tabindex")) {
+      ["tabindex", "role", "aria-label"].forEach((name) => wrap.removeAttribute(name));
+    }
+  }
+  const observer = new ResizeObserver((entries) => entries.forEach((entry) => update(entry.target)));
+  for (const wrap of document.querySelectorAll(".table-wrap")) {
+    observer.observe(wrap);
+    const table = wrap.querySelector("table");
+    if (table) observer.observe(table);
+  }
 })();

@@ -13,6 +13,9 @@
   let stream = null;
   let currentJob = null;
   let historyPage = 1;
+  // What screen reader users were last told about the job on show: they hear its milestones
+  // (a new phase, each quarter of the file, the end), not every progress tick.
+  let spoken = { id: null, status: null, phase: null, quarter: 0 };
 
   const fmt = (n) => (n === null || n === undefined ? "–" : numberFormat.format(Math.round(n)));
   const mb = (bytes) => (bytes / 1e6).toFixed(1) + " MB";
@@ -30,30 +33,33 @@
     startButton.disabled = !file;
   }
 
-  input.addEventListener("change", chosen);
-  ["dragenter", "dragover"].forEach((type) =>
-    dropzone.addEventListener(type, (event) => {
+  // The upload form is only on the page for roles that may import.
+  if (form) {
+    input.addEventListener("change", chosen);
+    ["dragenter", "dragover"].forEach((type) =>
+      dropzone.addEventListener(type, (event) => {
+        event.preventDefault();
+        dropzone.classList.add("dragging");
+      }),
+    );
+    ["dragleave", "drop"].forEach((type) =>
+      dropzone.addEventListener(type, () => dropzone.classList.remove("dragging")),
+    );
+    dropzone.addEventListener("drop", (event) => {
       event.preventDefault();
-      dropzone.classList.add("dragging");
-    }),
-  );
-  ["dragleave", "drop"].forEach((type) =>
-    dropzone.addEventListener(type, () => dropzone.classList.remove("dragging")),
-  );
-  dropzone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    if (event.dataTransfer && event.dataTransfer.files.length) {
-      input.files = event.dataTransfer.files;
-      chosen();
-    }
-  });
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        chosen();
+      }
+    });
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const file = input.files && input.files[0];
-    if (!file) return;
-    upload(file, $("dry-run").checked);
-  });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const file = input.files && input.files[0];
+      if (!file) return;
+      upload(file, $("dry-run").checked);
+    });
+  }
 
   function upload(file, dryRun) {
     const body = new FormData();
@@ -64,6 +70,7 @@
     request.setRequestHeader("Accept", "application/json");
     startButton.disabled = true;
     showUploading(file.name, 0, file.size);
+    PI.announce(`Uploading ${file.name}.`);
     request.upload.addEventListener("progress", (e) => {
       if (e.lengthComputable) showUploading(file.name, e.loaded, e.total);
     });
@@ -97,7 +104,7 @@
     const percent = total ? (loaded / total) * 100 : 0;
     $("job-phase").textContent = `Uploading: ${mb(loaded)} of ${mb(total)}`;
     setBar(percent, "");
-    $("job-outcome").replaceChildren();
+    clearOutcome();
     ["job-cancel", "job-retry", "job-errors"].forEach((id) => ($(id).hidden = true));
   }
 
@@ -108,7 +115,6 @@
     $("job-phase").textContent = "The file was not accepted.";
     setBar(0, "failed");
     outcome("error", message);
-    PI.toast(message, "error");
   }
 
   function setStatus(status, label) {
@@ -124,11 +130,17 @@
     $("job-bar").style.width = percent + "%";
   }
 
+  // The outcome box is rewritten only when what it says changes. A failure is an alert (read at
+  // once); success and warnings are read through the page's announcer instead (see announceJob).
   function outcome(kind, message, items) {
-    const box = document.createElement("div");
-    box.className = `alert alert-${kind}`;
-    box.setAttribute("role", kind === "error" ? "alert" : "status");
-    box.textContent = message;
+    const box = $("job-outcome");
+    const key = JSON.stringify([kind, message, items || []]);
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    const alert = document.createElement("div");
+    alert.className = `alert alert-${kind}`;
+    if (kind === "error") alert.setAttribute("role", "alert");
+    alert.textContent = message;
     if (items && items.length) {
       const list = document.createElement("ul");
       items.forEach((text) => {
@@ -136,9 +148,54 @@
         li.textContent = text;
         list.appendChild(li);
       });
-      box.appendChild(list);
+      alert.appendChild(list);
     }
-    $("job-outcome").replaceChildren(box);
+    box.replaceChildren(alert);
+  }
+
+  function clearOutcome() {
+    const box = $("job-outcome");
+    delete box.dataset.key;
+    box.replaceChildren();
+  }
+
+  function outcomeMessage(job) {
+    if (job.status === "completed") {
+      const verb = job.dry_run ? "would create" : "created";
+      return (
+        `${job.dry_run ? "Dry run finished: nothing was changed. It" : "Import finished. It"} ${verb} ` +
+        `${fmt(job.rows_created)}, ${job.dry_run ? "would update" : "updated"} ${fmt(job.rows_updated)}, ` +
+        `left ${fmt(job.rows_unchanged)} unchanged and rejected ${fmt(job.rows_rejected)} ` +
+        `of ${fmt(job.rows_processed)} rows in ${duration(job.duration_seconds)}.`
+      );
+    }
+    if (job.status === "failed") {
+      return `Import failed: ${job.error || "unknown reason"} The catalogue was not changed.`;
+    }
+    if (job.status === "cancelled") return "Import cancelled. The catalogue was not changed.";
+    return "";
+  }
+
+  function announceJob(job) {
+    if (spoken.id !== job.id) {
+      spoken = { id: job.id, status: null, phase: null, quarter: Math.floor(job.percent / 25) };
+    }
+    const quarter = Math.min(3, Math.floor(job.percent / 25));
+    const name = job.filename + (job.dry_run ? " (dry run)" : "");
+    if (TERMINAL.has(job.status)) {
+      // A failure is announced by its alert.
+      if (spoken.status !== job.status && job.status !== "failed") {
+        PI.announce(`${name}: ${outcomeMessage(job)}`);
+      }
+    } else if (job.status !== spoken.status || job.phase !== spoken.phase) {
+      const done = job.status === "running" ? `, ${Math.floor(job.percent)}% done` : "";
+      PI.announce(`${name}: ${job.phase}${done}.`);
+    } else if (job.status === "running" && quarter > spoken.quarter) {
+      PI.announce(`${name}: ${quarter * 25}% done.`);
+    }
+    spoken.status = job.status;
+    spoken.phase = job.phase;
+    spoken.quarter = Math.max(spoken.quarter, quarter);
   }
 
   function render(job) {
@@ -158,33 +215,23 @@
     $("job-updated").textContent = counted ? fmt(job.rows_updated) : "–";
     $("job-unchanged").textContent = counted ? fmt(job.rows_unchanged) : "–";
     $("job-rejected").textContent = fmt(job.rows_rejected);
-    $("job-cancel").hidden = ended;
-    $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled");
+    $("job-cancel").hidden = ended || !PI.can("editor");
+    $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled") || !PI.can("editor");
     const undo = $("job-undo");
-    undo.hidden = !(job.status === "completed" && !job.dry_run && job.change_id);
+    undo.hidden = !(job.status === "completed" && !job.dry_run && job.change_id) || !PI.can("editor");
     undo.onclick = () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => loadHistory());
     const errors = $("job-errors");
     errors.hidden = !(ended && job.rows_rejected > 0);
     errors.href = `/api/imports/${job.id}/errors`;
-    if (job.status === "completed") {
-      const verb = job.dry_run ? "would create" : "created";
-      outcome(
-        "success",
-        `${job.dry_run ? "Dry run finished: nothing was changed. It" : "Import finished. It"} ${verb} ` +
-          `${fmt(job.rows_created)}, ${job.dry_run ? "would update" : "updated"} ${fmt(job.rows_updated)}, ` +
-          `left ${fmt(job.rows_unchanged)} unchanged and rejected ${fmt(job.rows_rejected)} ` +
-          `of ${fmt(job.rows_processed)} rows in ${duration(job.duration_seconds)}.`,
-        job.warnings,
-      );
-    } else if (job.status === "failed") {
-      outcome("error", `Import failed: ${job.error || "unknown reason"} The catalogue was not changed.`, job.warnings);
-    } else if (job.status === "cancelled") {
-      outcome("warning", "Import cancelled. The catalogue was not changed.");
+    if (ended) {
+      const kind = { completed: "success", failed: "error", cancelled: "warning" }[job.status];
+      outcome(kind, outcomeMessage(job), job.warnings);
     } else if (job.warnings.length) {
       outcome("warning", "Warnings:", job.warnings);
     } else {
-      $("job-outcome").replaceChildren();
+      clearOutcome();
     }
+    announceJob(job);
   }
 
   function connectionLost(lost) {
@@ -230,8 +277,12 @@
         source.close();
         stream = null;
         loadHistory();
-        const kind = update.status === "completed" ? "success" : update.status === "failed" ? "error" : "info";
-        PI.toast(`Import of ${update.filename}: ${update.status}.`, kind);
+        // The card says how it ended; a toast only for someone who scrolled away from it.
+        const box = card.getBoundingClientRect();
+        if (box.bottom < 0 || box.top > window.innerHeight) {
+          const kind = update.status === "completed" ? "success" : update.status === "failed" ? "error" : "info";
+          PI.toast(`Import of ${update.filename}: ${update.status}.`, kind);
+        }
       }
     };
   }

@@ -128,20 +128,26 @@
       description.title = product.description;
       tr.appendChild(description);
       const activeCell = document.createElement("td");
-      const toggle = button(product.active ? "Active" : "Inactive", "switch", () => toggleActive(product, toggle), {
-        role: "switch",
-        "aria-checked": String(product.active),
-        "aria-label": `Active: ${product.sku}`,
-      });
-      activeCell.appendChild(toggle);
+      if (PI.can("editor")) {
+        const toggle = button(product.active ? "Active" : "Inactive", "switch", () => toggleActive(product, toggle), {
+          role: "switch",
+          "aria-checked": String(product.active),
+          "aria-label": `Active: ${product.sku}`,
+        });
+        activeCell.appendChild(toggle);
+      } else {
+        activeCell.textContent = product.active ? "Active" : "Inactive";
+      }
       tr.appendChild(activeCell);
       const updated = cell(dateFormat.format(new Date(product.updated_at)), "col-updated");
       updated.title = product.updated_at;
       tr.appendChild(updated);
       const actions = document.createElement("td");
       actions.className = "col-actions";
-      actions.appendChild(button("Edit", "btn btn-small", () => openEdit(product.id), { "aria-label": `Edit ${product.sku}` }));
-      actions.appendChild(button("Delete", "btn btn-small btn-danger-quiet", () => openDelete(product), { "aria-label": `Delete ${product.sku}` }));
+      if (PI.can("editor")) {
+        actions.appendChild(button("Edit", "btn btn-small", () => openEdit(product.id), { "aria-label": `Edit ${product.sku}` }));
+        actions.appendChild(button("Delete", "btn btn-small btn-danger-quiet", () => openDelete(product), { "aria-label": `Delete ${product.sku}` }));
+      }
       tr.appendChild(actions);
       body.appendChild(tr);
     }
@@ -173,7 +179,7 @@
       else if (state.sort === `-${key}`) th.setAttribute("aria-sort", "descending");
       else th.removeAttribute("aria-sort");
     }
-    $("delete-all").disabled = state.total === 0 && !filtered;
+    if ($("delete-all")) $("delete-all").disabled = state.total === 0 && !filtered;
     renderSelection();
   }
 
@@ -191,7 +197,7 @@
     header.checked = selection.allMatching || (onPage > 0 && pickedHere === onPage);
     header.indeterminate = !selection.allMatching && pickedHere > 0 && pickedHere < onPage;
     header.disabled = selection.allMatching || onPage === 0;
-    $("bulk-bar").hidden = count === 0;
+    $("bulk-bar").hidden = count === 0 || !PI.can("editor");
     const noun = count === 1 ? "product" : "products";
     $("bulk-count").textContent = selection.allMatching
       ? `All ${numberFormat.format(count)} ${noun} matching these filters are selected.`
@@ -702,7 +708,7 @@
       state.page = 1;
       load();
     });
-    $("new-product").addEventListener("click", openCreate);
+    $("new-product")?.addEventListener("click", openCreate);
     $("select-page").addEventListener("change", (event) => selectPage(event.target.checked));
     $("bulk-all-matching").addEventListener("click", selectAllMatching);
     $("bulk-clear").addEventListener("click", () => {
@@ -726,7 +732,7 @@
     });
     $("product-form").addEventListener("submit", saveProduct);
     $("delete-dialog").querySelector("form").addEventListener("submit", confirmDelete);
-    $("delete-all").addEventListener("click", openDeleteAll);
+    $("delete-all")?.addEventListener("click", openDeleteAll);
     $("delete-all-dialog").querySelector("form").addEventListener("submit", confirmDeleteAll);
     for (const close of document.querySelectorAll("dialog [data-close]")) {
       close.addEventListener("click", () => close.closest("dialog").close());

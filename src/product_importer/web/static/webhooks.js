@@ -184,7 +184,7 @@
           "Delete",
         ),
       ),
-      el("div", { class: "wh-test", id: `wh-test-${id}`, "aria-live": "polite" }, testView(id)),
+      el("div", { class: "wh-test", id: `wh-test-${id}` }, testView(id)),
       el("section", { class: "wh-log", id: `wh-log-${id}`, hidden: !openLogs.has(id), "aria-label": "Delivery log" }),
     );
   }
@@ -215,17 +215,23 @@
     }
   }
 
+  function testSummary(result) {
+    return result.ok
+      ? `Test delivered: ${statusText(result.status_code)} in ${ms(result.latency_ms)}`
+      : `Test failed: ${result.error || statusText(result.status_code)} (${ms(result.latency_ms)})`;
+  }
+
+  // The card is rebuilt when the result comes, so the result is read out through the page's
+  // announcer (PI.announce), not by a live region inside the card.
   function testView(id) {
     const result = testResults.get(id);
     if (!result) return [];
     if (result.running) return [el("p", { class: "wh-test-running" }, "Sending a test event…")];
-    const summary = result.ok
-      ? `Test delivered: ${statusText(result.status_code)} in ${ms(result.latency_ms)}`
-      : `Test failed: ${result.error || statusText(result.status_code)} (${ms(result.latency_ms)})`;
+    const summary = testSummary(result);
     return [
       el(
         "div",
-        { class: `wh-test-result ${result.ok ? "wh-test-ok" : "wh-test-bad"}`, role: "status" },
+        { class: `wh-test-result ${result.ok ? "wh-test-ok" : "wh-test-bad"}` },
         el("strong", {}, summary),
         result.response_excerpt
           ? el("pre", { class: "wh-excerpt", "aria-label": "Response excerpt" }, result.response_excerpt)
@@ -238,10 +244,12 @@
     const box = document.getElementById(`wh-test-${endpoint.id}`);
     testResults.set(endpoint.id, { running: true });
     box.replaceChildren(...testView(endpoint.id));
+    PI.announce(`Sending a test event to ${endpoint.url}…`);
     button.disabled = true;
     try {
       const result = await PI.api(`/api/webhooks/${endpoint.id}/test`, { method: "POST" });
       testResults.set(endpoint.id, result);
+      PI.announce(`${endpoint.url}: ${testSummary(result)}.`);
       replaceEndpoint(await PI.api(`/api/webhooks/${endpoint.id}`));
       render();
       refocus(`[data-endpoint="${endpoint.id}"] .wh-actions .btn`);
@@ -333,7 +341,16 @@
     node.hidden = !message;
   }
 
-  function openForm(endpoint, trigger) {
+  async function openForm(endpoint, trigger) {
+    // Opened before the page's first load finished: the form needs the event catalogue.
+    if (!catalogue.length) {
+      try {
+        catalogue = await PI.api("/api/webhooks/events");
+      } catch (error) {
+        PI.toast(error.message, "error");
+        return;
+      }
+    }
     editing = endpoint;
     document.getElementById("wh-form-title").textContent = endpoint ? "Edit endpoint" : "Add endpoint";
     form.url.value = endpoint ? endpoint.url : "";

@@ -1,0 +1,501 @@
+"""axe-core over every page and every dialog or step state, at 1280 and 390 px.
+
+Each state is one line in STATES: a name, the page to open and, when the page alone does not show
+it, a function that brings the page there (filling forms, opening dialogs, making data). The sweep
+visits them in order with one signed-in browser, runs axe-core (WCAG 2.0/2.1 A and AA plus best
+practices) at both widths, and fails at the end listing every offending element of every state.
+
+A11Y_SCREENSHOTS=1 keeps a screenshot of every state at both widths in test-artifacts/;
+A11Y_ONLY=REGEX visits only the states whose name matches (mind the states they build on).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import update
+
+from product_importer.db import Database, utcnow
+from product_importer.imports.locking import CatalogueLock
+from product_importer.imports.models import ImportJob
+from product_importer.settings import Settings
+from tests.a11y import WIDTHS, assert_accessible, check_accessible
+from tests.browser import LiveServer, screenshot, sign_in_page
+from tests.factories import make_product
+from tests.webhooks.conftest import webhook_settings
+from tests.webhooks.receiver import Receiver, Reply
+
+pytestmark = pytest.mark.browser
+
+Reach = Callable[[Page, "Sweep"], None]
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    path: str
+    reach: Reach | None = None
+    signed_in: bool = True
+    # Run after the state is checked, to leave nothing behind for the next one.
+    after: Callable[[Sweep], None] | None = None
+
+
+@dataclass
+class Sweep:
+    server: LiveServer
+    receiver: Receiver
+    files: Path
+    lock: CatalogueLock | None = None
+
+    @property
+    def database(self) -> Database:
+        return self.server.database
+
+
+# --- helpers that make data or bring a page to a state ---------------------------------------
+
+
+def csv_file(sweep: Sweep, name: str, text: str) -> str:
+    path = sweep.files / name
+    path.write_text(text)
+    return str(path)
+
+
+def upload(page: Page, path: str) -> None:
+    page.get_by_label("Drop a CSV file here").set_input_files(path)
+    page.get_by_role("button", name="Import", exact=True).click()
+
+
+def import_file_chosen(page: Page, sweep: Sweep) -> None:
+    page.get_by_label("Drop a CSV file here").set_input_files(
+        csv_file(sweep, "chosen.csv", "sku,name\nA-1,One\n")
+    )
+    expect(page.get_by_role("button", name="Import", exact=True)).to_be_enabled()
+
+
+def import_refused(page: Page, sweep: Sweep) -> None:
+    image = sweep.files / "photo.csv"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
+    upload(page, str(image))
+    expect(page.locator("#job-card").get_by_role("alert")).to_contain_text("PNG image")
+
+
+def import_queued(page: Page, sweep: Sweep) -> None:
+    sweep.lock = CatalogueLock(sweep.database)
+    assert sweep.lock.try_acquire()
+    upload(page, csv_file(sweep, "queued.csv", "sku,name\nQ-1,Queued\n"))
+    expect(page.locator("#job-status")).to_have_text("Queued", timeout=15_000)
+
+
+def release_lock(sweep: Sweep) -> None:
+    if sweep.lock is not None:
+        sweep.lock.release()
+        sweep.lock = None
+
+
+def import_cancelled(page: Page, _sweep: Sweep) -> None:
+    # The page follows the queued import of the state before; cancel it.
+    page.get_by_role("button", name="Cancel import").click()
+    expect(page.locator("#job-outcome")).to_contain_text("Import cancelled")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+
+
+def import_running(page: Page, sweep: Sweep) -> None:
+    # A real import is over too soon to look at: record one halfway through, and hold the
+    # catalogue lock so that the recovery sweep leaves it alone.
+    release_lock(sweep)
+    sweep.lock = CatalogueLock(sweep.database)
+    assert sweep.lock.try_acquire()
+    now = utcnow()
+    with sweep.database.session() as session:
+        session.add(
+            ImportJob(
+                filename="catalogue.csv",
+                status="running",
+                phase="Reading and checking rows",
+                total_bytes=50_000_000,
+                bytes_read=21_000_000,
+                percent=42.0,
+                rows_processed=210_000,
+                rows_rejected=3,
+                warnings=["Column 'colour' is not used."],
+                created_at=now,
+                started_at=now,
+                heartbeat_at=now,
+                attempts=1,
+            )
+        )
+    page.reload()
+    expect(page.locator("#job-status")).to_have_text("Running")
+
+
+def end_running_import(sweep: Sweep) -> None:
+    with sweep.database.session() as session:
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.status == "running")
+            .values(status="cancelled", phase="Cancelled", finished_at=utcnow())
+        )
+    release_lock(sweep)
+
+
+def import_completed(page: Page, sweep: Sweep) -> None:
+    lines = ["sku,name,description"] + [f"C-{i},Chair {i},Oak" for i in range(50)] + [",No sku,x"]
+    upload(page, csv_file(sweep, "chairs.csv", "\n".join(lines) + "\n"))
+    expect(page.locator("#job-outcome")).to_contain_text("Import finished")
+    expect(page.get_by_role("link", name="Download rejected rows")).to_be_visible()
+
+
+def import_failed(page: Page, sweep: Sweep) -> None:
+    upload(page, csv_file(sweep, "header-only.csv", "sku,name\n"))
+    expect(page.locator("#job-card").get_by_role("alert")).to_contain_text("Import failed")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+
+
+def toasts(page: Page, _sweep: Sweep) -> None:
+    page.evaluate("PI.toast('Saved CHAIR-1.', 'success', 0)")
+    page.evaluate("PI.toast('Something went wrong.', 'error', 0)")
+    page.evaluate("PI.toast('Heads up.', 'info', 0)")
+    expect(page.get_by_text("Heads up.")).to_be_visible()
+
+
+def products_listed(page: Page, sweep: Sweep) -> None:
+    for i in range(60):
+        make_product(sweep.database, f"SKU-{i:03}", f"Product {i}", f"Description of product {i}")
+    page.reload()
+    expect(page.locator("#products-body tr")).to_have_count(50)
+
+
+def products_no_match(page: Page, _sweep: Sweep) -> None:
+    page.get_by_label("Search").fill("nothing matches this")
+    expect(page.get_by_text("No products match these filters.")).to_be_visible()
+
+
+def new_product(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="New product").click()
+    expect(page.get_by_role("dialog", name="New product")).to_be_visible()
+
+
+def new_product_errors(page: Page, sweep: Sweep) -> None:
+    new_product(page, sweep)
+    dialog = page.get_by_role("dialog", name="New product")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_text("Enter a SKU.")).to_be_visible()
+
+
+def new_product_conflict(page: Page, sweep: Sweep) -> None:
+    new_product(page, sweep)
+    dialog = page.get_by_role("dialog", name="New product")
+    dialog.get_by_label("SKU").fill("sku-001")
+    dialog.get_by_label("Name").fill("Twin")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator("#p-sku-error")).to_contain_text("already")
+
+
+def edit_product(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Edit SKU-000").click()
+    expect(page.get_by_role("dialog", name="Edit SKU-000")).to_be_visible()
+
+
+def delete_product(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Delete SKU-000").click()
+    expect(page.get_by_role("dialog", name="Delete product")).to_be_visible()
+
+
+def delete_all_confirm(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Delete all products").click()
+    dialog = page.get_by_role("dialog", name="Delete all products")
+    expect(dialog.get_by_role("button", name=re.compile(r"Delete all \d+"))).to_be_enabled()
+
+
+def delete_all_done(page: Page, sweep: Sweep) -> None:
+    delete_all_confirm(page, sweep)
+    dialog = page.get_by_role("dialog", name="Delete all products")
+    dialog.get_by_role("button", name=re.compile(r"Delete all \d+")).click()
+    expect(dialog.get_by_text(re.compile(r"Deleted all \d+ products"))).to_be_visible()
+
+
+def add_endpoint(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.get_by_role("dialog", name="Add endpoint")).to_be_visible()
+
+
+def add_endpoint_errors(page: Page, sweep: Sweep) -> None:
+    add_endpoint(page, sweep)
+    dialog = page.get_by_role("dialog", name="Add endpoint")
+    dialog.get_by_label("Endpoint URL").fill("ftp://example.com/hook")
+    for checkbox in dialog.get_by_role("checkbox").all():
+        if checkbox.get_attribute("name") == "events":
+            checkbox.uncheck()
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_text("The URL must start with http:// or https://.")).to_be_visible()
+    dialog.get_by_label("Endpoint URL").fill(sweep.receiver.url)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_text("Choose at least one event.")).to_be_visible()
+
+
+def signing_secret(page: Page, sweep: Sweep) -> None:
+    add_endpoint(page, sweep)
+    dialog = page.get_by_role("dialog", name="Add endpoint")
+    dialog.get_by_label("Endpoint URL").fill(sweep.receiver.url)
+    dialog.get_by_label("Description").fill("Storefront cache")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("dialog", name="Signing secret")).to_be_visible()
+
+
+def endpoints_tested(page: Page, sweep: Sweep) -> None:
+    """One healthy endpoint with its delivery log open, one failing, one disabled."""
+    card = page.get_by_role("article", name=sweep.receiver.url, exact=True)
+    sweep.receiver.script(Reply(status=200, body=b'{"pong": true}'))
+    card.get_by_role("button", name="Send test").click()
+    expect(card.get_by_text("Healthy")).to_be_visible()
+    card.get_by_role("button", name="Deliveries").click()
+    log = card.get_by_role("region", name="Delivery log")
+    log.get_by_text("Attempts (1)").click()
+    expect(log.get_by_text(re.compile(r"HTTP 200 · \d+ ms"))).to_be_visible()
+
+    failing = f"{sweep.receiver.url}/failing"
+    add_endpoint(page, sweep)
+    dialog = page.get_by_role("dialog", name="Add endpoint")
+    dialog.get_by_label("Endpoint URL").fill(failing)
+    dialog.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="I have saved it").click()
+    failing_card = page.get_by_role("article", name=failing, exact=True)
+    sweep.receiver.script(Reply(status=500, body=b"upstream exploded"))
+    failing_card.get_by_role("button", name="Send test").click()
+    expect(failing_card.get_by_text("Last test failed")).to_be_visible()
+    failing_card.get_by_role("switch", name="Enabled").uncheck()
+    expect(failing_card.get_by_text("Disabled by a user.")).to_be_visible()
+
+
+def rotated_secret(page: Page, sweep: Sweep) -> None:
+    card = page.get_by_role("article", name=sweep.receiver.url, exact=True)
+    card.get_by_role("button", name="Rotate secret").click()
+    dialog = page.get_by_role("dialog", name="Signing secret")
+    expect(dialog.get_by_text("The previous secret keeps signing for 24 hours")).to_be_visible()
+
+
+def edit_endpoint(page: Page, sweep: Sweep) -> None:
+    page.get_by_role("article", name=sweep.receiver.url, exact=True).get_by_role(
+        "button", name="Edit"
+    ).click()
+    expect(page.get_by_role("dialog", name="Edit endpoint")).to_be_visible()
+
+
+def delete_endpoint(page: Page, sweep: Sweep) -> None:
+    card = page.get_by_role("article", name=sweep.receiver.url, exact=True)
+    card.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("dialog", name="Delete endpoint?")).to_be_visible()
+
+
+def wrong_password(page: Page, _sweep: Sweep) -> None:
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+
+
+def user_created(page: Page, _sweep: Sweep) -> None:
+    page.fill("#u-name", "viewer-vera")
+    page.select_option("#u-role", "viewer")
+    page.click("#u-create")
+    page.wait_for_selector("#once:not([hidden])")
+
+
+def user_form_error(page: Page, _sweep: Sweep) -> None:
+    page.click("#u-create")
+    page.wait_for_selector("#user-error:not([hidden])")
+
+
+def token_created(page: Page, _sweep: Sweep) -> None:
+    page.fill("#t-name", "nightly sync")
+    page.click("#t-create")
+    page.wait_for_selector("#once:not([hidden])")
+
+
+def audit_listed(page: Page, _sweep: Sweep) -> None:
+    page.wait_for_selector("#audit-filters")
+    page.wait_for_function("document.querySelectorAll('tbody tr').length > 0")
+
+
+def system_loaded(page: Page, _sweep: Sweep) -> None:
+    expect(page.locator("#sys-facts")).to_contain_text("Embedded")
+
+
+# Every page and every state of it. Add one line per new page, dialog or step; the sweep visits
+# them in this order (some states build on the data of earlier ones).
+STATES = [
+    State("sign-in", "/login", signed_in=False),
+    State("sign-in: wrong password", "/login", wrong_password, signed_in=False),
+    State("products: empty catalogue", "/products"),
+    State("products: list", "/products", products_listed),
+    State("products: no match", "/products", products_no_match),
+    State("products: new product dialog", "/products", new_product),
+    State("products: new product, missing fields", "/products", new_product_errors),
+    State("products: new product, SKU taken", "/products", new_product_conflict),
+    State("products: edit dialog", "/products", edit_product),
+    State("products: delete dialog", "/products", delete_product),
+    State("products: delete-all confirmation", "/products", delete_all_confirm),
+    State("products: delete-all finished", "/products", delete_all_done),
+    State("import: idle, no history", "/import"),
+    State("import: file chosen", "/import", import_file_chosen),
+    State("import: upload refused", "/import", import_refused),
+    State("import: queued behind another", "/import", import_queued),
+    State("import: cancelled", "/import", import_cancelled),
+    State("import: running", "/import", import_running, after=end_running_import),
+    State("import: completed, with rejected rows", "/import", import_completed),
+    State("import: failed", "/import", import_failed),
+    State("import: toasts", "/import", toasts),
+    State("webhooks: no endpoints", "/webhooks"),
+    State("webhooks: add dialog", "/webhooks", add_endpoint),
+    State("webhooks: add dialog, invalid", "/webhooks", add_endpoint_errors),
+    State("webhooks: signing secret dialog", "/webhooks", signing_secret),
+    State("webhooks: endpoints, tested, log open", "/webhooks", endpoints_tested),
+    State("webhooks: secret rotated", "/webhooks", rotated_secret),
+    State("webhooks: edit dialog", "/webhooks", edit_endpoint),
+    State("webhooks: delete confirmation", "/webhooks", delete_endpoint),
+    State("system: embedded mode", "/system", system_loaded),
+    State("users: list", "/users"),
+    State("users: add, name missing", "/users", user_form_error),
+    State("users: one-time password shown", "/users", user_created),
+    State("tokens: list", "/tokens"),
+    State("tokens: new token shown", "/tokens", token_created),
+    State("account: own password and sessions", "/account"),
+    State("audit: log listed", "/audit", audit_listed),
+]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: Database) -> Settings:
+    """Webhook targets on loopback allowed: the sweep sends test events to a real receiver."""
+    return webhook_settings(tmp_path, database)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    running.start()
+    yield running
+    running.stop()
+
+
+# The pages look the same on both databases: the sweep runs on SQLite only.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_page_and_state_passes_axe(
+    browser: Browser,
+    page: Page,
+    live_server: LiveServer,
+    receiver: Receiver,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    sweep = Sweep(server=live_server, receiver=receiver, files=tmp_path)
+    anonymous = browser.new_context(base_url=live_server.url)
+    anonymous.set_default_timeout(15_000)
+    anon_page = anonymous.new_page()
+    sign_in_page(page, live_server)
+    shots = os.environ.get("A11Y_SCREENSHOTS") == "1"
+    failures: list[str] = []
+    try:
+        only = re.compile(os.environ.get("A11Y_ONLY", ""))
+        for state in STATES:
+            if not only.search(state.name):
+                continue
+            current = page if state.signed_in else anon_page
+            current.set_viewport_size({"width": WIDTHS[0], "height": 800})
+            current.goto(state.path)
+            try:
+                if state.reach is not None:
+                    try:
+                        state.reach(current, sweep)
+                    except Exception:
+                        screenshot(current, "a11y-sweep-stuck")
+                        print(f"The sweep could not reach {state.name!r}.", *failures, sep="\n\n")
+                        raise
+                failures += check_accessible(current, state.name)
+                if shots:
+                    slug = re.sub(r"[^a-z0-9]+", "-", state.name.lower()).strip("-")
+                    for width in WIDTHS:
+                        current.set_viewport_size({"width": width, "height": 800})
+                        screenshot(current, f"a11y-{slug}-{width}")
+            finally:
+                if state.after is not None:
+                    state.after(sweep)
+    finally:
+        release_lock(sweep)
+        anonymous.close()
+    record_property("a11y_states", len(STATES))
+    assert not failures, "\n\n".join(failures)
+
+
+BROKEN_PAGE = """<!doctype html>
+<html lang="en"><head><title>Broken</title></head>
+<body>
+  <p>Outside every landmark.</p>
+  <main>
+    <h1>Broken</h1>
+    <div id="toasts" aria-label="Notifications"></div>
+    <p style="color: #aaaaaa; background: #ffffff">Faint text</p>
+  </main>
+</body></html>"""
+
+
+def test_the_check_fails_naming_each_offending_element(browser: Browser) -> None:
+    """The checker itself: a page with the three faults of the issue fails, at both widths."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_content(BROKEN_PAGE)
+        failures = check_accessible(page, "broken page", record=False)
+        assert [failure.split(":")[0] for failure in failures] == [
+            "broken page at 1280 px",
+            "broken page at 390 px",
+        ]
+        for failure in failures:
+            assert "- aria-prohibited-attr (serious)" in failure
+            assert "- color-contrast (serious)" in failure
+            assert "- region (moderate)" in failure
+            assert "at #toasts" in failure
+            assert "<p>Outside every landmark.</p>" in failure
+            assert "Faint text" in failure
+        assert page.viewport_size == {"width": 1280, "height": 800}
+
+        page.set_content(
+            BROKEN_PAGE.replace('aria-label="Notifications"', 'role="status"')
+            .replace("#aaaaaa", "#595959")
+            .replace("<p>Outside every landmark.</p>", "")
+        )
+        assert check_accessible(page, "mended page", record=False) == []
+        page.set_content(BROKEN_PAGE)
+        with pytest.raises(pytest.fail.Exception, match="aria-prohibited-attr"):
+            assert_accessible(page, "broken page", widths=(390,), record=False)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_table_wider_than_the_screen_takes_focus_to_scroll(
+    page: Page, live_server: LiveServer
+) -> None:
+    for i in range(3):
+        make_product(live_server.database, f"WIDE-{i}", f"Product {i}", "x" * 80)
+    sign_in_page(page, live_server)
+    page.goto("/products")
+    wrap = page.locator(".table-wrap")
+    expect(page.locator("#products-body tr")).to_have_count(3)
+    expect(wrap).not_to_have_attribute("tabindex", "0")  # fits: no empty tab stop
+    page.set_viewport_size({"width": 390, "height": 844})
+    region = page.get_by_role("region", name="Products table")
+    expect(region).to_have_attribute("tabindex", "0")
+    region.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # scrolls the focused box sideways
+    page.wait_for_function("document.querySelector('.table-wrap').scrollLeft > 0")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(wrap).not_to_have_attribute("role", "region")
