@@ -201,3 +201,35 @@ def test_kept_csv_only_for_an_undo(client: TestClient) -> None:
     assert response.status_code == 404
     assert "not an undo" in response.json()["detail"]
     assert client.get("/api/changes/999999/kept").status_code == 404
+
+
+def test_roles_editor_undoes_viewer_reads_only_admin_redeletes_everything(
+    anon_client: TestClient, database: Database
+) -> None:
+    from product_importer.auth.roles import Role
+    from tests.factories import sign_in
+
+    sign_in(anon_client, database, "ed", role=Role.editor)
+    job = run_import(anon_client, FILE_A)
+    undone = undo(anon_client, job["change_id"])
+    assert undone["status"] == "completed"
+    # Undoing a delete-all's undo would delete everything again: admin only.
+    with database.session() as session:
+        from product_importer.changes.models import ChangeSet
+
+        session.execute(
+            ChangeSet.__table__.update()
+            .where(ChangeSet.id == job["change_id"])
+            .values(kind="delete_all")
+        )
+    assert anon_client.post(f"/api/changes/{undone['id']}/undo?dry_run=true").status_code == 200
+    refused = anon_client.post(f"/api/changes/{undone['id']}/undo")
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
+    anon_client.post("/logout")
+    viewer = TestClient(anon_client.app)
+    sign_in(viewer, database, "vi", role=Role.viewer)
+    assert viewer.get("/api/changes").status_code == 200
+    assert viewer.post(f"/api/changes/{undone['id']}/undo?dry_run=true").status_code == 403
+    assert (
+        viewer.post("/api/products/bulk", json={"action": "delete", "ids": [1]}).status_code == 403
+    )

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 
+from product_importer.auth.roles import Role, at_least
 from product_importer.catalog.export import neutralise_cell
 from product_importer.catalog.models import SKU_MAX_LENGTH, sku_key
 from product_importer.catalog.schemas import single_line
@@ -29,7 +30,13 @@ from product_importer.changes.schemas import (
 )
 from product_importer.changes.tasks import live_key
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, DbSession, Editor, Viewer
+from product_importer.dependencies import (
+    AppSettings,
+    DbSession,
+    Editor,
+    Viewer,
+    forbidden_message,
+)
 from product_importer.imports.locking import CatalogueLock
 
 router = APIRouter(prefix="/api", tags=["changes"])
@@ -108,6 +115,12 @@ def _undo(
     retention = settings.history_retention_days
     try:
         change = find()
+        # Undoing the undo of a delete-all deletes every product again: the delete-all's role.
+        admin_only = not dry_run and changes_service.deletes_everything(session, change)
+        if admin_only and not at_least(principal.role, Role.admin):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, forbidden_message(Role.admin, principal.role)
+            )
         if dry_run:
             return changes_service.dry_run(session, change.id, retention)
         undo = changes_service.start_undo(session, change.id, _actor(principal), retention)

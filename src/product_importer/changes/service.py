@@ -262,6 +262,14 @@ def change_of_import(session: Session, import_id: int) -> ChangeSet:
     return get(session, job.change_id)
 
 
+def deletes_everything(session: Session, change: ChangeSet) -> bool:
+    """Whether undoing this change is the undo of a delete-all's undo (it deletes everything)."""
+    if change.kind != "undo" or change.undoes_id is None:
+        return False
+    undone = session.get(ChangeSet, change.undoes_id)
+    return undone is not None and undone.kind == "delete_all"
+
+
 def dry_run(session: Session, change_id: int, retention_days: float) -> UndoDryRun:
     change = get(session, change_id)
     reason = undo_refusal(session, change, retention_days)
