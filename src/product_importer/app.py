@@ -23,6 +23,7 @@ from product_importer.audit import routes as audit_routes
 from product_importer.auth import routes as auth_routes
 from product_importer.auth.ratelimit import SignInGuard
 from product_importer.catalog import routes as catalog_routes
+from product_importer.changes import routes as changes_routes
 from product_importer.db import Database
 from product_importer.dependencies import LoginRequired, PageForbidden, Viewer
 from product_importer.imports import routes as import_routes
@@ -166,6 +167,7 @@ def create_app(
     app.include_router(_docs_router(app))
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(changes_routes.router)  # before catalog: /api/products/history
     app.include_router(account_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(import_routes.router)

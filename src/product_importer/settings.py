@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Rows per transaction when a delete-all cannot TRUNCATE (PostgreSQL).",
     )
 
+    # History and undo
+    history_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Change records (history, undo) are kept this long, then pruned.",
+    )
+
     # Workers
     heartbeat_seconds: float = Field(
         default=10.0,

@@ -165,7 +165,7 @@ def test_delete_all_asks_shows_the_count_and_reports_success(
     expect(page.locator("#products-body tr")).to_have_count(1)
     page.get_by_role("button", name="Delete all products").click()
     dialog = page.get_by_role("dialog", name="Delete all products")
-    expect(dialog).to_contain_text("Are you sure? This cannot be undone.")
+    expect(dialog).to_contain_text("The deletion can be undone for 30 days")
     expect(dialog).to_contain_text("This deletes all 75 products in the catalogue")
     expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
     screenshot(page, "products-delete-all")
@@ -176,13 +176,26 @@ def test_delete_all_asks_shows_the_count_and_reports_success(
 
     page.get_by_role("button", name="Delete all products").click()
     dialog.get_by_role("button", name="Delete all 75 products").click()
-    expect(dialog.get_by_role("status")).to_have_text("Deleted all 75 products.")
+    expect(dialog.get_by_role("status")).to_have_text(
+        "Deleted all 75 products. This can be undone for 30 days."
+    )
     expect(page.locator(".toast").filter(has_text="Deleted all 75 products.")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Undo this deletion")).to_be_visible()
     dialog.get_by_role("button", name="Close").click()
     page.get_by_role("button", name="Clear").first.click()
     expect(page.get_by_text("No products yet.")).to_be_visible()
     expect(page.get_by_role("link", name="Import a CSV file")).to_have_attribute("href", "/import")
     screenshot(page, "products-empty")
+
+    # The result's Undo (closed above, for the empty state) runs PI.undo.change: the
+    # confirmation shows the dry run's counts, then the products come back.
+    job = page.evaluate("fetch('/api/products/delete-jobs/latest').then(r => r.json())")
+    page.evaluate(f"PI.undo.change({job['change_id']}, 'the deletion of all products')")
+    undo = page.get_by_role("dialog", name="Undo the deletion of all products")
+    expect(undo).to_contain_text("This will restore 75 products to their values before it.")
+    undo.get_by_role("button", name="Undo", exact=True).click()
+    expect(undo).to_contain_text("75 products restored", timeout=30_000)
+    assert page.evaluate("fetch('/api/products').then(r => r.json()).then(b => b.total)") == 75
 
 
 def test_keyboard_only_create(page: Page, live_server: LiveServer) -> None:

@@ -65,6 +65,8 @@ class DeleteAllJob(Base):
     # Refreshed while queued work is handed over and after every batch; a stale heartbeat on
     # an unfinished job means its worker (or its queued task) was lost.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The change set that recorded what was deleted (see changes/), for undo.
+    change_id: Mapped[int | None] = mapped_column(BigIntId, default=None)
 
 
 class SearchBacklog(Base):

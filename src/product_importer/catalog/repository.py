@@ -11,7 +11,7 @@ the `search_backlog` (`index_changed`), so an import never pays for the index.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -407,11 +407,14 @@ def backlog_statement(dialect: str, changed_since: datetime) -> tuple[str, dict[
 # --- delete all ---------------------------------------------------------------------------
 
 
-def delete_first(session: Session, rows: int) -> int:
-    """Delete the `rows` lowest-id products, and their search rows; returns how many went."""
+def delete_first(session: Session, rows: int, record: Callable[[int], None] | None = None) -> int:
+    """Delete the `rows` lowest-id products, and their search rows; returns how many went.
+    `record(highest id)` runs first, to record what is about to go."""
     ids = list(session.scalars(select(Product.id).order_by(Product.id).limit(rows)))
     if not ids:
         return 0
+    if record is not None:
+        record(ids[-1])
     unindex = (
         "DELETE FROM product_search WHERE rowid <= :high"
         if session.get_bind().dialect.name == "sqlite"
@@ -445,11 +448,19 @@ def sqlite_delete_all(session: Session) -> int:
     return count
 
 
-def pg_truncate(session: Session, lock_timeout_ms: int) -> int:
+def pg_truncate(
+    session: Session, lock_timeout_ms: int, record: Callable[[], None] | None = None
+) -> int:
     """Count and truncate under an exclusive lock; raises OperationalError if the lock is not
     granted within `lock_timeout_ms` (readers queue behind a waiting TRUNCATE, so keep it short).
     """
     session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+    if record is not None:
+        # Record under a lock that stops writers but not readers (the list stays readable while
+        # a million rows are copied); the exclusive lock is then taken only for the TRUNCATE,
+        # and no writer can have come in between, so the record is exactly what it removes.
+        session.execute(text("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE"))
+        record()
     session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
     count = count_all(session)
     session.execute(text("TRUNCATE products, product_search"))

@@ -22,6 +22,7 @@ from product_importer.catalog.schemas import (
     ProductUpdate,
     single_line,
 )
+from product_importer.changes import service as changes_service
 from product_importer.db import Database
 from product_importer.dependencies import (
     Admin,
@@ -107,6 +108,10 @@ _STALE: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _actor(principal: Any) -> str:
+    return changes_service.actor_name(principal.kind, principal.name)
+
+
 def _with_etag(response: Response, product: Any) -> ProductRead:
     response.headers["ETag"] = catalog_service.etag(product)
     return ProductRead.model_validate(product)
@@ -150,13 +155,13 @@ def list_products(
 )
 def create_product(
     session: DbSession,
-    _principal: Editor,
+    principal: Editor,
     body: ProductCreate,
     response: Response,
     audit: AuditLog,
 ) -> ProductRead:
     try:
-        product = catalog_service.create(session, body)
+        product = catalog_service.create(session, body, _actor(principal))
     except catalog_service.SkuConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     audit("product.create", f"product:{product.id} {product.sku}")
@@ -180,18 +185,20 @@ def delete_all_products(
     session: DbSession,
     principal: Admin,
     response: Response,
+    settings: AppSettings,
     audit: AuditLog,
     confirm: Annotated[
-        bool, Query(description="Must be `true`: deleting every product cannot be undone.")
+        bool, Query(description="Must be `true`: it deletes every product.")
     ] = False,
 ) -> DeleteAllJobRead:
     if not confirm:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
-            "Deleting all products cannot be undone; repeat the request with ?confirm=true "
-            "to confirm.",
+            "This deletes every product (it can be undone for "
+            f"{settings.history_retention_days:g} days); repeat the request with "
+            "?confirm=true to confirm.",
         )
-    job, created = catalog_service.start_delete_all(session, principal.name)
+    job, created = catalog_service.start_delete_all(session, _actor(principal))
     if created:
         audit("products.delete_all", f"delete-job:{job.id}")
     response.headers["Location"] = f"/api/products/delete-jobs/{job.id}"
@@ -281,7 +288,7 @@ def get_product(
 )
 def update_product(
     session: DbSession,
-    _principal: Editor,
+    principal: Editor,
     product_id: ProductId,
     body: ProductUpdate,
     response: Response,
@@ -289,7 +296,7 @@ def update_product(
     if_match: IfMatch = None,
 ) -> ProductRead:
     try:
-        product = catalog_service.update(session, product_id, body, if_match)
+        product = catalog_service.update(session, product_id, body, if_match, _actor(principal))
     except catalog_service.ProductNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except catalog_service.SkuConflict as exc:
@@ -313,13 +320,13 @@ def update_product(
 )
 def delete_product(
     session: DbSession,
-    _principal: Editor,
+    principal: Editor,
     product_id: ProductId,
     audit: AuditLog,
     if_match: IfMatch = None,
 ) -> Response:
     try:
-        catalog_service.delete(session, product_id, if_match)
+        catalog_service.delete(session, product_id, if_match, _actor(principal))
     except catalog_service.ProductNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:

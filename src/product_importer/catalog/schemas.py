@@ -216,6 +216,9 @@ class DeleteAllJobRead(BaseModel):
     deleted: int = Field(description="Products deleted so far.")
     error: str | None
     requested_by: str
+    change_id: int | None = Field(
+        default=None, description="The change set that recorded the deletion (for undo)."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -24,6 +24,8 @@ from product_importer.catalog.schemas import (
     ProductSort,
     ProductUpdate,
 )
+from product_importer.changes import recording
+from product_importer.changes import service as changes_service
 from product_importer.db import utcnow
 from product_importer.tasks import dispatch
 from product_importer.webhooks import events
@@ -112,7 +114,7 @@ def _payload(product: Product) -> dict[str, object]:
     return ProductRead.model_validate(product).model_dump(mode="json")
 
 
-def create(session: Session, data: ProductCreate) -> Product:
+def create(session: Session, data: ProductCreate, actor: str = "") -> Product:
     _ensure_sku_free(session, data.sku, None)
     now = utcnow()
     product = Product(
@@ -127,12 +129,17 @@ def create(session: Session, data: ProductCreate) -> Product:
     session.add(product)
     _flush(session, data.sku)
     repository.index_product(session, product)
+    changes_service.record_edit(session, actor, "created", product.id, None, product)
     events.record(session, "product.created", _payload(product))
     return product
 
 
 def update(
-    session: Session, product_id: int, changes: ProductUpdate, if_match: str | None = None
+    session: Session,
+    product_id: int,
+    changes: ProductUpdate,
+    if_match: str | None = None,
+    actor: str = "",
 ) -> Product:
     product = get(session, product_id)
     _check_if_match(product, if_match)
@@ -143,22 +150,26 @@ def update(
     changed = {name: value for name, value in fields.items() if getattr(product, name) != value}
     if not changed:
         return product  # nothing to write, no event, same ETag
+    before = {name: getattr(product, name) for name in changes_service.FIELDS}
     for name, value in changed.items():
         setattr(product, name, value)
     _flush(session, fields.get("sku", product.sku))
     if any(name in changed for name in SEARCHED_FIELDS):
         repository.index_product(session, product)
+    changes_service.record_edit(session, actor, "updated", product.id, before, product)
     events.record(session, "product.updated", _payload(product))
     return product
 
 
-def delete(session: Session, product_id: int, if_match: str | None = None) -> None:
+def delete(session: Session, product_id: int, if_match: str | None = None, actor: str = "") -> None:
     product = get(session, product_id)
     _check_if_match(product, if_match)
     data = {"id": product.id, "sku": product.sku}
+    before = {name: getattr(product, name) for name in changes_service.FIELDS}
     session.delete(product)
     _flush(session, product.sku)
     repository.unindex_product(session, product_id)
+    changes_service.record_edit(session, actor, "deleted", product_id, before, None)
     events.record(session, "product.deleted", data)
 
 
@@ -297,6 +308,27 @@ def set_delete_total(session: Session, job_id: int, total: int) -> None:
     )
 
 
+def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None) -> None:
+    """Record the products about to be deleted (all, or ids <= up_to_id) in the delete's
+    transaction, under the job's change set (opened by the first call)."""
+    if not recording.ENABLED:
+        return
+    job = get_delete_job(session, job_id)
+    if job.change_id is None:
+        change = changes_service.open_change(
+            session,
+            "delete_all",
+            job.requested_by,
+            f"Delete all products (job {job_id})",
+            delete_job_id=job_id,
+        )
+        job.change_id = change.id
+        session.flush()
+    dialect = session.get_bind().dialect.name
+    sql, params = recording.record_deleted_statement(dialect, job.change_id, up_to_id)
+    session.execute(sa.text(sql), params)
+
+
 def complete_delete_job(session: Session, job_id: int) -> bool:
     """Finish the job and emit the single `products.deleted_all` event, exactly once."""
     result = session.execute(
@@ -308,6 +340,11 @@ def complete_delete_job(session: Session, job_id: int) -> bool:
         return False
     job = session.get(DeleteAllJob, job_id, populate_existing=True)
     assert job is not None
+    if job.change_id is not None:
+        session.execute(
+            sa.text("UPDATE change_sets SET deleted = :deleted WHERE id = :id"),
+            {"deleted": job.deleted, "id": job.change_id},
+        )
     events.record(session, "products.deleted_all", {"deleted_count": job.deleted, "job_id": job.id})
     return True
 

@@ -81,7 +81,11 @@ def _truncate(context: TaskContext, job_id: int) -> bool:
     for _attempt in range(TRUNCATE_ATTEMPTS):
         try:
             with context.database.session() as session:
-                deleted = repository.pg_truncate(session, TRUNCATE_LOCK_TIMEOUT_MS)
+                deleted = repository.pg_truncate(
+                    session,
+                    TRUNCATE_LOCK_TIMEOUT_MS,
+                    lambda: catalog_service.record_delete_all(session, job_id),
+                )
                 catalog_service.set_delete_total(session, job_id, deleted)
                 catalog_service.record_delete_progress(session, job_id, deleted)
                 catalog_service.complete_delete_job(session, job_id)
@@ -101,6 +105,7 @@ def _sqlite_delete_all(database: Database, job_id: int) -> None:
         # Write first, so the transaction waits for the write lock instead of failing when
         # another writer commits between a read and the first write.
         catalog_service.record_delete_progress(session, job_id, 0)
+        catalog_service.record_delete_all(session, job_id)
         deleted = repository.sqlite_delete_all(session)
         catalog_service.set_delete_total(session, job_id, deleted)
         catalog_service.record_delete_progress(session, job_id, deleted)
@@ -114,7 +119,11 @@ def _delete_in_batches(context: TaskContext, job_id: int) -> None:
         catalog_service.set_delete_total(session, job_id, repository.count_all(session))
     while True:
         with database.session() as session:
-            deleted = repository.delete_first(session, batch)
+            deleted = repository.delete_first(
+                session,
+                batch,
+                lambda high: catalog_service.record_delete_all(session, job_id, high),
+            )
             catalog_service.record_delete_progress(session, job_id, deleted)
             if deleted < batch:
                 catalog_service.complete_delete_job(session, job_id)

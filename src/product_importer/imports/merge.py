@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from product_importer.changes import recording
+from product_importer.changes.recording import ChangeRequest
 from product_importer.imports.validation import StagedRow
 
 MERGE_BATCH_ROWS = 50_000
@@ -35,6 +37,8 @@ class MergeCounts:
     created: int
     updated: int
     unchanged: int
+    # The change set that recorded the merge (None for a dry run or with recording off).
+    change_id: int | None = None
 
 
 # Returns SQL statements (with :named parameters) to run inside the merge transaction, so
@@ -59,6 +63,7 @@ class Merger(Protocol):
         now: datetime,
         progress: MergeProgress,
         before_commit: BeforeCommit,
+        record: ChangeRequest | None = None,
     ) -> MergeCounts: ...
 
     def count_changes(self, has_active: bool) -> MergeCounts: ...
@@ -152,6 +157,7 @@ class SQLiteMerger:
         now: datetime,
         progress: MergeProgress,
         before_commit: BeforeCommit,
+        record: ChangeRequest | None = None,
     ) -> MergeCounts:
         batches = _batches(self._deduplicate())
         total = self._db.execute("SELECT count(*) FROM temp.import_last").fetchone()[0]
@@ -161,18 +167,37 @@ class SQLiteMerger:
             " OR (s.active IS NOT NULL AND products.active <> s.active)" if has_active else ""
         )
         created = updated = 0
+        record = record if recording.ENABLED else None
+        change_id: int | None = None
+        highest = 0
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if record is not None:
+                opened = self._db.execute(*recording.open_statement("sqlite", record, now))
+                change_id = opened.fetchone()[0]
             for done, (lower, upper) in enumerate(batches):
                 where, params = self._range(lower, upper)
-                self._db.execute(
-                    f"UPDATE products SET sku = s.sku, name = s.name, description = s.description, "
-                    f"{active_set} updated_at = ? FROM temp.import_last AS s "
-                    f"WHERE products.sku_key = s.sku_key AND {where} AND (products.sku <> s.sku "
-                    f"OR products.name <> s.name OR products.description <> s.description"
-                    f"{active_diff})",
-                    (stamp, *params),
-                )
+                if change_id is not None:
+                    self._db.execute(
+                        recording.sqlite_record_updates(where, has_active), (change_id, *params)
+                    )
+                    highest = self._db.execute("SELECT max(id) FROM products").fetchone()[0] or 0
+                if change_id is not None:
+                    # The records just written say which products change and to what: apply
+                    # them by rowid rather than matching the staged rows by key a second time.
+                    self._db.execute(
+                        recording.sqlite_apply_updates(where.replace("s.", "c.")),
+                        (stamp, change_id, *params),
+                    )
+                else:
+                    self._db.execute(
+                        f"UPDATE products SET sku = s.sku, name = s.name, "
+                        f"description = s.description, {active_set} updated_at = ? "
+                        f"FROM temp.import_last AS s WHERE products.sku_key = s.sku_key AND "
+                        f"{where} AND (products.sku <> s.sku OR products.name <> s.name "
+                        f"OR products.description <> s.description{active_diff})",
+                        (stamp, *params),
+                    )
                 updated += self._db.execute("SELECT changes()").fetchone()[0]
                 self._db.execute(
                     "INSERT INTO products (sku, sku_key, name, description, active, created_at, "
@@ -181,9 +206,14 @@ class SQLiteMerger:
                     "AND NOT EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = s.sku_key)",
                     (stamp, stamp, *params),
                 )
-                created += self._db.execute("SELECT changes()").fetchone()[0]
+                new = self._db.execute("SELECT changes()").fetchone()[0]
+                created += new
+                if change_id is not None and new:
+                    self._db.execute(recording.SQLITE_RECORD_CREATED, (change_id, highest))
                 progress((done + 1) / len(batches))
-            counts = MergeCounts(created, updated, total - created - updated)
+            counts = MergeCounts(created, updated, total - created - updated, change_id)
+            if change_id is not None:
+                self._db.execute(*recording.counts_statement(change_id, created, updated))
             for statement in before_commit(counts):
                 self._db.execute(*statement)
         except BaseException:
@@ -281,7 +311,9 @@ class PostgresMerger:
         now: datetime,
         progress: MergeProgress,
         before_commit: BeforeCommit,
+        record: ChangeRequest | None = None,
     ) -> MergeCounts:
+        record = record if recording.ENABLED else None
         changed = "(p.sku, p.name, p.description) IS DISTINCT FROM (s.sku, s.name, s.description)"
         insert = (
             "INSERT INTO products AS p (sku, sku_key, name, description, active, created_at, "
@@ -289,6 +321,7 @@ class PostgresMerger:
             "FROM last WHERE {which} ON CONFLICT (sku_key) DO UPDATE SET sku = excluded.sku, "
             "name = excluded.name, description = excluded.description, {set_active}"
             "updated_at = excluded.updated_at WHERE {changed} RETURNING (p.xmax = 0) AS created"
+            + (recording.PG_RETURNING if record is not None else "")
         )
         excluded_changed = changed.replace("s.", "excluded.")
         keep_active = insert.format(
@@ -303,27 +336,36 @@ class PostgresMerger:
         # Rows that give no `active` keep the stored flag; the others set it. The two sets
         # have different keys, so both upserts can run in one statement.
         upserts = f"a AS ({keep_active})" + (f", b AS ({set_active})" if has_active else "")
-        returned = "SELECT created FROM a" + (
-            " UNION ALL SELECT created FROM b" if has_active else ""
-        )
+        returned = "SELECT * FROM a" + (" UNION ALL SELECT * FROM b" if has_active else "")
+        # With recording, the old values are read beside the upserts and written with the new.
+        old = f"{recording.PG_OLD_ROWS}, " if record is not None else ""
+        write = f", {recording.PG_RECORD}" if record is not None else ""
         created = updated = total = 0
+        change_id: int | None = None
         try:
             with self._db.cursor() as cursor:
                 cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
                 cursor.execute(SORT_MEMORY)
+                if record is not None:
+                    sql, params = recording.open_statement("postgresql", record, now)
+                    cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
+                    change_id = cursor.fetchone()[0]
                 for part in range(self.partitions):
                     cursor.execute(
-                        f"WITH last AS MATERIALIZED ({self._last_rows(part)}), {upserts}, "
-                        f"r AS ({returned}) SELECT (SELECT count(*) FROM last), "
+                        f"WITH last AS MATERIALIZED ({self._last_rows(part)}), {old}{upserts}, "
+                        f"r AS ({returned}){write} SELECT (SELECT count(*) FROM last), "
                         "count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) "
                         "FROM r",
-                        {"now": now},
+                        {"now": now, "change_id": change_id},
                     )
                     seen, new, changed_rows = cursor.fetchone()
                     total, created, updated = total + seen, created + new, updated + changed_rows
                     progress((part + 1) / self.partitions)
-                counts = MergeCounts(created, updated, total - created - updated)
-                for sql, params in before_commit(counts):
+                counts = MergeCounts(created, updated, total - created - updated, change_id)
+                statements = before_commit(counts)
+                if change_id is not None:
+                    statements.insert(0, recording.counts_statement(change_id, created, updated))
+                for sql, params in statements:
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
         except BaseException:
             self._db.rollback()

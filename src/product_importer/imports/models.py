@@ -49,6 +49,8 @@ class ImportJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # Refreshed by the worker while it runs; a stale heartbeat means the worker died.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The change set its merge recorded (see changes/), for history and undo.
+    change_id: Mapped[int | None] = mapped_column(BigIntId, default=None)
 
 
 class ImportReject(Base):

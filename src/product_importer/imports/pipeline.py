@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from product_importer.catalog import repository as catalog_repository
 from product_importer.catalog import service as catalog_service
+from product_importer.changes.recording import ChangeRequest
 from product_importer.db import Database, utcnow
 from product_importer.imports import service, workbook
 from product_importer.imports.columns import FileFormatError
@@ -325,8 +326,18 @@ def run_import(
         reporter.phase("Merging")
         reporter.db_writes_blocked = merger.merge_locks_database
         merged_at = utcnow()
+        record = ChangeRequest(
+            kind="import",
+            actor=job.created_by,
+            summary=f"Import #{job_id} ({job.filename})",
+            import_job_id=job_id,
+        )
         counts = merger.merge(
-            has_active, merged_at, reporter.merging, _merged_marker(database, job_id, merged_at)
+            has_active,
+            merged_at,
+            reporter.merging,
+            _merged_marker(database, job_id, merged_at),
+            record,
         )
         reporter.db_writes_blocked = False
         complete_merged(database, storage, job_id)
@@ -385,8 +396,10 @@ def _merged_marker(database: Database, job_id: int, merged_at: datetime) -> Any:
         statements = [
             (
                 "UPDATE import_jobs SET phase = 'Merged', percent = 99, rows_created = :created, "
-                "rows_updated = :updated, rows_unchanged = :unchanged WHERE id = :id",
+                "rows_updated = :updated, rows_unchanged = :unchanged, change_id = :change_id "
+                "WHERE id = :id",
                 {
+                    "change_id": counts.change_id,
                     "created": counts.created,
                     "updated": counts.updated,
                     "unchanged": counts.unchanged,

@@ -36,6 +36,9 @@ class ImportJobRead(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_seconds: float | None
+    change_id: int | None = Field(
+        default=None, description="The change set its merge recorded: see /api/changes/{id}."
+    )
 
     @classmethod
     def from_job(cls, job: ImportJob, live: Snapshot | None = None) -> ImportJobRead:
@@ -77,6 +80,7 @@ class ImportJobRead(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             duration_seconds=round(elapsed, 2) if elapsed is not None and job.finished_at else None,
+            change_id=job.change_id,
         )
 
 

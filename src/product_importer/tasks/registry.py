@@ -103,6 +103,7 @@ def load_task_modules() -> None:
 # Every module that registers tasks; a Celery worker imports the same list.
 TASK_MODULES: list[str] = [
     "product_importer.catalog.tasks",
+    "product_importer.changes.tasks",
     "product_importer.imports.tasks",
     "product_importer.webhooks.tasks",
     "product_importer.system.tasks",

@@ -70,7 +70,8 @@ def import_page(request: Request, principal: ViewerPage) -> Response:
 
 @router.get("/products", response_class=HTMLResponse)
 def products_page(request: Request, principal: ViewerPage) -> Response:
-    return _render(request, principal, "products")
+    days = request.app.state.settings.history_retention_days
+    return _render(request, principal, "products", retention_days=f"{days:g}")
 
 
 @router.get("/webhooks", response_class=HTMLResponse)

@@ -70,6 +70,36 @@ CATALOGUE: tuple[EventInfo, ...] = (
         _SAMPLE_JOB
         | {"status": "failed", "error": "Missing column 'sku' in the header.", "rows_created": 0},
     ),
+    EventInfo(
+        "import.reverted",
+        "An import was undone; one event per undo, with counts.",
+        {
+            "import_id": 7,
+            "change_id": 31,
+            "undoes_change_id": 12,
+            "deleted": 120000,
+            "restored": 379000,
+            "kept": 12,
+        },
+    ),
+    EventInfo(
+        "products.restored",
+        "A delete-all was undone: the products are back; one event per undo.",
+        {
+            "delete_job_id": 3,
+            "change_id": 32,
+            "undoes_change_id": 14,
+            "deleted": 0,
+            "restored": 500000,
+            "kept": 0,
+        },
+    ),
+    EventInfo(
+        "products.bulk_changed",
+        "A bulk action (activate, deactivate, delete) or the undo of one ran; one event per "
+        "operation, with counts.",
+        {"change_id": 33, "action": "deactivate", "matched": 1200, "changed": 1180},
+    ),
 )
 
 EVENT_TYPES = tuple(info.type for info in CATALOGUE)

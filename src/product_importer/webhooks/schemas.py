@@ -17,6 +17,9 @@ EventType = Literal[
     "products.deleted_all",
     "import.completed",
     "import.failed",
+    "import.reverted",
+    "products.restored",
+    "products.bulk_changed",
 ]
 LoggedEventType = Literal[EventType, "webhook.test"]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]

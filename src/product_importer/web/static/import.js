@@ -436,6 +436,9 @@
     $("job-rejected").textContent = fmt(job.rows_rejected);
     $("job-cancel").hidden = ended || !PI.can("editor");
     $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled") || !PI.can("editor");
+    const undo = $("job-undo");
+    undo.hidden = !(job.status === "completed" && !job.dry_run && job.change_id) || !PI.can("editor");
+    undo.onclick = () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => loadHistory());
     const errors = $("job-errors");
     errors.hidden = !(ended && job.rows_rejected > 0);
     errors.href = `/api/imports/${job.id}/errors`;
@@ -567,6 +570,15 @@
         card.scrollIntoView({ behavior: "smooth" });
       });
       actions.appendChild(view);
+      if (done && !job.dry_run && job.change_id) {
+        const undo = document.createElement("button");
+        undo.type = "button";
+        undo.className = "btn btn-quiet";
+        undo.textContent = "Undo";
+        undo.setAttribute("aria-label", `Undo import ${job.id} of ${job.filename}`);
+        undo.addEventListener("click", () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => loadHistory()));
+        actions.appendChild(undo);
+      }
       body.appendChild(row);
     });
     $("history-empty").hidden = page.total > 0;

@@ -10,6 +10,10 @@
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
   const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [], searchPending: false };
+  // Bulk selection: products picked one by one (id -> product), or every product matching the
+  // filters (`allMatching`, with the exact count the user confirms).
+  const selection = { ids: new Map(), allMatching: false, matched: 0 };
+  const retentionDays = document.getElementById("table-card").dataset.retentionDays;
   let loadSeq = 0;
   let debounceTimer = null;
 
@@ -104,6 +108,20 @@
     for (const product of state.items) {
       const tr = document.createElement("tr");
       tr.dataset.id = product.id;
+      const pick = document.createElement("td");
+      pick.className = "col-select";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = selection.allMatching || selection.ids.has(product.id);
+      box.disabled = selection.allMatching;
+      box.setAttribute("aria-label", `Select ${product.sku}`);
+      box.addEventListener("change", () => {
+        if (box.checked) selection.ids.set(product.id, product);
+        else selection.ids.delete(product.id);
+        renderSelection();
+      });
+      pick.appendChild(box);
+      tr.appendChild(pick);
       tr.appendChild(cell(product.sku, "col-sku"));
       tr.appendChild(cell(product.name, "col-name"));
       const description = cell(product.description, "col-description");
@@ -162,6 +180,144 @@
       else th.removeAttribute("aria-sort");
     }
     if ($("delete-all")) $("delete-all").disabled = state.total === 0 && !filtered;
+    renderSelection();
+  }
+
+  // --- bulk selection and actions -----------------------------------------------------------
+
+  function selectedCount() {
+    return selection.allMatching ? selection.matched : selection.ids.size;
+  }
+
+  function renderSelection() {
+    const count = selectedCount();
+    const onPage = state.items.length;
+    const pickedHere = state.items.filter((p) => selection.ids.has(p.id)).length;
+    const header = $("select-page");
+    header.checked = selection.allMatching || (onPage > 0 && pickedHere === onPage);
+    header.indeterminate = !selection.allMatching && pickedHere > 0 && pickedHere < onPage;
+    header.disabled = selection.allMatching || onPage === 0;
+    $("bulk-bar").hidden = count === 0 || !PI.can("editor");
+    const noun = count === 1 ? "product" : "products";
+    $("bulk-count").textContent = selection.allMatching
+      ? `All ${numberFormat.format(count)} ${noun} matching these filters are selected.`
+      : `${numberFormat.format(count)} ${noun} selected.`;
+    const more = $("bulk-all-matching");
+    more.hidden = selection.allMatching || !(header.checked && state.total > onPage);
+    more.textContent = `Select all ${totalText()} products matching these filters`;
+  }
+
+  function clearSelection() {
+    selection.ids.clear();
+    selection.allMatching = false;
+    selection.matched = 0;
+  }
+
+  function selectPage(checked) {
+    for (const product of state.items) {
+      if (checked) selection.ids.set(product.id, product);
+      else selection.ids.delete(product.id);
+    }
+    render();
+  }
+
+  function bulkFilter() {
+    const filter = {};
+    for (const [key, value] of Object.entries(state.filters)) {
+      filter[key] = key === "active" ? value === "true" : value;
+    }
+    return filter;
+  }
+
+  async function selectAllMatching() {
+    // The list's total may be an estimate: ask for the exact number before offering it.
+    try {
+      const count = await PI.api("/api/products/bulk?dry_run=true", {
+        method: "POST",
+        json: { action: "activate", filter: bulkFilter() },
+      });
+      selection.ids.clear();
+      selection.allMatching = true;
+      selection.matched = count.matched;
+      render();
+    } catch (error) {
+      PI.toast(`Could not count the matching products: ${error.message}`, "error");
+    }
+  }
+
+  const VERBS = { activate: "Activate", deactivate: "Deactivate", delete: "Delete" };
+  let bulkAction = null;
+  let bulkTimer = null;
+
+  function openBulk(action) {
+    bulkAction = action;
+    const count = selectedCount();
+    const noun = count === 1 ? "product" : "products";
+    $("bulk-title").textContent = `${VERBS[action]} ${numberFormat.format(count)} ${noun}`;
+    $("bulk-text").textContent =
+      `${VERBS[action]} ${numberFormat.format(count)} ${noun}` +
+      (selection.allMatching ? " matching these filters" : "") +
+      `? It can be undone for ${retentionDays} days.`;
+    $("bulk-bar-progress").hidden = true;
+    $("bulk-undo").hidden = true;
+    $("bulk-confirm").hidden = false;
+    $("bulk-confirm").disabled = false;
+    $("bulk-confirm").textContent = `${VERBS[action]} ${numberFormat.format(count)} ${noun}`;
+    $("bulk-confirm").className = action === "delete" ? "btn btn-danger" : "btn btn-primary";
+    $("bulk-cancel").textContent = "Cancel";
+    $("bulk-dialog").showModal();
+    $("bulk-cancel").focus();
+  }
+
+  async function confirmBulk(event) {
+    event.preventDefault();
+    $("bulk-confirm").disabled = true;
+    const body = selection.allMatching
+      ? { action: bulkAction, filter: bulkFilter(), expected_total: selection.matched }
+      : { action: bulkAction, ids: [...selection.ids.keys()] };
+    try {
+      const change = await PI.api("/api/products/bulk", { method: "POST", json: body });
+      $("bulk-confirm").hidden = true;
+      $("bulk-cancel").textContent = "Close";
+      clearSelection();
+      followBulk(change);
+    } catch (error) {
+      $("bulk-text").textContent = error.message;
+      $("bulk-confirm").disabled = false;
+    }
+  }
+
+  async function followBulk(change) {
+    clearTimeout(bulkTimer);
+    if (change.status === "completed") {
+      const changed = bulkAction === "delete" ? change.deleted : change.updated;
+      const done = { activate: "activated", deactivate: "deactivated", delete: "deleted" }[bulkAction];
+      $("bulk-text").textContent = `Done: ${numberFormat.format(changed)} ${changed === 1 ? "product" : "products"} ${done}.`;
+      $("bulk-bar-progress").hidden = true;
+      const undo = $("bulk-undo");
+      undo.hidden = false;
+      undo.onclick = () => {
+        $("bulk-dialog").close();
+        PI.undo.change(change.id, `bulk ${bulkAction} (change ${change.id})`, () => load());
+      };
+      load();
+      return;
+    }
+    if (change.status === "failed") {
+      $("bulk-text").textContent = `The bulk action failed: ${change.error || "unknown error"} Nothing was changed.`;
+      load();
+      return;
+    }
+    $("bulk-bar-progress").hidden = false;
+    $("bulk-bar-progress").value = change.percent;
+    $("bulk-text").textContent = change.status === "queued" ? "Waiting for the catalogue to be free…" : `Working… ${change.percent.toFixed(0)}%`;
+    bulkTimer = setTimeout(async () => {
+      try {
+        followBulk(await PI.api(`/api/changes/${change.id}`));
+      } catch (error) {
+        $("bulk-text").textContent = `Could not read progress: ${error.message}`;
+      }
+    }, 500);
   }
 
   // --- filters, sorting, paging -------------------------------------------------------------
@@ -174,6 +330,7 @@
       if (value) state.filters[key] = value;
     }
     state.page = 1;
+    clearSelection();
     clearTimeout(debounceTimer);
     debounceTimer = setTimeout(load, 300);
   }
@@ -183,6 +340,7 @@
     clearTimeout(debounceTimer);
     state.filters = {};
     state.page = 1;
+    clearSelection();
     load();
   }
 
@@ -210,7 +368,67 @@
     return input;
   }
 
+  function showTab(name) {
+    const history = name === "history";
+    $("tab-details").setAttribute("aria-selected", String(!history));
+    $("tab-history").setAttribute("aria-selected", String(history));
+    $("tab-details").tabIndex = history ? -1 : 0;
+    $("tab-history").tabIndex = history ? 0 : -1;
+    $("panel-details").hidden = history;
+    $("panel-history").hidden = !history;
+    $("product-save").hidden = history;
+    if (history && editing) loadHistory(editing.id, 1);
+  }
+
+  const WHAT = { created: "Created", updated: "Updated", deleted: "Deleted" };
+
+  function shown(value) {
+    if (value === null || value === undefined) return "–";
+    if (value === true) return "active";
+    if (value === false) return "inactive";
+    return value === "" ? "(empty)" : String(value);
+  }
+
+  async function loadHistory(id, page) {
+    const list = $("history-list");
+    if (page === 1) list.replaceChildren();
+    $("history-status").textContent = "Loading history…";
+    try {
+      const data = await PI.api(`/api/products/${id}/history?page=${page}&page_size=20`);
+      for (const entry of data.items) {
+        const item = document.createElement("li");
+        const head = document.createElement("p");
+        head.className = "history-head";
+        const when = new Date(entry.at);
+        head.textContent = `${WHAT[entry.action] || entry.action} · ${dateFormat.format(when)} · ${entry.who}`;
+        item.appendChild(head);
+        if (entry.changes.length) {
+          const fields = document.createElement("ul");
+          fields.className = "history-fields";
+          for (const change of entry.changes) {
+            const li = document.createElement("li");
+            li.textContent = `${change.field}: ${shown(change.old)} → ${shown(change.new)}`;
+            fields.appendChild(li);
+          }
+          item.appendChild(fields);
+        }
+        list.appendChild(item);
+      }
+      const shownCount = list.children.length;
+      $("history-status").textContent = data.total
+        ? `${numberFormat.format(data.total)} ${data.total === 1 ? "change" : "changes"} recorded (kept ${retentionDays} days).`
+        : `No changes recorded in the last ${retentionDays} days.`;
+      const more = $("history-more");
+      more.hidden = shownCount >= data.total;
+      more.onclick = () => loadHistory(id, page + 1);
+    } catch (error) {
+      $("history-status").textContent = `Could not load the history: ${error.message}`;
+    }
+  }
+
   function openCreate() {
+    $("product-tabs").hidden = true;
+    showTab("details");
     editing = null;
     $("product-form").reset();
     resetFormErrors();
@@ -229,6 +447,8 @@
     }
     const product = await response.json();
     editing = { id, etag: response.headers.get("ETag") };
+    $("product-tabs").hidden = false;
+    showTab("details");
     resetFormErrors();
     $("product-dialog-title").textContent = `Edit ${product.sku}`;
     $("p-sku").value = product.sku;
@@ -332,7 +552,7 @@
 
   function openDelete(product) {
     deleting = product;
-    $("delete-dialog-text").textContent = `Delete ${product.sku} (${product.name})? This cannot be undone.`;
+    $("delete-dialog-text").textContent = `Delete ${product.sku} (${product.name})? Its history stays for ${retentionDays} days.`;
     $("delete-dialog").showModal();
     $("delete-dialog").querySelector("[data-close]").focus();
   }
@@ -357,6 +577,7 @@
 
   async function openDeleteAll() {
     $("delete-all-ask").hidden = false;
+    $("delete-all-undo").hidden = true;
     $("delete-all-progress").hidden = true;
     $("delete-all-confirm").hidden = false;
     $("delete-all-cancel").textContent = "Cancel";
@@ -413,7 +634,13 @@
     const banner = $("delete-all-banner");
     banner.hidden = true;
     if (job.status === "completed") {
-      const message = `Deleted all ${numberFormat.format(job.deleted)} products.`;
+      const message = `Deleted all ${numberFormat.format(job.deleted)} products. This can be undone for ${retentionDays} days.`;
+      const undo = $("delete-all-undo");
+      undo.hidden = !job.change_id;
+      undo.onclick = () => {
+        $("delete-all-dialog").close();
+        PI.undo.change(job.change_id, "the deletion of all products", () => load());
+      };
       $("delete-all-status").textContent = message;
       $("delete-all-bar").max = 1;
       $("delete-all-bar").value = 1;
@@ -482,6 +709,27 @@
       load();
     });
     $("new-product")?.addEventListener("click", openCreate);
+    $("select-page").addEventListener("change", (event) => selectPage(event.target.checked));
+    $("bulk-all-matching").addEventListener("click", selectAllMatching);
+    $("bulk-clear").addEventListener("click", () => {
+      clearSelection();
+      render();
+    });
+    for (const action of Object.keys(VERBS)) {
+      $(`bulk-${action}`).addEventListener("click", () => openBulk(action));
+    }
+    $("bulk-dialog").querySelector("form").addEventListener("submit", confirmBulk);
+    $("bulk-cancel").addEventListener("click", () => $("bulk-dialog").close());
+    $("bulk-dialog").addEventListener("close", () => clearTimeout(bulkTimer));
+    $("tab-details").addEventListener("click", () => showTab("details"));
+    $("tab-history").addEventListener("click", () => showTab("history"));
+    $("product-tabs").addEventListener("keydown", (event) => {
+      if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+        const toHistory = $("tab-details").getAttribute("aria-selected") === "true";
+        showTab(toHistory ? "history" : "details");
+        $(toHistory ? "tab-history" : "tab-details").focus();
+      }
+    });
     $("product-form").addEventListener("submit", saveProduct);
     $("delete-dialog").querySelector("form").addEventListener("submit", confirmDelete);
     $("delete-all")?.addEventListener("click", openDeleteAll);

@@ -1,0 +1,193 @@
+"""Bulk actions on selected products: activate, deactivate or delete, by ids or by filter.
+
+The selection is resolved in SQL (never loaded into Python), recorded set-based in
+`product_changes` and applied from those records, in one transaction with its change set. A
+filter comes with the total the user saw: if it now matches another number, nothing happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import func, insert, literal, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from product_importer.catalog import repository as catalog_repository
+from product_importer.catalog.models import Product
+from product_importer.catalog.schemas import ProductFilters
+from product_importer.changes import repository
+from product_importer.changes import service as changes_service
+from product_importer.changes.models import ChangeSet, ProductChange
+from product_importer.changes.schemas import BulkRequest
+from product_importer.db import utcnow
+from product_importer.tasks import dispatch
+from product_importer.webhooks import events
+
+# Selections up to this size run inside the request; larger ones are a background job.
+INLINE_LIMIT = 1000
+
+
+class TotalMismatch(Exception):
+    def __init__(self, found: int, expected: int) -> None:
+        super().__init__(
+            f"The filter now matches {found} products, not the {expected} you saw; nothing was "
+            "changed. Look at the list again and confirm the new number."
+        )
+        self.found = found
+
+
+def _selection(session: Session, request: BulkRequest) -> Select[Any]:
+    if request.ids is not None:
+        return select(Product.id).where(Product.id.in_(request.ids))
+    assert request.filter is not None
+    filters = ProductFilters(**request.filter.model_dump())
+    dialect = session.get_bind().dialect.name
+    return select(Product.id).where(*catalog_repository.conditions(dialect, filters))
+
+
+def count_selected(session: Session, request: BulkRequest) -> int:
+    """How many products the request selects now; a filter must match `expected_total`."""
+    selected = _selection(session, request).subquery()
+    found = int(session.scalar(select(func.count()).select_from(selected)) or 0)
+    if request.expected_total is not None and found != request.expected_total:
+        raise TotalMismatch(found, request.expected_total)
+    return found
+
+
+def _summary(request: BulkRequest, matched: int) -> str:
+    how = "by filter" if request.filter is not None else "by selection"
+    return f"Bulk {request.action}: {matched} products selected {how}"
+
+
+def start(session: Session, request: BulkRequest, actor: str) -> tuple[ChangeSet, int]:
+    """A queued bulk job for a large selection (its task re-checks the count when it runs)."""
+    matched = count_selected(session, request)
+    change = changes_service.open_change(
+        session,
+        "bulk",
+        actor,
+        _summary(request, matched),
+        status="queued",
+        request=request.model_dump_json(),
+    )
+    dispatch.enqueue(session, changes_service.RUN_TASK, change_id=change.id)
+    return change, matched
+
+
+def run_inline(session: Session, request: BulkRequest, actor: str, matched: int) -> ChangeSet:
+    """Apply a small bulk action in the caller's transaction (the caller holds the lock)."""
+    change = changes_service.open_change(session, "bulk", actor, _summary(request, matched))
+    apply(session, change, request, matched, lambda _p: None)
+    return change
+
+
+def run_job(session: Session, change: ChangeSet, progress: Callable[[float], None]) -> None:
+    assert change.request is not None
+    request = BulkRequest.model_validate(json.loads(change.request))
+    matched = count_selected(session, request)
+    progress(10.0)
+    apply(session, change, request, matched, progress)
+    session.execute(
+        sa.update(ChangeSet)
+        .where(ChangeSet.id == change.id)
+        .values(status="completed", percent=100.0, finished_at=utcnow(), heartbeat_at=utcnow())
+    )
+
+
+def apply(
+    session: Session,
+    change: ChangeSet,
+    request: BulkRequest,
+    matched: int,
+    progress: Callable[[float], None],
+) -> None:
+    repository.lock_products(session)
+    selected = _selection(session, request).scalar_subquery()
+    now = utcnow()
+    recorded = select(ProductChange.product_id).where(ProductChange.change_id == change.id)
+    columns = [
+        "change_id",
+        "sku_key",
+        "product_id",
+        "op",
+        "before_sku",
+        "before_name",
+        "before_description",
+        "before_active",
+        "after_sku",
+        "after_name",
+        "after_description",
+        "after_active",
+    ]
+    if request.action == "delete":
+        rows: Any = select(
+            literal(change.id),
+            Product.sku_key,
+            Product.id,
+            literal("deleted"),
+            Product.sku,
+            Product.name,
+            Product.description,
+            Product.active,
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            sa.null(),
+        ).where(Product.id.in_(selected))
+    else:
+        active = request.action == "activate"
+        rows = select(
+            literal(change.id),
+            Product.sku_key,
+            Product.id,
+            literal("updated"),
+            Product.sku,
+            Product.name,
+            Product.description,
+            Product.active,
+            Product.sku,
+            Product.name,
+            Product.description,
+            literal(active),
+        ).where(Product.id.in_(selected), Product.active.is_not(active))
+    session.execute(insert(ProductChange).from_select(columns, rows))
+    progress(50.0)
+    if request.action == "delete":
+        if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's search rows cascade
+            session.execute(
+                sa.text(
+                    "DELETE FROM product_search WHERE rowid IN "
+                    "(SELECT product_id FROM product_changes WHERE change_id = :cid)"
+                ),
+                {"cid": change.id},
+            )
+        result = session.execute(
+            sa.delete(Product)
+            .where(Product.id.in_(recorded))
+            .execution_options(synchronize_session=False)
+        )
+        counts = {"deleted": int(getattr(result, "rowcount", 0))}
+    else:
+        result = session.execute(
+            sa.update(Product)
+            .where(Product.id.in_(recorded))
+            .values(active=request.action == "activate", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        counts = {"updated": int(getattr(result, "rowcount", 0))}
+    progress(90.0)
+    session.execute(sa.update(ChangeSet).where(ChangeSet.id == change.id).values(**counts))
+    events.record(
+        session,
+        "products.bulk_changed",
+        {
+            "change_id": change.id,
+            "action": request.action,
+            "matched": matched,
+            "changed": next(iter(counts.values())),
+        },
+    )

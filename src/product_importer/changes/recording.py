@@ -1,0 +1,140 @@
+"""SQL that records a bulk change inside the change's own transaction, per database.
+
+The import's merge and the delete-all run on raw driver connections with hand-written,
+set-based SQL; they call these helpers so the recording stays next to the change-set tables.
+Statements use `:named` parameters (SQLite's own style; the PostgreSQL merger rewrites them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# For the bench only: PRODUCT_IMPORTER_BENCH_RECORD_HISTORY=0 measures an import without its
+# change records (the cost of keeping history). Never set in production: nothing could be
+# undone and no history would be shown.
+ENABLED = os.environ.get("PRODUCT_IMPORTER_BENCH_RECORD_HISTORY", "1") != "0"
+
+_COLUMNS = (
+    "change_id, sku_key, product_id, op, before_sku, before_name, before_description, "
+    "before_active, after_sku, after_name, after_description, after_active"
+)
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """What a bulk change says about itself when its change set is opened."""
+
+    kind: str
+    actor: str
+    summary: str
+    import_job_id: int | None = None
+    delete_job_id: int | None = None
+
+
+def _stamp(dialect: str, now: datetime) -> Any:
+    # As SQLAlchemy's UTCDateTime stores it on SQLite, so comparisons and reads agree.
+    return now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now
+
+
+def open_statement(
+    dialect: str, request: ChangeRequest, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """INSERT ... RETURNING id of a completed change set (its counts are set at the end)."""
+    return (
+        "INSERT INTO change_sets (kind, status, actor, summary, import_job_id, delete_job_id, "
+        "created, updated, deleted, restored, kept, percent, attempts, pruned, created_at, "
+        "started_at, finished_at) VALUES (:kind, 'completed', :actor, :summary, :import_job_id, "
+        ":delete_job_id, 0, 0, 0, 0, 0, 100, 1, :pruned, :now, :now, :now) RETURNING id",
+        {
+            "kind": request.kind,
+            "actor": request.actor[:200],
+            "summary": request.summary[:300],
+            "import_job_id": request.import_job_id,
+            "delete_job_id": request.delete_job_id,
+            "pruned": False,
+            "now": _stamp(dialect, now),
+        },
+    )
+
+
+def counts_statement(
+    change_id: int, created: int = 0, updated: int = 0, deleted: int = 0
+) -> tuple[str, dict[str, Any]]:
+    return (
+        "UPDATE change_sets SET created = :created, updated = :updated, deleted = :deleted "
+        "WHERE id = :change_id",
+        {"change_id": change_id, "created": created, "updated": updated, "deleted": deleted},
+    )
+
+
+# --- the import's merge, SQLite -----------------------------------------------------------
+
+
+def sqlite_record_updates(where: str, has_active: bool) -> str:
+    """Before a merge batch's UPDATE: the products it is about to change, before and after.
+    `where` is the batch's key range on `s`; positional parameters are (change_id, *range)."""
+    after_active = "coalesce(s.active, p.active)" if has_active else "p.active"
+    active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
+    return (
+        f"INSERT INTO product_changes ({_COLUMNS}) SELECT ?, p.sku_key, p.id, 'updated', "
+        f"p.sku, p.name, p.description, p.active, s.sku, s.name, s.description, {after_active} "
+        f"FROM temp.import_last AS s JOIN products AS p ON p.sku_key = s.sku_key WHERE {where} "
+        f"AND (p.sku <> s.sku OR p.name <> s.name OR p.description <> s.description"
+        f"{active_diff})"
+    )
+
+
+def sqlite_apply_updates(where: str) -> str:
+    """The merge batch's UPDATE, from its records. Parameters: (stamp, change_id, *range);
+    `where` is the batch's key range on `c`."""
+    return (
+        "UPDATE products SET sku = c.after_sku, name = c.after_name, "
+        "description = c.after_description, active = c.after_active, updated_at = ? "
+        "FROM product_changes AS c WHERE c.change_id = ? AND c.op = 'updated' "
+        f"AND {where} AND products.id = c.product_id"
+    )
+
+
+# After a merge batch's INSERT: new rows have ids above the highest id before it (SQLite hands
+# out max(id) + 1). Parameters: (change_id, highest id before the batch).
+SQLITE_RECORD_CREATED = (
+    f"INSERT INTO product_changes ({_COLUMNS}) SELECT ?, sku_key, id, 'created', NULL, NULL, "
+    "NULL, NULL, sku, name, description, active FROM products WHERE id > ?"
+)
+
+
+# --- the import's merge, PostgreSQL -------------------------------------------------------
+
+# The products the batch will touch as they are before it: every sub-statement of one WITH
+# sees the same snapshot, so this reads the old values even though the upserts run beside it.
+PG_OLD_ROWS = (
+    "old AS MATERIALIZED (SELECT p.id, p.sku, p.name, p.description, p.active "
+    "FROM products AS p JOIN last AS l ON p.sku_key = l.sku_key)"
+)
+PG_RETURNING = ", p.id, p.sku_key, p.sku, p.name, p.description, p.active"
+PG_RECORD = (
+    f"w AS (INSERT INTO product_changes ({_COLUMNS}) SELECT %(change_id)s, r.sku_key, r.id, "
+    "CASE WHEN r.created THEN 'created' ELSE 'updated' END, o.sku, o.name, o.description, "
+    "o.active, r.sku, r.name, r.description, r.active FROM r LEFT JOIN old AS o ON o.id = r.id)"
+)
+
+
+# --- delete all ---------------------------------------------------------------------------
+
+
+def record_deleted_statement(
+    dialect: str, change_id: int, up_to_id: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Every product (or those with id <= up_to_id) as it is before being deleted."""
+    where = "" if up_to_id is None else " WHERE id <= :up_to_id"
+    # SQLite: reading in key order (the unique index) makes both indexes of the records
+    # appends instead of a million random b-tree inserts.
+    order = " ORDER BY sku_key" if dialect == "sqlite" else ""
+    return (
+        f"INSERT INTO product_changes ({_COLUMNS}) SELECT :change_id, sku_key, id, 'deleted', "
+        f"sku, name, description, active, NULL, NULL, NULL, NULL FROM products{where}{order}",
+        {"change_id": change_id, "up_to_id": up_to_id},
+    )

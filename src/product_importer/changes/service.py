@@ -1,0 +1,488 @@
+"""Change sets: recording single edits, listing, history, and undo.
+
+Nothing here commits: the request or task that opened the session does. Bulk changes record
+themselves set-based through `changes.recording` (imports, delete-all) or `changes.bulk`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from product_importer.catalog.models import Product, sku_key
+from product_importer.changes import repository
+from product_importer.changes.models import ChangeSet, ProductChange
+from product_importer.changes.schemas import (
+    ChangePage,
+    ChangeSetRead,
+    FieldChange,
+    HistoryEntry,
+    HistoryPage,
+    UndoDryRun,
+)
+from product_importer.db import utcnow
+from product_importer.tasks import dispatch
+from product_importer.webhooks import events
+
+RUN_TASK = "changes.run"
+ACTIVE = ("queued", "running")
+FIELDS = ("sku", "name", "description", "active")
+MAX_RENAMES_FOLLOWED = 10
+
+
+class ChangeNotFound(Exception):
+    def __init__(self, change_id: int) -> None:
+        super().__init__(f"No change with id {change_id}.")
+
+
+class NotUndoable(Exception):
+    """The change cannot be undone; the message says why."""
+
+
+# Percent of the undos and bulk jobs running in this process: a SQLite undo holds the write
+# lock for its whole transaction, so its row cannot be updated until it commits.
+_live_lock = threading.Lock()
+_live: dict[tuple[str, int], float] = {}
+
+
+def set_live_percent(key: tuple[str, int], percent: float | None) -> None:
+    with _live_lock:
+        if percent is None:
+            _live.pop(key, None)
+        else:
+            _live[key] = percent
+
+
+def live_percent(key: tuple[str, int]) -> float | None:
+    with _live_lock:
+        return _live.get(key)
+
+
+def actor_name(kind: str, name: str) -> str:
+    """How a principal shows in history: a user by name, a token as `token NAME`."""
+    return name if kind == "user" else f"token {name}"
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+def open_change(
+    session: Session,
+    kind: str,
+    actor: str,
+    summary: str,
+    *,
+    status: str = "completed",
+    **links: Any,
+) -> ChangeSet:
+    now = utcnow()
+    change = ChangeSet(
+        kind=kind,
+        status=status,
+        actor=actor[:200],
+        summary=summary[:300],
+        created=0,
+        updated=0,
+        deleted=0,
+        restored=0,
+        kept=0,
+        percent=100.0 if status == "completed" else 0.0,
+        attempts=0,
+        pruned=False,
+        created_at=now,
+        finished_at=now if status == "completed" else None,
+        heartbeat_at=now,
+        **links,
+    )
+    session.add(change)
+    session.flush()
+    return change
+
+
+def _values(product: Product | dict[str, Any] | None) -> dict[str, Any]:
+    if product is None:
+        return dict.fromkeys(FIELDS)
+    if isinstance(product, dict):
+        return {name: product.get(name) for name in FIELDS}
+    return {name: getattr(product, name) for name in FIELDS}
+
+
+def record_edit(
+    session: Session,
+    actor: str,
+    op: str,
+    product_id: int,
+    before: Product | dict[str, Any] | None,
+    after: Product | dict[str, Any] | None,
+) -> ChangeSet:
+    """One product created, edited or deleted through the API or the UI: a change set of its
+    own, written in the edit's transaction (after the product, so ids follow commit order)."""
+    old, new = _values(before), _values(after)
+    key = sku_key(new["sku"] if after is not None else old["sku"])
+    old_key = sku_key(old["sku"]) if before is not None and after is not None else None
+    change = open_change(
+        session, "edit", actor, f"{op.capitalize()} product {new['sku'] or old['sku']}"
+    )
+    setattr(change, op, 1)
+    session.add(
+        ProductChange(
+            change_id=change.id,
+            sku_key=key,
+            product_id=product_id,
+            op=op,
+            before_sku_key=old_key if old_key != key else None,
+            before_sku=old["sku"],
+            before_name=old["name"],
+            before_description=old["description"],
+            before_active=old["active"],
+            after_sku=new["sku"],
+            after_name=new["name"],
+            after_description=new["description"],
+            after_active=new["active"],
+        )
+    )
+    session.flush()
+    return change
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def get(session: Session, change_id: int) -> ChangeSet:
+    change = session.get(ChangeSet, change_id)
+    if change is None:
+        raise ChangeNotFound(change_id)
+    return change
+
+
+def _undo_of(session: Session, change: ChangeSet) -> ChangeSet | None:
+    return session.scalar(
+        select(ChangeSet)
+        .where(ChangeSet.undoes_id == change.id, ChangeSet.status.in_(ACTIVE))
+        .limit(1)
+    )
+
+
+def undo_refusal(
+    session: Session, change: ChangeSet, retention_days: float, now: datetime | None = None
+) -> str | None:
+    """Why the change cannot be undone now, or None if it can."""
+    now = now or utcnow()
+    if change.status != "completed":
+        return f"Change {change.id} is {change.status}; only a completed change can be undone."
+    if change.undone_by_id is not None:
+        return f"Change {change.id} was already undone by change {change.undone_by_id}."
+    if change.pruned or change.created_at < now - timedelta(days=retention_days):
+        return (
+            f"Change {change.id} is older than the {retention_days:g}-day retention period; "
+            "its records are gone and it can no longer be undone."
+        )
+    running = _undo_of(session, change)
+    if running is not None:
+        return f"Change {change.id} is being undone by change {running.id} ({running.status})."
+    return None
+
+
+def read(
+    session: Session, change: ChangeSet, retention_days: float, live_key: tuple[str, int]
+) -> ChangeSetRead:
+    reason = undo_refusal(session, change, retention_days)
+    until = None if change.pruned else change.created_at + timedelta(days=retention_days)
+    percent = change.percent
+    if change.status == "running":
+        percent = max(percent, live_percent(live_key) or 0.0)
+    return ChangeSetRead(
+        id=change.id,
+        kind=change.kind,
+        status=change.status,
+        actor=change.actor,
+        summary=change.summary,
+        percent=round(percent, 1),
+        created=change.created,
+        updated=change.updated,
+        deleted=change.deleted,
+        restored=change.restored,
+        kept=change.kept,
+        error=change.error,
+        import_job_id=change.import_job_id,
+        delete_job_id=change.delete_job_id,
+        undoes_id=change.undoes_id,
+        undone_by_id=change.undone_by_id,
+        undoable=reason is None,
+        undoable_until=until,
+        not_undoable_reason=reason,
+        created_at=change.created_at,
+        started_at=change.started_at,
+        finished_at=change.finished_at,
+    )
+
+
+def list_page(
+    session: Session,
+    kind: str | None,
+    page: int,
+    page_size: int,
+    retention_days: float,
+    live_key: Any,
+) -> ChangePage:
+    where = [ChangeSet.kind == kind] if kind else []
+    total = session.scalar(select(func.count()).select_from(ChangeSet).where(*where)) or 0
+    rows = session.scalars(
+        select(ChangeSet)
+        .where(*where)
+        .order_by(ChangeSet.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    items = [read(session, row, retention_days, live_key(row.id)) for row in rows]
+    return ChangePage(items=items, total=total, page=page, page_size=page_size)
+
+
+# --- undo -----------------------------------------------------------------------------------
+
+
+def change_of_import(session: Session, import_id: int) -> ChangeSet:
+    """The change set an import recorded; NotUndoable says why there is none."""
+    from product_importer.imports.models import ImportJob  # imports depend on changes
+
+    job = session.get(ImportJob, import_id)
+    if job is None:
+        raise ChangeNotFound(import_id)
+    if job.dry_run:
+        raise NotUndoable(f"Import {import_id} was a dry run; it changed nothing.")
+    if job.change_id is None:
+        if job.status == "completed":
+            raise NotUndoable(f"Import {import_id} changed no product; there is nothing to undo.")
+        raise NotUndoable(f"Import {import_id} is {job.status}; it changed nothing to undo.")
+    return get(session, job.change_id)
+
+
+def deletes_everything(session: Session, change: ChangeSet) -> bool:
+    """Whether undoing this change is the undo of a delete-all's undo (it deletes everything)."""
+    if change.kind != "undo" or change.undoes_id is None:
+        return False
+    undone = session.get(ChangeSet, change.undoes_id)
+    return undone is not None and undone.kind == "delete_all"
+
+
+def dry_run(session: Session, change_id: int, retention_days: float) -> UndoDryRun:
+    change = get(session, change_id)
+    reason = undo_refusal(session, change, retention_days)
+    if reason is not None:
+        raise NotUndoable(reason)
+    return UndoDryRun(change_id=change.id, **repository.dry_run_counts(session, change.id))
+
+
+def start_undo(session: Session, change_id: int, actor: str, retention_days: float) -> ChangeSet:
+    """Queue the undo of a change; it runs as a background job (`changes.run`)."""
+    change = get(session, change_id)
+    reason = undo_refusal(session, change, retention_days)
+    if reason is not None:
+        raise NotUndoable(reason)
+    undo = open_change(
+        session,
+        "undo",
+        actor,
+        f"Undo of change {change.id}: {change.summary}",
+        status="queued",
+        undoes_id=change.id,
+    )
+    dispatch.enqueue(session, RUN_TASK, change_id=undo.id)
+    return undo
+
+
+def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
+    """Undo `undo.undoes_id` in the caller's transaction: all of it, or (on any error) none."""
+    assert undo.undoes_id is not None
+    change = get(session, undo.undoes_id)
+    if change.undone_by_id is not None:
+        raise NotUndoable(f"Change {change.id} was already undone by change {change.undone_by_id}.")
+    now = utcnow()
+    repository.lock_products(session)
+    progress(5.0)
+    kept = repository.undo_keep(session, change.id, undo.id)
+    progress(20.0)
+    repository.undo_record_reversals(session, change.id, undo.id)
+    progress(40.0)
+    deleted = repository.undo_delete_created(session, undo.id)
+    progress(55.0)
+    restored = repository.undo_restore_updated(session, undo.id, now)
+    progress(70.0)
+    restored += repository.undo_recreate_deleted(session, change.id, undo.id, now)
+    progress(95.0)
+    if restored:
+        # Restored text is indexed for search after the commit, as after an import.
+        from product_importer.catalog import repository as catalog_repository
+        from product_importer.catalog import service as catalog_service
+
+        sql, params = catalog_repository.backlog_statement(session.get_bind().dialect.name, now)
+        session.execute(sa.text(sql), params)
+        catalog_service.queue_search_indexing(
+            session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
+        )
+    session.execute(
+        sa.update(ChangeSet)
+        .where(ChangeSet.id == undo.id)
+        .values(
+            status="completed",
+            percent=100.0,
+            deleted=deleted,
+            restored=restored,
+            kept=kept,
+            finished_at=utcnow(),
+            heartbeat_at=utcnow(),
+        )
+    )
+    session.execute(
+        sa.update(ChangeSet).where(ChangeSet.id == change.id).values(undone_by_id=undo.id)
+    )
+    counts = {"deleted": deleted, "restored": restored, "kept": kept}
+    base = {"change_id": undo.id, "undoes_change_id": change.id, **counts}
+    if change.kind == "import":
+        events.record(session, "import.reverted", {"import_id": change.import_job_id, **base})
+    elif change.kind == "delete_all":
+        events.record(session, "products.restored", {"delete_job_id": change.delete_job_id, **base})
+    else:
+        events.record(session, "products.bulk_changed", {"action": "undo", **base})
+
+
+def kept_csv_rows(session: Session, undo_id: int, after_key: str, limit: int) -> list[list[str]]:
+    rows = []
+    for _key, sku, by_change, kind, actor, at in repository.kept_rows(
+        session, undo_id, after_key, limit
+    ):
+        if by_change is None:
+            reason = "its SKU is used by another product now"
+        else:
+            when = at.isoformat(timespec="seconds") if at else ""
+            reason = f"changed again since, by change {by_change} ({kind}, {actor}, {when})"
+        rows.append([_key, sku, reason])
+    return rows
+
+
+# --- background jobs (undo, large bulk actions) ----------------------------------------------
+
+
+def claim(session: Session, change_id: int) -> bool:
+    now = utcnow()
+    result = session.execute(
+        sa.update(ChangeSet)
+        .where(ChangeSet.id == change_id, ChangeSet.status == "queued")
+        .values(status="running", attempts=ChangeSet.attempts + 1, started_at=now, heartbeat_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def fail(session: Session, change_id: int, reason: str) -> None:
+    session.execute(
+        sa.update(ChangeSet)
+        .where(ChangeSet.id == change_id, ChangeSet.status.in_(ACTIVE))
+        .values(status="failed", error=reason, finished_at=utcnow(), heartbeat_at=utcnow())
+    )
+
+
+def touch(session: Session, change_id: int) -> None:
+    session.execute(
+        sa.update(ChangeSet).where(ChangeSet.id == change_id).values(heartbeat_at=utcnow())
+    )
+
+
+def status_of(session: Session, change_id: int) -> str | None:
+    return session.scalar(select(ChangeSet.status).where(ChangeSet.id == change_id))
+
+
+def stale_jobs(session: Session, stale_before: datetime) -> list[ChangeSet]:
+    return list(
+        session.scalars(
+            select(ChangeSet)
+            .where(ChangeSet.status.in_(ACTIVE), ChangeSet.heartbeat_at < stale_before)
+            .order_by(ChangeSet.id)
+        )
+    )
+
+
+def requeue(session: Session, change: ChangeSet) -> None:
+    change.status = "queued"
+    change.percent = 0.0
+    change.heartbeat_at = utcnow()
+    dispatch.enqueue(session, RUN_TASK, change_id=change.id)
+
+
+def expired(session: Session, retention_days: float, limit: int) -> list[int]:
+    cutoff = utcnow() - timedelta(days=retention_days)
+    return list(
+        session.scalars(
+            select(ChangeSet.id)
+            .where(
+                ChangeSet.created_at < cutoff,
+                ChangeSet.pruned.is_(False),
+                ChangeSet.status.not_in(ACTIVE),
+            )
+            .order_by(ChangeSet.id)
+            .limit(limit)
+        )
+    )
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def _who(change: ChangeSet) -> str:
+    actor = change.actor or "someone"
+    if change.kind == "import":
+        return f"{actor} (import #{change.import_job_id})"
+    if change.kind == "bulk":
+        return f"{actor} (bulk action, change {change.id})"
+    if change.kind == "undo":
+        return f"{actor} (undo of change {change.undoes_id})"
+    if change.kind == "delete_all":
+        return f"{actor} (delete all)"
+    return actor
+
+
+def _entry(record: ProductChange, change: ChangeSet) -> HistoryEntry:
+    changes = []
+    for name in FIELDS:
+        old = getattr(record, f"before_{name}")
+        new = getattr(record, f"after_{name}")
+        if old != new:
+            changes.append(FieldChange(field=name, old=old, new=new))
+    return HistoryEntry(
+        change_id=change.id,
+        at=change.created_at,
+        kind=change.kind,
+        who=_who(change),
+        action=record.op,
+        product_id=record.product_id,
+        sku=record.after_sku or record.before_sku or "",
+        changes=changes,
+    )
+
+
+def history(session: Session, key: str, page: int, page_size: int) -> HistoryPage:
+    """Every recorded change of the product with this SKU key, newest first, following SKU
+    edits back to the keys it had before (each up to the edit that left it)."""
+    keys: dict[str, int | None] = {key: None}
+    frontier = [(key, None)]
+    while frontier and len(keys) < MAX_RENAMES_FOLLOWED:
+        current, upto = frontier.pop()
+        for old, change_id in repository.renamed_from(session, current, upto):
+            if old not in keys:
+                keys[old] = change_id
+                frontier.append((old, change_id))  # type: ignore[arg-type]
+    total, rows = repository.history(session, keys, (page - 1) * page_size, page_size)
+    return HistoryPage(
+        items=[_entry(record, change) for record, change in rows],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+def product_key(session: Session, product_id: int) -> str | None:
+    return session.scalar(select(Product.sku_key).where(Product.id == product_id))

@@ -1,0 +1,137 @@
+"""Bulk actions through the API on SQLite and PostgreSQL: by ids, by filter, stale totals,
+large selections as jobs, undo, and hostile requests."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from product_importer.changes import bulk
+from product_importer.db import Database
+from product_importer.imports.locking import CatalogueLock
+from tests.catalog.helpers import events, wait_for
+from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
+from tests.imports.conftest import run_import
+
+ROWS = csv_of(
+    [(f"OAK-{i:02d}", f"Oak chair {i}", "oak") for i in range(12)]
+    + [(f"PINE-{i:02d}", f"Pine desk {i}", "pine") for i in range(8)]
+)
+
+
+def test_bulk_deactivate_by_filter_checks_the_total_then_undoes(
+    client: TestClient, database: Database
+) -> None:
+    run_import(client, ROWS)
+    before = catalogue(database)
+    stale = client.post(
+        "/api/products/bulk",
+        json={"action": "deactivate", "filter": {"sku": "OAK-*"}, "expected_total": 11},
+    )
+    assert stale.status_code == 409, stale.text
+    assert "matches 12 products, not the 11" in stale.json()["detail"]
+    assert catalogue(database) == before
+
+    done = client.post(
+        "/api/products/bulk",
+        json={"action": "deactivate", "filter": {"sku": "OAK-*"}, "expected_total": 12},
+    )
+    assert done.status_code == 200, done.text
+    change = done.json()
+    assert (change["kind"], change["status"], change["updated"]) == ("bulk", "completed", 12)
+    assert change["undoable"] is True
+    after = catalogue(database)
+    assert sorted(key for key, row in after.items() if not row[3]) == [
+        f"oak-{i:02d}" for i in range(12)
+    ]
+    emitted = events(database, "products.bulk_changed")
+    assert len(emitted) == 1
+    assert emitted[0].payload["data"] == {
+        "change_id": change["id"],
+        "action": "deactivate",
+        "matched": 12,
+        "changed": 12,
+    }
+
+    result = undo(client, change["id"])
+    assert (result["restored"], result["kept"]) == (12, 0)
+    assert catalogue(database) == before
+
+
+def test_bulk_by_ids_delete_and_activate(client: TestClient, database: Database) -> None:
+    run_import(client, ROWS)
+    items = client.get("/api/products", params={"sku": "PINE-*", "page_size": 50}).json()["items"]
+    ids = [item["id"] for item in items]
+    response = client.post("/api/products/bulk", json={"action": "delete", "ids": ids[:3]})
+    assert response.status_code == 200, response.text
+    assert response.json()["deleted"] == 3
+    assert len(catalogue(database)) == 17
+    # Products that are active already are not changed (nor recorded).
+    response = client.post("/api/products/bulk", json={"action": "activate", "ids": ids[3:]})
+    assert response.json()["updated"] == 0
+    # Deleted products are searchable no more, and come back with undo.
+    assert client.get("/api/products", params={"q": "desk"}).json()["total"] == 5
+    undo(client, response.json()["id"] - 1)
+    assert len(catalogue(database)) == 20
+    wait_for(lambda: not client.get("/api/products").json()["search_pending"])
+    assert client.get("/api/products", params={"q": "desk"}).json()["total"] == 8
+
+
+def test_a_large_selection_is_a_job(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "INLINE_LIMIT", 5)
+    run_import(client, ROWS)
+    response = client.post(
+        "/api/products/bulk",
+        json={"action": "deactivate", "filter": {"q": "oak"}, "expected_total": 12},
+    )
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/api/changes/{response.json()['id']}"
+    change = wait_for_change(client, response.json()["id"])
+    assert (change["status"], change["updated"]) == ("completed", 12)
+    assert sum(not row[3] for row in catalogue(database).values()) == 12
+
+
+def test_a_bulk_action_never_overlaps_an_import(client: TestClient, database: Database) -> None:
+    run_import(client, ROWS)
+    lock = CatalogueLock(database)
+    assert lock.try_acquire()
+    try:
+        response = client.post("/api/products/bulk", json={"action": "delete", "ids": [1, 2]})
+    finally:
+        lock.release()
+    assert response.status_code == 409
+    assert "running" in response.json()["detail"]
+    assert len(catalogue(database)) == 20
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"action": "explode", "ids": [1]},
+        {"action": "delete"},
+        {"action": "delete", "ids": []},
+        {"action": "delete", "ids": list(range(1, 1002))},
+        {"action": "delete", "ids": [0]},
+        {"action": "delete", "ids": ["1"]},
+        {"action": "delete", "ids": [1], "filter": {}, "expected_total": 1},
+        {"action": "delete", "filter": {"q": "oak"}},
+        {"action": "delete", "filter": {"q": "oak"}, "expected_total": -1},
+        {"action": "delete", "filter": {"colour": "red"}, "expected_total": 1},
+        {"action": "delete", "filter": {"q": "a\x00b"}, "expected_total": 1},
+        {"action": "delete", "filter": {"q": "x" * 201}, "expected_total": 1},
+        {"action": "delete", "ids": [1], "expected_total": 1},
+        [1, 2],
+        "delete everything",
+    ],
+)
+def test_hostile_bulk_requests_get_422_and_change_nothing(
+    client: TestClient, database: Database, body: object
+) -> None:
+    run_import(client, ROWS)
+    response = client.post("/api/products/bulk", json=body)
+    assert response.status_code == 422, response.text
+    assert "detail" in response.json()
+    assert len(catalogue(database)) == 20

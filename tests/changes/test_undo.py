@@ -1,0 +1,235 @@
+"""Undo end to end through the API, on SQLite and PostgreSQL: imports, edits, delete-all."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from product_importer.changes.models import ProductChange
+from product_importer.db import Database
+from tests.catalog.helpers import events, wait_for, wait_for_delete_job
+from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
+from tests.imports.conftest import run_import
+
+FILE_A = csv_of([(f"SKU-{i:03d}", f"A{i}", f"first {i}") for i in range(20)])
+# B: updates SKU-000..009 (one of them only in letter case of the SKU and active), leaves
+# SKU-010..019 alone, creates NEW-000..004.
+FILE_B = csv_of(
+    [(f"B{i}", f"SKU-{i:03d}", f"second {i}", "false" if i == 3 else "true") for i in range(10)]
+    + [("A15", "sku-015", "first 15", "true")]  # only the SKU's letter case differs
+    + [(f"N{i}", f"NEW-{i:03d}", "brand new", "true") for i in range(5)],
+    header="name,sku,description,active",
+)
+
+
+def test_undo_import_keeps_what_was_edited_since_and_the_undo_can_be_undone(
+    client: TestClient, database: Database
+) -> None:
+    job_a = run_import(client, FILE_A)
+    assert job_a["status"] == "completed" and job_a["change_id"] is not None
+    after_a = catalogue(database)
+    job_b = run_import(client, FILE_B)
+    assert (job_b["rows_created"], job_b["rows_updated"]) == (5, 11), job_b
+    change_b = client.get(f"/api/changes/{job_b['change_id']}").json()
+    assert (change_b["kind"], change_b["created"], change_b["updated"]) == ("import", 5, 11)
+    assert change_b["undoable"] is True and change_b["import_job_id"] == job_b["id"]
+
+    # Someone edits a product B updated.
+    edited_id = client.get("/api/products", params={"sku": "SKU-004"}).json()["items"][0]["id"]
+    response = client.patch(f"/api/products/{edited_id}", json={"name": "Edited by hand"})
+    assert response.status_code == 200, response.text
+    after_b_and_edit = catalogue(database)
+
+    dry = client.post(f"/api/imports/{job_b['id']}/undo", params={"dry_run": "true"})
+    assert dry.status_code == 200, dry.text
+    assert dry.json() == {
+        "change_id": job_b["change_id"],
+        "would_delete": 5,
+        "would_restore": 10,
+        "would_keep": 1,
+    }
+    assert catalogue(database) == after_b_and_edit  # a dry run writes nothing
+
+    response = client.post(f"/api/imports/{job_b['id']}/undo")
+    assert response.status_code == 202, response.text
+    assert response.json()["kind"] == "undo" and response.json()["status"] in ("queued", "running")
+    result = wait_for_change(client, response.json()["id"])
+    assert result["status"] == "completed", result
+    assert (result["deleted"], result["restored"], result["kept"]) == (5, 10, 1)
+    assert result["undoes_id"] == job_b["change_id"]
+
+    expected = dict(after_a)
+    expected["sku-004"] = after_b_and_edit["sku-004"]
+    assert catalogue(database) == expected
+
+    kept = client.get(f"/api/changes/{result['id']}/kept")
+    assert kept.status_code == 200
+    assert kept.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(kept.text)))
+    assert rows[0] == ["sku", "reason"]
+    assert [row[0] for row in rows[1:]] == ["SKU-004"]
+    assert "changed again since" in rows[1][1] and "edit" in rows[1][1]
+
+    # B says it was undone, and cannot be undone twice.
+    change_b = client.get(f"/api/changes/{job_b['change_id']}").json()
+    assert change_b["undone_by_id"] == result["id"] and change_b["undoable"] is False
+    again = client.post(f"/api/changes/{job_b['change_id']}/undo")
+    assert again.status_code == 409
+    assert "already undone" in again.json()["detail"]
+
+    # Undo the undo: back to after B and the edit.
+    redo = undo(client, result["id"])
+    assert redo["status"] == "completed", redo
+    assert (redo["deleted"], redo["restored"], redo["kept"]) == (0, 15, 0)
+    assert catalogue(database) == after_b_and_edit
+
+    reverted = events(database, "import.reverted")
+    assert len(reverted) == 1
+    assert reverted[0].payload["data"] == {
+        "import_id": job_b["id"],
+        "change_id": result["id"],
+        "undoes_change_id": job_b["change_id"],
+        "deleted": 5,
+        "restored": 10,
+        "kept": 1,
+    }
+    assert len(events(database, "products.bulk_changed")) == 1  # the undo of the undo
+
+
+def test_delete_all_then_undo_gives_the_catalogue_back(
+    client: TestClient, database: Database
+) -> None:
+    rows = [
+        (f"P{i}", f"Item-{i:03d}", f"desc {i}", "false" if i % 3 else "true") for i in range(40)
+    ]
+    run_import(client, csv_of(rows, header="name,sku,description,active"))
+    before = catalogue(database)
+    assert len(before) == 40
+    response = client.delete("/api/products", params={"confirm": "true"})
+    assert response.status_code == 202, response.text
+    job = wait_for_delete_job(client, response.json()["id"])
+    assert job["status"] == "completed" and job["change_id"] is not None
+    assert catalogue(database) == {}
+    change = client.get(f"/api/changes/{job['change_id']}").json()
+    assert (change["kind"], change["deleted"], change["undoable"]) == ("delete_all", 40, True)
+    dry = client.post(f"/api/changes/{job['change_id']}/undo?dry_run=true").json()
+    assert (dry["would_delete"], dry["would_restore"], dry["would_keep"]) == (0, 40, 0)
+
+    result = undo(client, job["change_id"])
+    assert (result["status"], result["restored"], result["kept"]) == ("completed", 40, 0)
+    assert catalogue(database) == before
+    restored = events(database, "products.restored")
+    assert len(restored) == 1 and restored[0].payload["data"]["restored"] == 40
+    # The restored products are searchable again.
+    wait_for(lambda: not client.get("/api/products").json()["search_pending"])
+    listed = client.get("/api/products", params={"sku": "item-007"}).json()
+    assert listed["total"] == 1
+
+
+def test_undo_keeps_a_deleted_product_whose_sku_was_taken_again(
+    client: TestClient, database: Database
+) -> None:
+    created = client.post("/api/products", json={"sku": "TAKEN-1", "name": "First"}).json()
+    assert client.delete(f"/api/products/{created['id']}").status_code == 204
+    deletion = client.get("/api/changes", params={"kind": "edit"}).json()["items"][0]
+    assert deletion["deleted"] == 1
+    client.post("/api/products", json={"sku": "taken-1", "name": "Second"})
+    result = undo(client, deletion["id"])
+    assert (result["restored"], result["kept"]) == (0, 1)
+    assert catalogue(database) == {"taken-1": ("taken-1", "Second", "", True)}
+    kept = client.get(f"/api/changes/{result['id']}/kept").text
+    assert "TAKEN-1" in kept
+
+
+def test_refusals_are_409_with_the_reason(client: TestClient, database: Database) -> None:
+    dry_job = run_import(client, FILE_A, dry_run=True)
+    response = client.post(f"/api/imports/{dry_job['id']}/undo")
+    assert response.status_code == 409 and "dry run" in response.json()["detail"]
+    failed = run_import(client, b"name,sku\nOnly a header\n\x00\x01garbage")
+    if failed["status"] == "failed":
+        response = client.post(f"/api/imports/{failed['id']}/undo")
+        assert response.status_code == 409
+    assert client.post("/api/imports/999999/undo").status_code == 404
+    assert client.post("/api/changes/999999/undo").status_code == 404
+    assert client.post("/api/changes/0/undo").status_code == 422
+    assert client.post("/api/changes/abc/undo").status_code == 422
+    assert client.get("/api/changes?kind=nonsense").status_code == 422
+    job = run_import(client, FILE_A)
+    response = client.post(f"/api/changes/{job['change_id']}/undo?dry_run=maybe")
+    assert response.status_code == 422
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(ProductChange)) == 20
+
+
+def test_changes_list_newest_first_with_kind_filter(client: TestClient) -> None:
+    run_import(client, FILE_A)
+    client.post("/api/products", json={"sku": "X-1", "name": "One"})
+    page = client.get("/api/changes").json()
+    assert [item["kind"] for item in page["items"]] == ["edit", "import"]
+    assert page["total"] == 2
+    only = client.get("/api/changes", params={"kind": "import"}).json()
+    assert [item["kind"] for item in only["items"]] == ["import"]
+    assert only["items"][0]["actor"] == "alice"
+    assert only["items"][0]["undoable_until"] is not None
+
+
+def test_undo_progress_streams_as_server_sent_events(client: TestClient) -> None:
+    job = run_import(client, FILE_A)
+    response = client.post(f"/api/changes/{job['change_id']}/undo")
+    undo_id = response.json()["id"]
+    with client.stream("GET", f"/api/changes/{undo_id}/events") as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        payloads = [
+            json.loads(line[len("data: ") :])
+            for line in stream.iter_lines()
+            if line.startswith("data: ")
+        ]
+    assert payloads[-1]["status"] == "completed"
+    assert payloads[-1]["deleted"] == 20
+    assert all(p["id"] == undo_id for p in payloads)
+    assert client.get("/api/changes/999999/events").status_code == 404
+
+
+def test_kept_csv_only_for_an_undo(client: TestClient) -> None:
+    job = run_import(client, FILE_A)
+    response = client.get(f"/api/changes/{job['change_id']}/kept")
+    assert response.status_code == 404
+    assert "not an undo" in response.json()["detail"]
+    assert client.get("/api/changes/999999/kept").status_code == 404
+
+
+def test_roles_editor_undoes_viewer_reads_only_admin_redeletes_everything(
+    anon_client: TestClient, database: Database
+) -> None:
+    from product_importer.auth.roles import Role
+    from tests.factories import sign_in
+
+    sign_in(anon_client, database, "ed", role=Role.editor)
+    job = run_import(anon_client, FILE_A)
+    undone = undo(anon_client, job["change_id"])
+    assert undone["status"] == "completed"
+    # Undoing a delete-all's undo would delete everything again: admin only.
+    with database.session() as session:
+        from product_importer.changes.models import ChangeSet
+
+        session.execute(
+            ChangeSet.__table__.update()
+            .where(ChangeSet.id == job["change_id"])
+            .values(kind="delete_all")
+        )
+    assert anon_client.post(f"/api/changes/{undone['id']}/undo?dry_run=true").status_code == 200
+    refused = anon_client.post(f"/api/changes/{undone['id']}/undo")
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
+    anon_client.post("/logout")
+    viewer = TestClient(anon_client.app)
+    sign_in(viewer, database, "vi", role=Role.viewer)
+    assert viewer.get("/api/changes").status_code == 200
+    assert viewer.post(f"/api/changes/{undone['id']}/undo?dry_run=true").status_code == 403
+    assert (
+        viewer.post("/api/products/bulk", json={"action": "delete", "ids": [1]}).status_code == 403
+    )
