@@ -4,6 +4,7 @@ secret ever reaches it, GET /api/audit filters and pages, and old entries are pr
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from product_importer.db import Database
 from product_importer.settings import Settings
 from product_importer.tasks.registry import TaskContext
 from tests.factories import DEFAULT_PASSWORD, login_csrf, make_token
+from tests.imports.conftest import run_import
 
 
 def _all_entries(database: Database) -> list[AuditEvent]:
@@ -172,3 +174,40 @@ def test_entries_older_than_the_retention_are_pruned(
     shorter = settings.model_copy(update={"audit_retention_days": 30})
     audit_tasks.prune(TaskContext(database=database, settings=shorter))
     assert _all_entries(database) == []
+
+
+def test_undo_bulk_actions_and_saved_mappings_are_recorded(
+    client: TestClient, database: Database
+) -> None:
+    job = run_import(client, b"sku,name\nU-1,Lamp\nU-2,Chair\n")
+    assert job["status"] == "completed", job
+    dry = client.post(f"/api/imports/{job['id']}/undo?dry_run=true")
+    assert dry.status_code == 200, dry.text
+    undo = client.post(f"/api/imports/{job['id']}/undo")
+    assert undo.status_code == 202, undo.text
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/changes/{undo.json()['id']}").json()["status"] != "completed":
+        assert time.monotonic() < deadline, "the undo did not complete"
+        time.sleep(0.05)
+    client.post("/api/products", json={"sku": "U-3", "name": "Desk"})
+    ids = [p["id"] for p in client.get("/api/products").json()["items"]]
+    bulk = client.post("/api/products/bulk", json={"action": "deactivate", "ids": ids})
+    assert bulk.status_code in (200, 202), bulk.text
+    saved = client.post(
+        "/api/import-mappings",
+        json={"name": "shop", "mapping": {"sku": "Handle", "name": "Title"}},
+    )
+    assert saved.status_code == 201, saved.text
+    assert client.delete(f"/api/import-mappings/{saved.json()['id']}").status_code == 204
+
+    actions = [e.action for e in _all_entries(database) if e.actor == "alice"]
+    # A dry run changes nothing and is not recorded.
+    assert actions[-5:] == [
+        "import.undo",
+        "product.create",
+        "product.bulk",
+        "import_mapping.save",
+        "import_mapping.delete",
+    ]
+    bulk_entry = next(e for e in _all_entries(database) if e.action == "product.bulk")
+    assert bulk_entry.details == {"action": "deactivate", "matched": 1}

@@ -32,6 +32,7 @@ from product_importer.changes.tasks import live_key
 from product_importer.db import Database
 from product_importer.dependencies import (
     AppSettings,
+    AuditLog,
     DbSession,
     Editor,
     Viewer,
@@ -149,11 +150,12 @@ def undo_change(
     session: DbSession,
     settings: AppSettings,
     principal: Editor,
+    audit: AuditLog,
     response: Response,
     change_id: ChangeId,
     dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
 ) -> ChangeSetRead | UndoDryRun:
-    return _undo(
+    result = _undo(
         request,
         session,
         settings,
@@ -162,6 +164,9 @@ def undo_change(
         lambda: changes_service.get(session, change_id),
         dry_run,
     )
+    if isinstance(result, ChangeSetRead):
+        audit("change.undo", f"change:{change_id}", {"undo_change_id": result.id})
+    return result
 
 
 @router.post(
@@ -176,6 +181,7 @@ def undo_import(
     session: DbSession,
     settings: AppSettings,
     principal: Editor,
+    audit: AuditLog,
     response: Response,
     import_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
@@ -187,11 +193,14 @@ def undo_import(
             raise changes_service.ChangeNotFound(import_id) from None
 
     try:
-        return _undo(request, session, settings, principal, response, find, dry_run)
+        result = _undo(request, session, settings, principal, response, find, dry_run)
     except HTTPException as exc:
         if exc.status_code == status.HTTP_404_NOT_FOUND:
             exc.detail = f"No import with id {import_id}."
         raise
+    if isinstance(result, ChangeSetRead):
+        audit("import.undo", f"import:{import_id}", {"undo_change_id": result.id})
+    return result
 
 
 @router.get(
@@ -310,6 +319,7 @@ def bulk_action(
     session: DbSession,
     settings: AppSettings,
     principal: Editor,
+    audit: AuditLog,
     response: Response,
     body: BulkRequest,
     dry_run: Annotated[
@@ -331,6 +341,9 @@ def bulk_action(
         matched = bulk.count_selected(session, body)
         if matched > bulk.INLINE_LIMIT:
             change, _matched = bulk.start(session, body, actor)
+            audit(
+                "products.bulk", f"change:{change.id}", {"action": body.action, "matched": matched}
+            )
             response.status_code = status.HTTP_202_ACCEPTED
             response.headers["Location"] = f"/api/changes/{change.id}"
             return _read(request, session, settings, change)
@@ -351,6 +364,7 @@ def bulk_action(
             lock.release()
     except bulk.TotalMismatch as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    audit("product.bulk", f"change:{change_id}", {"action": body.action, "matched": matched})
     return _read(request, session, settings, changes_service.get(session, change_id))
 
 

@@ -1,7 +1,7 @@
 """Change sets and per-product change records, for history and undo.
 
 Revision ID: 0009
-Revises: 0010 (chained after main's roles migration when main was merged)
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from product_importer.db import UTCDateTime
 
 revision: str = "0009"
-down_revision: str | None = "0010"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
