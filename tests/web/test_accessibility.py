@@ -187,6 +187,29 @@ def products_listed(page: Page, sweep: Sweep) -> None:
     expect(page.locator("#products-body tr")).to_have_count(50)
 
 
+def products_selected(page: Page, _sweep: Sweep) -> None:
+    expect(page.locator("#products-body tr")).to_have_count(50)
+    page.get_by_label("Select all products on this page").check()
+    expect(page.locator("#bulk-count")).to_have_text("50 products selected.")
+
+
+def bulk_confirm(page: Page, sweep: Sweep) -> None:
+    products_selected(page, sweep)
+    page.get_by_role("button", name="Deactivate", exact=True).click()
+    expect(page.get_by_role("dialog", name="Deactivate 50 products")).to_be_visible()
+
+
+def product_history(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Edit SKU-000").click()
+    page.get_by_role("tab", name="History").click()
+    expect(page.locator("#history-status")).to_contain_text("recorded")
+
+
+def import_undo_confirm(page: Page, _sweep: Sweep) -> None:
+    page.locator("#history tbody tr").first.get_by_role("button", name=re.compile("^Undo")).click()
+    expect(page.get_by_role("dialog", name=re.compile("^Undo import"))).to_contain_text("delete")
+
+
 def products_no_match(page: Page, _sweep: Sweep) -> None:
     page.get_by_label("Search").fill("nothing matches this")
     expect(page.get_by_text("No products match these filters.")).to_be_visible()
@@ -350,6 +373,9 @@ STATES = [
     State("sign-in: wrong password", "/login", wrong_password, signed_in=False),
     State("products: empty catalogue", "/products"),
     State("products: list", "/products", products_listed),
+    State("products: page selected, bulk bar", "/products", products_selected),
+    State("products: bulk deactivate confirmation", "/products", bulk_confirm),
+    State("products: edit dialog, history tab", "/products", product_history),
     State("products: no match", "/products", products_no_match),
     State("products: new product dialog", "/products", new_product),
     State("products: new product, missing fields", "/products", new_product_errors),
@@ -367,6 +393,7 @@ STATES = [
     State("import: cancelled", "/import", import_cancelled),
     State("import: running", "/import", import_running, after=end_running_import),
     State("import: completed, with rejected rows", "/import", import_completed),
+    State("import: undo confirmation", "/import", import_undo_confirm),
     State("import: failed", "/import", import_failed),
     State("import: toasts", "/import", toasts),
     State("webhooks: no endpoints", "/webhooks"),
