@@ -119,12 +119,20 @@ class Fleet:
                 stderr=subprocess.STDOUT,
             )
         self.processes.append(process)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded CI machine starts Celery slowly
         while b" ready." not in log.read_bytes():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{log.read_text()}")
             time.sleep(0.1)
         return process
+
+    def wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
+        log = self.tmp_path / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while text not in log.read_text():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not log {text!r} in {timeout} s\n{self.log_text()}")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         for process in self.processes:

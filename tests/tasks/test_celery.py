@@ -110,6 +110,9 @@ def test_a_job_whose_message_was_lost_is_sent_again(fleet: Fleet) -> None:
     base = fleet.web()
     token = make_token(fleet.database)
     fleet.worker("worker-1", "--queues", "webhooks,default")  # the leader; takes no imports
+    # Its start-up recovery sends every queued job again; upload only once that has passed, so
+    # that what brings the job back is the check for forgotten jobs.
+    fleet.wait_for_log("worker-1", "recovery: queued imports sent to the workers again")
     job = upload(base, token, b"sku,name\nL-1,Lost\n")
     broker = redis.Redis.from_url(fleet.broker_url)
     lost = broker.keys(f"{fleet.prefix}imports*")

@@ -84,8 +84,10 @@ def recover(context: TaskContext) -> None:
             queued = session.scalars(
                 select(ImportJob.id).where(ImportJob.status == "queued").order_by(ImportJob.id)
             )
-            for job_id in queued:
+            resent = list(queued)
+            for job_id in resent:
                 enqueue(session, RUN_TASK, job_id=job_id)
+        log.info("recovery: queued imports sent to the workers again: %s", resent or "none")
     elif context.settings.distributed:
         _resend_forgotten(context)
 
