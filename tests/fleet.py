@@ -131,7 +131,9 @@ class Fleet:
         deadline = time.monotonic() + timeout
         while text not in log.read_text():
             if time.monotonic() > deadline:
-                raise AssertionError(f"{name} did not log {text!r} in {timeout} s\n{self.log_text()}")
+                raise AssertionError(
+                    f"{name} did not log {text!r} in {timeout} s\n{self.log_text()}"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:

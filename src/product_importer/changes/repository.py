@@ -28,13 +28,19 @@ _LATER = (
     "SELECT {what} FROM product_changes AS l WHERE l.{key} = r.sku_key "
     "AND l.change_id > :cid AND l.change_id <> :uid"
 )
+_SKU_TAKEN = (
+    "(r.op = 'deleted' AND EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.sku_key)) "
+    "OR (r.before_sku_key IS NOT NULL AND "
+    "EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.before_sku_key))"
+)
 KEPT = (
     f"(EXISTS ({_LATER.format(what='1', key='sku_key')}) "
     f"OR EXISTS ({_LATER.format(what='1', key='before_sku_key')}) "
-    "OR (r.op = 'deleted' AND EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.sku_key)) "
-    "OR (r.before_sku_key IS NOT NULL AND "
-    "EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.before_sku_key)))"
+    f"OR {_SKU_TAKEN})"
 )
+# When no later change has records (undoing the latest change, the usual case), only a SKU
+# taken again can keep a product: two index probes per record fewer.
+KEPT_WITHOUT_LATER = f"({_SKU_TAKEN})"
 _FIRST_LATER = (
     f"coalesce(({_LATER.format(what='min(l.change_id)', key='sku_key')}), "
     f"({_LATER.format(what='min(l.change_id)', key='before_sku_key')}))"
@@ -52,11 +58,21 @@ def _run(session: Session, sql: str, params: dict[str, Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _kept(session: Session, change_id: int, undo_id: int) -> str:
+    """The condition under which a record of the change is kept by its undo."""
+    later = session.scalar(
+        text("SELECT 1 FROM product_changes WHERE change_id > :cid AND change_id <> :uid LIMIT 1"),
+        {"cid": change_id, "uid": undo_id},
+    )
+    return KEPT if later else KEPT_WITHOUT_LATER
+
+
 def dry_run_counts(session: Session, change_id: int) -> dict[str, int]:
     """{'would_delete', 'would_restore', 'would_keep'} for undoing the change now."""
     rows = session.execute(
         text(
-            f"SELECT r.op, CASE WHEN {KEPT} THEN 1 ELSE 0 END AS kept, count(*) "
+            f"SELECT r.op, CASE WHEN {_kept(session, change_id, 0)} THEN 1 ELSE 0 END AS kept, "
+            "count(*) "
             "FROM product_changes AS r WHERE r.change_id = :cid GROUP BY 1, 2"
         ),
         {"cid": change_id, "uid": 0},
@@ -84,7 +100,8 @@ def undo_keep(session: Session, change_id: int, undo_id: int) -> int:
         session,
         "INSERT INTO change_kept (change_id, sku_key, sku, by_change_id) "
         f"SELECT :uid, r.sku_key, coalesce(r.after_sku, r.before_sku), {_FIRST_LATER} "
-        f"FROM product_changes AS r WHERE r.change_id = :cid AND {KEPT}",
+        "FROM product_changes AS r WHERE r.change_id = :cid AND "
+        + _kept(session, change_id, undo_id),
         {"cid": change_id, "uid": undo_id},
     )
 
