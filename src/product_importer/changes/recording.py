@@ -87,17 +87,6 @@ def sqlite_record_updates(where: str, has_active: bool) -> str:
     )
 
 
-def sqlite_apply_updates(where: str) -> str:
-    """The merge batch's UPDATE, from its records. Parameters: (stamp, change_id, *range);
-    `where` is the batch's key range on `c`."""
-    return (
-        "UPDATE products SET sku = c.after_sku, name = c.after_name, "
-        "description = c.after_description, active = c.after_active, updated_at = ? "
-        "FROM product_changes AS c WHERE c.change_id = ? AND c.op = 'updated' "
-        f"AND {where} AND products.id = c.product_id"
-    )
-
-
 # After a merge batch's INSERT: new rows have ids above the highest id before it (SQLite hands
 # out max(id) + 1). Parameters: (change_id, highest id before the batch).
 SQLITE_RECORD_CREATED = (
