@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import LiveServer, screenshot, sign_in_page
+from tests.browser import LiveServer, screenshot, sign_in_page, wait_until
 from tests.factories import make_product
 
 pytestmark = pytest.mark.timeout(300)
@@ -140,9 +140,12 @@ def test_roles_in_the_browser(page: Any, browser: Any, live_server: LiveServer) 
     for expected in ("user.create", "user:eddie", "user:vera", "auth.sign_in", "token.revoke"):
         assert expected in body, expected
     page.get_by_label("What").select_option("user")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#audit-body tr')]"
-        ".every((row) => row.dataset.action.startsWith('user.'))"
+    wait_until(
+        lambda: page.evaluate(
+            "() => [...document.querySelectorAll('#audit-body tr')]"
+            ".every((row) => row.dataset.action.startsWith('user.'))"
+        ),
+        what="only user.* entries listed",
     )
     _both_widths(page, "accounts-audit")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +24,10 @@ from sqlalchemy import update
 from product_importer.db import Database, utcnow
 from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.models import ImportJob
-from product_importer.settings import Settings
 from tests.a11y import WIDTHS, assert_accessible, check_accessible
-from tests.browser import LiveServer, screenshot, sign_in_page
+from tests.browser import LiveServer, screenshot, sign_in_page, wait_until
 from tests.factories import make_product
-from tests.webhooks.conftest import webhook_settings
+from tests.webhooks import conftest as webhook_fixtures
 from tests.webhooks.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.browser
@@ -359,7 +358,7 @@ def token_created(page: Page, _sweep: Sweep) -> None:
 
 def audit_listed(page: Page, _sweep: Sweep) -> None:
     page.wait_for_selector("#audit-filters")
-    page.wait_for_function("document.querySelectorAll('tbody tr').length > 0")
+    page.locator("tbody tr").first.wait_for()
 
 
 def system_loaded(page: Page, _sweep: Sweep) -> None:
@@ -415,18 +414,10 @@ STATES = [
 ]
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database: Database) -> Settings:
-    """Webhook targets on loopback allowed: the sweep sends test events to a real receiver."""
-    return webhook_settings(tmp_path, database)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    running.start()
-    yield running
-    running.stop()
+# The webhook tests' fixtures: targets on loopback allowed, as the sweep sends test events to a
+# real receiver.
+settings = webhook_fixtures.settings
+receiver = webhook_fixtures.receiver
 
 
 # The pages look the same on both databases: the sweep runs on SQLite only.
@@ -540,6 +531,6 @@ def test_a_table_wider_than_the_screen_takes_focus_to_scroll(
     region.focus()
     for _ in range(3):
         page.keyboard.press("ArrowRight")  # scrolls the focused box sideways
-    page.wait_for_function("document.querySelector('.table-wrap').scrollLeft > 0")
+    wait_until(lambda: wrap.evaluate("(box) => box.scrollLeft") > 0, what="scrolled sideways")
     page.set_viewport_size({"width": 1280, "height": 800})
     expect(wrap).not_to_have_attribute("role", "region")
