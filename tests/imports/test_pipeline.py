@@ -32,8 +32,7 @@ def skus(database: Database) -> dict[str, str]:
 def stage(database: Database, content: bytes, tmp_path: Path) -> object:
     path = tmp_path / "stage.csv"
     path.write_bytes(content)
-    # Sized as for a 64 MB file, so PostgreSQL also merges in several batches.
-    merger = merger_for(database.engine, 64 * 1024 * 1024)
+    merger = merger_for(database.engine)
     with path.open("rb") as raw:
         source = CsvSource(raw, detect_format(raw))
         columns = source.read_header()

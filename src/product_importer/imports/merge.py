@@ -71,9 +71,9 @@ class Merger(Protocol):
     def close(self) -> None: ...
 
 
-def merger_for(engine: Engine, expected_bytes: int = 0) -> Merger:
+def merger_for(engine: Engine) -> Merger:
     if engine.dialect.name == "postgresql":
-        return PostgresMerger(engine, expected_bytes)
+        return PostgresMerger(engine)
     return SQLiteMerger(engine)
 
 
@@ -237,66 +237,81 @@ class SQLiteMerger:
             self._pooled.close()
 
 
-# Each partition's de-duplicating sort fits in memory instead of spilling to disk.
-SORT_MEMORY = "SET LOCAL work_mem = '64MB'"
+# The de-duplicating sort of a large import fits in memory instead of spilling to disk (the
+# server's memory, for the length of one statement).
+SORT_MEMORY = "SET LOCAL work_mem = '128MB'"
 
 
 class PostgresMerger:
-    """Rows go by COPY into a temp table partitioned by a hash of the key, so each partition
-    holds whole keys: it can be de-duplicated and upserted on its own, one batch at a time,
-    with the same work in total as one big statement."""
+    """Rows go by COPY into a temp table, are de-duplicated in one sort by key into a second
+    one, numbered in key order, and merged in batches of consecutive numbers: each batch is a
+    contiguous key range, so the whole merge walks the catalogue's key indexes once, in order,
+    however many batches report progress. (Hash partitions, as first built, walked them once
+    per batch: 16 s against 12 s for 500,000 updates.)"""
 
     merge_locks_database = False  # PostgreSQL locks rows, not the database
 
-    def __init__(self, engine: Engine, expected_bytes: int = 0) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._pooled = engine.raw_connection()
         self._db: Any = self._pooled.driver_connection
         assert self._db is not None
         self._db.autocommit = False
-        # About 60,000 rows (8 MB of CSV) per partition, so each batch takes well under a second.
-        self.partitions = max(1, min(64, expected_bytes // (8 * 1024 * 1024) + 1))
+        self._total: int | None = None
         self.reset()
 
     def reset(self) -> None:
         with self._db.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows")
+            cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows, pg_temp.import_last")
             cursor.execute(
-                "CREATE TEMP TABLE import_rows (part integer NOT NULL, line integer NOT NULL, "
-                "sku_key text NOT NULL, sku text NOT NULL, name text NOT NULL, "
-                "description text NOT NULL, active boolean) PARTITION BY LIST (part)"
+                "CREATE TEMP TABLE import_rows (line integer NOT NULL, sku_key text NOT NULL, "
+                "sku text NOT NULL, name text NOT NULL, description text NOT NULL, "
+                "active boolean)"
             )
-            for part in range(self.partitions):
-                cursor.execute(
-                    f"CREATE TEMP TABLE import_rows_{part} PARTITION OF import_rows "
-                    f"FOR VALUES IN ({part})"
-                )
         self._db.commit()
+        self._total = None
 
     def stage(self, rows: Iterable[StagedRow]) -> None:
-        partitions = self.partitions
         try:
             with (
                 self._db.cursor() as cursor,
                 cursor.copy(
-                    "COPY import_rows (part, line, sku_key, sku, name, description, active) "
-                    "FROM STDIN"
+                    "COPY import_rows (line, sku_key, sku, name, description, active) FROM STDIN"
                 ) as copy,
             ):
                 write_row = copy.write_row
                 for row in rows:
-                    # hash() of a str is stable within this process, which is all we need.
-                    write_row((hash(row[1]) % partitions, *row))
+                    write_row(row)
         except BaseException:
             self._db.rollback()
             raise
         self._db.commit()
 
+    def _deduplicate(self) -> int:
+        """Keep the last row per key, numbered 1..n in key order; return n."""
+        if self._total is None:
+            with self._db.cursor() as cursor:
+                cursor.execute(SORT_MEMORY)
+                # Byte-order ("C") sorting is much faster than a locale's; any consistent order
+                # will do, and the window reuses the DISTINCT ON's order without sorting again.
+                cursor.execute(
+                    "CREATE TEMP TABLE import_last AS SELECT row_number() OVER "
+                    '(ORDER BY sku_key COLLATE "C") AS n, sku_key, sku, name, description, active '
+                    'FROM (SELECT DISTINCT ON (sku_key COLLATE "C") sku_key, sku, name, '
+                    "description, active FROM import_rows "
+                    'ORDER BY sku_key COLLATE "C", line DESC) AS d'
+                )
+                self._total = cursor.rowcount
+                cursor.execute("CREATE INDEX ON import_last (n)")
+                cursor.execute("ANALYZE import_last")
+                cursor.execute("DROP TABLE import_rows")
+            self._db.commit()
+        return self._total
+
     @staticmethod
-    def _last_rows(part: int) -> str:
-        # Byte-order ("C") sorting is much faster than a locale's; any consistent order will do.
+    def _last_rows(low: int, high: int) -> str:
         return (
-            f'SELECT DISTINCT ON (sku_key COLLATE "C") sku_key, sku, name, description, active '
-            f'FROM import_rows_{part} ORDER BY sku_key COLLATE "C", line DESC'
+            "SELECT sku_key, sku, name, description, active FROM import_last "
+            f"WHERE n > {int(low)} AND n <= {int(high)}"
         )
 
     def merge(
@@ -334,27 +349,27 @@ class PostgresMerger:
         # With recording, the old values are read beside the upserts and written with the new.
         old = f"{recording.PG_OLD_ROWS}, " if record is not None else ""
         write = f", {recording.PG_RECORD}" if record is not None else ""
-        created = updated = total = 0
+        created = updated = 0
         change_id: int | None = None
         try:
+            total = self._deduplicate()
             with self._db.cursor() as cursor:
                 cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
-                cursor.execute(SORT_MEMORY)
                 if record is not None:
                     sql, params = recording.open_statement("postgresql", record, now)
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
                     change_id = cursor.fetchone()[0]
-                for part in range(self.partitions):
+                for low in range(0, total, MERGE_BATCH_ROWS):
+                    last = self._last_rows(low, low + MERGE_BATCH_ROWS)
                     cursor.execute(
-                        f"WITH last AS MATERIALIZED ({self._last_rows(part)}), {old}{upserts}, "
-                        f"r AS ({returned}){write} SELECT (SELECT count(*) FROM last), "
-                        "count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) "
-                        "FROM r",
+                        f"WITH last AS MATERIALIZED ({last}), {old}{upserts}, "
+                        f"r AS ({returned}){write} SELECT count(*) FILTER (WHERE created), "
+                        "count(*) FILTER (WHERE NOT created) FROM r",
                         {"now": now, "change_id": change_id},
                     )
-                    seen, new, changed_rows = cursor.fetchone()
-                    total, created, updated = total + seen, created + new, updated + changed_rows
-                    progress((part + 1) / self.partitions)
+                    new, changed_rows = cursor.fetchone()
+                    created, updated = created + new, updated + changed_rows
+                    progress(min(1.0, (low + MERGE_BATCH_ROWS) / total))
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
                 statements = before_commit(counts)
                 if change_id is not None:
@@ -368,19 +383,15 @@ class PostgresMerger:
         return counts
 
     def count_changes(self, has_active: bool) -> MergeCounts:
+        total = self._deduplicate()
         active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
-        total = existing = changed = 0
         with self._db.cursor() as cursor:
-            cursor.execute(SORT_MEMORY)
-            for part in range(self.partitions):
-                cursor.execute(
-                    f"SELECT count(*), count(p.id), count(p.id) FILTER (WHERE p.sku <> s.sku "
-                    f"OR p.name <> s.name OR p.description <> s.description{active_diff}) "
-                    f"FROM ({self._last_rows(part)}) AS s "
-                    "LEFT JOIN products AS p ON p.sku_key = s.sku_key"
-                )
-                seen, found, differ = cursor.fetchone()
-                total, existing, changed = total + seen, existing + found, changed + differ
+            cursor.execute(
+                "SELECT count(p.id), count(p.id) FILTER (WHERE p.sku <> s.sku "
+                f"OR p.name <> s.name OR p.description <> s.description{active_diff}) "
+                "FROM import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
+            )
+            existing, changed = cursor.fetchone()
         self._db.commit()
         return MergeCounts(created=total - existing, updated=changed, unchanged=existing - changed)
 
@@ -388,7 +399,7 @@ class PostgresMerger:
         try:
             self._db.rollback()
             with self._db.cursor() as cursor:
-                cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows")
+                cursor.execute("DROP TABLE IF EXISTS pg_temp.import_rows, pg_temp.import_last")
             self._db.commit()
         finally:
             self._pooled.close()

@@ -283,7 +283,7 @@ def run_import(
     started = time.perf_counter()
     try:
         rejects.clear()
-        merger = merger_for(database.engine, job.total_bytes)
+        merger = merger_for(database.engine)
         warnings: list[str] = []
         try:
             rows_read, has_active, more, header = _stage_file(
