@@ -59,7 +59,8 @@ class ProductChange(Base):
 
     __tablename__ = "product_changes"
     __table_args__ = (
-        Index("ix_product_changes_sku_key", "sku_key", "change_id"),
+        Index("ix_product_changes_sku_key", "sku_key", "change_id", unique=True),
+        Index("ix_product_changes_change_id", "change_id"),
         Index(
             "ix_product_changes_before_sku_key",
             "before_sku_key",
@@ -69,8 +70,8 @@ class ProductChange(Base):
         ),
     )
 
-    change_id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
-    sku_key: Mapped[str] = mapped_column(String(SKU_MAX_LENGTH * 3), primary_key=True)
+    change_id: Mapped[int] = mapped_column(BigIntId)
+    sku_key: Mapped[str] = mapped_column(String(SKU_MAX_LENGTH * 3))
     product_id: Mapped[int | None] = mapped_column(BigIntId, default=None)
     op: Mapped[str] = mapped_column(String(8))
     # Set only when the change gave the product another SKU key (an edit of the SKU).
@@ -83,6 +84,9 @@ class ProductChange(Base):
     after_name: Mapped[str | None] = mapped_column(String(NAME_MAX_LENGTH), default=None)
     after_description: Mapped[str | None] = mapped_column(Text, default=None)
     after_active: Mapped[bool | None] = mapped_column(Boolean, default=None)
+
+    # The ORM's identity; in the database the unique (sku_key, change_id) index keeps it.
+    __mapper_args__ = {"primary_key": [change_id, sku_key]}
 
 
 class KeptProduct(Base):

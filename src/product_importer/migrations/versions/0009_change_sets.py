@@ -52,8 +52,8 @@ def upgrade() -> None:
     op.create_index("ix_change_sets_created_at", "change_sets", ["created_at"])
     op.create_table(
         "product_changes",
-        sa.Column("change_id", BigIntId, primary_key=True, autoincrement=False),
-        sa.Column("sku_key", sa.String(765), primary_key=True),
+        sa.Column("change_id", BigIntId, nullable=False),
+        sa.Column("sku_key", sa.String(765), nullable=False),
         sa.Column("product_id", BigIntId, nullable=True),
         sa.Column("op", sa.String(8), nullable=False),
         sa.Column("before_sku_key", sa.String(765), nullable=True),
@@ -66,7 +66,13 @@ def upgrade() -> None:
         sa.Column("after_description", sa.Text(), nullable=True),
         sa.Column("after_active", sa.Boolean(), nullable=True),
     )
-    op.create_index("ix_product_changes_sku_key", "product_changes", ["sku_key", "change_id"])
+    # No primary key: (sku_key, change_id) is unique, and a narrow index on change_id finds a
+    # change's records. A (change_id, sku_key) key beside them made every record cost one more
+    # wide b-tree insert (500,000 records: 6.6-8.3 s against 4.9-5.3 s on PostgreSQL).
+    op.create_index(
+        "ix_product_changes_sku_key", "product_changes", ["sku_key", "change_id"], unique=True
+    )
+    op.create_index("ix_product_changes_change_id", "product_changes", ["change_id"])
     # Only edits that change a SKU set it, so the index stays tiny.
     op.create_index(
         "ix_product_changes_before_sku_key",
@@ -96,6 +102,7 @@ def downgrade() -> None:
         batch.drop_column("change_id")
     op.drop_table("change_kept")
     op.drop_index("ix_product_changes_before_sku_key", table_name="product_changes")
+    op.drop_index("ix_product_changes_change_id", table_name="product_changes")
     op.drop_index("ix_product_changes_sku_key", table_name="product_changes")
     op.drop_table("product_changes")
     op.drop_index("ix_change_sets_created_at", table_name="change_sets")
