@@ -140,7 +140,8 @@ class Bench:
         # Sampled in SQL: a list of a million ids would weigh on the peak RSS this bench reports.
         with self.database.session() as session:
             low, high = session.execute(select(func.min(Product.id), func.max(Product.id))).one()
-        picks = [random.Random(3).randint(low, high) for _ in range(samples)]
+        rng = random.Random(3)
+        picks = [rng.randint(low, high) for _ in range(samples)]
         times = []
         for product_id in picks:
             with self.database.session() as session:
