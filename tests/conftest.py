@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from product_importer import migrate
 from product_importer.app import create_app
+from product_importer.changes import record_tables
 from product_importer.db import Base, Database
 from product_importer.models import import_all_models
 from product_importer.settings import Settings
@@ -77,6 +78,10 @@ def clear_tables(database: Database) -> None:
     import_all_models()
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     with database.engine.begin() as connection:
+        # Large changes keep their records in tables of their own, outside the metadata.
+        listed = connection.execute(text(record_tables.list_statement(database.dialect)))
+        for change_id in record_tables.own_tables_from(listed.all()):
+            connection.execute(text(record_tables.drop_statement(change_id)))
         if database.dialect == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:

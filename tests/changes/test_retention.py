@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
+from product_importer.changes import repository
 from product_importer.changes import tasks as changes_tasks
-from product_importer.changes.models import ChangeSet, ProductChange
+from product_importer.changes.models import ChangeSet
 from product_importer.db import Database, utcnow
 from product_importer.settings import Settings
 from tests.changes.helpers import csv_of
@@ -20,15 +21,9 @@ from tests.imports.conftest import run_import
 
 
 def _records(database: Database, change_id: int) -> int:
+    """Records of the change, in the shared table or a table of its own."""
     with database.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(ProductChange)
-                .where(ProductChange.change_id == change_id)
-            )
-            or 0
-        )
+        return sum(repository.op_counts(session, change_id).values())
 
 
 def test_pruning_removes_old_records_and_ends_undo(client: TestClient, database: Database) -> None:

@@ -7,9 +7,10 @@ import io
 import json
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from product_importer.changes.models import ProductChange
+from product_importer.changes import repository
+from product_importer.changes.models import ChangeSet
 from product_importer.db import Database
 from tests.catalog.helpers import events, wait_for, wait_for_delete_job
 from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
@@ -162,7 +163,9 @@ def test_refusals_are_409_with_the_reason(client: TestClient, database: Database
     response = client.post(f"/api/changes/{job['change_id']}/undo?dry_run=maybe")
     assert response.status_code == 422
     with database.session() as session:
-        assert session.scalar(select(func.count()).select_from(ProductChange)) == 20
+        # Refusals and the dry run recorded nothing: only the import's 20 records exist.
+        changes = session.scalars(select(ChangeSet.id)).all()
+        assert sum(sum(repository.op_counts(session, c).values()) for c in changes) == 20
 
 
 def test_changes_list_newest_first_with_kind_filter(client: TestClient) -> None:

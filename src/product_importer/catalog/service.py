@@ -24,7 +24,7 @@ from product_importer.catalog.schemas import (
     ProductSort,
     ProductUpdate,
 )
-from product_importer.changes import recording
+from product_importer.changes import record_tables, recording
 from product_importer.changes import service as changes_service
 from product_importer.db import utcnow
 from product_importer.tasks import dispatch
@@ -314,6 +314,8 @@ def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None
     if not recording.ENABLED:
         return
     job = get_delete_job(session, job_id)
+    dialect = session.get_bind().dialect.name
+    first = job.change_id is None
     if job.change_id is None:
         change = changes_service.open_change(
             session,
@@ -324,9 +326,18 @@ def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None
         )
         job.change_id = change.id
         session.flush()
-    dialect = session.get_bind().dialect.name
-    sql, params = recording.record_deleted_statement(dialect, job.change_id, up_to_id)
+    # A delete-all is rare and usually large: on PostgreSQL it always has a table of its own.
+    target = record_tables.target_for(dialect, job.change_id, record_tables.OWN_TABLE_MIN_ROWS)
+    if first:
+        for statement in record_tables.create_statements(dialect, target):
+            session.execute(sa.text(statement))
+    sql, params = recording.record_deleted_statement(dialect, target, up_to_id)
     session.execute(sa.text(sql), params)
+    if first:
+        # Batches after the first (PostgreSQL, when TRUNCATE cannot get its lock) add to the
+        # indexed table, each in its own transaction.
+        for statement in record_tables.index_statements(dialect, target):
+            session.execute(sa.text(statement))
 
 
 def complete_delete_job(session: Session, job_id: int) -> bool:

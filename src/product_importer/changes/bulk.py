@@ -1,7 +1,7 @@
 """Bulk actions on selected products: activate, deactivate or delete, by ids or by filter.
 
 The selection is resolved in SQL (never loaded into Python), recorded set-based in
-`product_changes` and applied from those records, in one transaction with its change set. A
+the change's records and applied from those records, in one transaction with its change set. A
 filter comes with the total the user saw: if it now matches another number, nothing happens.
 """
 
@@ -21,7 +21,7 @@ from product_importer.catalog.models import Product
 from product_importer.catalog.schemas import ProductFilters
 from product_importer.changes import repository
 from product_importer.changes import service as changes_service
-from product_importer.changes.models import ChangeSet, ProductChange
+from product_importer.changes.models import ChangeSet
 from product_importer.changes.schemas import BulkRequest
 from product_importer.db import utcnow
 from product_importer.tasks import dispatch
@@ -108,9 +108,12 @@ def apply(
     repository.lock_products(session)
     selected = _selection(session, request).scalar_subquery()
     now = utcnow()
-    recorded = select(ProductChange.product_id).where(ProductChange.change_id == change.id)
+    target = repository.open_records(session, change.id, matched)
+    source, where = target.source()
+    recorded: Any = (
+        select(sa.literal_column("r.product_id")).select_from(sa.text(source)).where(sa.text(where))
+    )
     columns = [
-        "change_id",
         "sku_key",
         "product_id",
         "op",
@@ -123,9 +126,13 @@ def apply(
         "after_description",
         "after_active",
     ]
+    lead: list[Any] = []
+    if not target.own:
+        columns.insert(0, "change_id")
+        lead.append(literal(change.id))
     if request.action == "delete":
         rows: Any = select(
-            literal(change.id),
+            *lead,
             Product.sku_key,
             Product.id,
             literal("deleted"),
@@ -139,9 +146,10 @@ def apply(
             sa.null(),
         ).where(Product.id.in_(selected))
     else:
+        # Only `active` changes: the other after values stay null ("unchanged").
         active = request.action == "activate"
         rows = select(
-            literal(change.id),
+            *lead,
             Product.sku_key,
             Product.id,
             literal("updated"),
@@ -149,21 +157,20 @@ def apply(
             Product.name,
             Product.description,
             Product.active,
-            Product.sku,
-            Product.name,
-            Product.description,
+            sa.null(),
+            sa.null(),
+            sa.null(),
             literal(active),
         ).where(Product.id.in_(selected), Product.active.is_not(active))
-    session.execute(insert(ProductChange).from_select(columns, rows))
+    destination = sa.table(target.table, *(sa.column(name) for name in columns))
+    session.execute(insert(destination).from_select(columns, rows))
     progress(50.0)
     if request.action == "delete":
         if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's search rows cascade
             session.execute(
-                sa.text(
-                    "DELETE FROM product_search WHERE rowid IN "
-                    "(SELECT product_id FROM product_changes WHERE change_id = :cid)"
-                ),
-                {"cid": change.id},
+                sa.delete(sa.table("product_search", sa.column("rowid"))).where(
+                    sa.column("rowid").in_(recorded)
+                )
             )
         result = session.execute(
             sa.delete(Product)
@@ -179,6 +186,7 @@ def apply(
             .execution_options(synchronize_session=False)
         )
         counts = {"updated": int(getattr(result, "rowcount", 0))}
+    repository.close_records(session, target)
     progress(90.0)
     session.execute(sa.update(ChangeSet).where(ChangeSet.id == change.id).values(**counts))
     events.record(

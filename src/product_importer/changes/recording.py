@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from product_importer.changes.record_tables import RecordTarget
+
 # For the bench only: PRODUCT_IMPORTER_BENCH_RECORD_HISTORY=0 measures an import without its
 # change records (the cost of keeping history). Never set in production: nothing could be
 # undone and no history would be shown.
 ENABLED = os.environ.get("PRODUCT_IMPORTER_BENCH_RECORD_HISTORY", "1") != "0"
 
 _COLUMNS = (
-    "change_id, sku_key, product_id, op, before_sku, before_name, before_description, "
-    "before_active, after_sku, after_name, after_description, after_active"
+    "sku_key, product_id, op, before_sku, before_name, before_description, before_active, "
+    "after_sku, after_name, after_description, after_active"
 )
 
 
@@ -72,27 +74,37 @@ def counts_statement(
 
 # --- the import's merge, SQLite -----------------------------------------------------------
 
+# An update records every before value but only the after values that differ (null means
+# unchanged): most imports change a field or two, and the record stays small.
 
-def sqlite_record_updates(where: str, has_active: bool) -> str:
+
+def sqlite_record_updates(target: RecordTarget, where: str, has_active: bool) -> str:
     """Before a merge batch's UPDATE: the products it is about to change, before and after.
-    `where` is the batch's key range on `s`; positional parameters are (change_id, *range)."""
-    after_active = "coalesce(s.active, p.active)" if has_active else "p.active"
+    `where` is the batch's key range on `s`; positional parameters are the range's."""
+    after_active = (
+        "CASE WHEN s.active IS NOT NULL AND p.active <> s.active THEN s.active END"
+        if has_active
+        else "NULL"
+    )
     active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
     return (
-        f"INSERT INTO product_changes ({_COLUMNS}) SELECT ?, p.sku_key, p.id, 'updated', "
-        f"p.sku, p.name, p.description, p.active, s.sku, s.name, s.description, {after_active} "
+        f"{target.insert(_COLUMNS)}p.sku_key, p.id, 'updated', p.sku, p.name, p.description, "
+        "p.active, CASE WHEN p.sku <> s.sku THEN s.sku END, "
+        "CASE WHEN p.name <> s.name THEN s.name END, "
+        f"CASE WHEN p.description <> s.description THEN s.description END, {after_active} "
         f"FROM temp.import_last AS s JOIN products AS p ON p.sku_key = s.sku_key WHERE {where} "
         f"AND (p.sku <> s.sku OR p.name <> s.name OR p.description <> s.description"
         f"{active_diff})"
     )
 
 
-# After a merge batch's INSERT: new rows have ids above the highest id before it (SQLite hands
-# out max(id) + 1). Parameters: (change_id, highest id before the batch).
-SQLITE_RECORD_CREATED = (
-    f"INSERT INTO product_changes ({_COLUMNS}) SELECT ?, sku_key, id, 'created', NULL, NULL, "
-    "NULL, NULL, sku, name, description, active FROM products WHERE id > ?"
-)
+def sqlite_record_created(target: RecordTarget) -> str:
+    """After a merge batch's INSERT: new rows have ids above the highest id before it (SQLite
+    hands out max(id) + 1). Parameter: the highest id before the batch."""
+    return (
+        f"{target.insert(_COLUMNS)}sku_key, id, 'created', NULL, NULL, NULL, NULL, sku, name, "
+        "description, active FROM products WHERE id > ?"
+    )
 
 
 # --- the import's merge, PostgreSQL -------------------------------------------------------
@@ -104,26 +116,34 @@ PG_OLD_ROWS = (
     "FROM products AS p JOIN last AS l ON p.sku_key = l.sku_key)"
 )
 PG_RETURNING = ", p.id, p.sku_key, p.sku, p.name, p.description, p.active"
-PG_RECORD = (
-    f"w AS (INSERT INTO product_changes ({_COLUMNS}) SELECT %(change_id)s, r.sku_key, r.id, "
-    "CASE WHEN r.created THEN 'created' ELSE 'updated' END, o.sku, o.name, o.description, "
-    "o.active, r.sku, r.name, r.description, r.active FROM r LEFT JOIN old AS o ON o.id = r.id)"
-)
+
+
+def pg_record(target: RecordTarget) -> str:
+    return (
+        f"w AS ({target.insert(_COLUMNS)}r.sku_key, r.id, "
+        "CASE WHEN r.created THEN 'created' ELSE 'updated' END, o.sku, o.name, o.description, "
+        "o.active, CASE WHEN o.sku IS DISTINCT FROM r.sku THEN r.sku END, "
+        "CASE WHEN o.name IS DISTINCT FROM r.name THEN r.name END, "
+        "CASE WHEN o.description IS DISTINCT FROM r.description THEN r.description END, "
+        "CASE WHEN o.active IS DISTINCT FROM r.active THEN r.active END "
+        "FROM r LEFT JOIN old AS o ON o.id = r.id)"
+    )
 
 
 # --- delete all ---------------------------------------------------------------------------
 
 
 def record_deleted_statement(
-    dialect: str, change_id: int, up_to_id: int | None = None
+    dialect: str, target: RecordTarget, up_to_id: int | None = None
 ) -> tuple[str, dict[str, Any]]:
     """Every product (or those with id <= up_to_id) as it is before being deleted."""
     where = "" if up_to_id is None else " WHERE id <= :up_to_id"
-    # SQLite: reading in key order (the unique index) makes both indexes of the records
-    # appends instead of a million random b-tree inserts.
-    order = " ORDER BY sku_key" if dialect == "sqlite" else ""
+    # SQLite, into the shared table: reading in key order (the unique index) makes the
+    # records' key index appends instead of a million random b-tree inserts. A table of its
+    # own is indexed afterwards, so it is filled in the cheaper order of the rows.
+    order = " ORDER BY sku_key" if dialect == "sqlite" and not target.own else ""
     return (
-        f"INSERT INTO product_changes ({_COLUMNS}) SELECT :change_id, sku_key, id, 'deleted', "
-        f"sku, name, description, active, NULL, NULL, NULL, NULL FROM products{where}{order}",
-        {"change_id": change_id, "up_to_id": up_to_id},
+        f"{target.insert(_COLUMNS)}sku_key, id, 'deleted', sku, name, description, active, "
+        f"NULL, NULL, NULL, NULL FROM products{where}{order}",
+        {"up_to_id": up_to_id},
     )

@@ -10,40 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
+from product_importer.changes import record_tables
 from product_importer.changes.models import ChangeSet, KeptProduct, ProductChange
+from product_importer.changes.record_tables import RECORD_COLUMNS, SHARED, RecordTarget
 from product_importer.db import UTCDateTime
 
-_COLUMNS = (
-    "change_id, sku_key, product_id, op, before_sku_key, before_sku, before_name, "
-    "before_description, before_active, after_sku, after_name, after_description, after_active"
-)
-
-# A record `r` of change :cid is kept (not undone) when its product was changed again by a later
-# change than :cid (other than the undo :uid itself), or when restoring it would take a SKU
-# that is in use again.
-_LATER = (
-    "SELECT {what} FROM product_changes AS l WHERE l.{key} = r.sku_key "
-    "AND l.change_id > :cid AND l.change_id <> :uid"
-)
 _SKU_TAKEN = (
     "(r.op = 'deleted' AND EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.sku_key)) "
     "OR (r.before_sku_key IS NOT NULL AND "
     "EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.before_sku_key))"
-)
-KEPT = (
-    f"(EXISTS ({_LATER.format(what='1', key='sku_key')}) "
-    f"OR EXISTS ({_LATER.format(what='1', key='before_sku_key')}) "
-    f"OR {_SKU_TAKEN})"
-)
-# When no later change has records (undoing the latest change, the usual case), only a SKU
-# taken again can keep a product: two index probes per record fewer.
-KEPT_WITHOUT_LATER = f"({_SKU_TAKEN})"
-_FIRST_LATER = (
-    f"coalesce(({_LATER.format(what='min(l.change_id)', key='sku_key')}), "
-    f"({_LATER.format(what='min(l.change_id)', key='before_sku_key')}))"
 )
 _NOT_KEPT = (
     "NOT EXISTS (SELECT 1 FROM change_kept AS k WHERE k.change_id = :uid AND k.sku_key = r.sku_key)"
@@ -58,22 +36,94 @@ def _run(session: Session, sql: str, params: dict[str, Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _kept(session: Session, change_id: int, undo_id: int) -> str:
-    """The condition under which a record of the change is kept by its undo."""
-    later = session.scalar(
-        text("SELECT 1 FROM product_changes WHERE change_id > :cid AND change_id <> :uid LIMIT 1"),
+def own_tables(session: Session) -> dict[int, str]:
+    """{change id: table} of the changes whose records have a table of their own."""
+    dialect = session.get_bind().dialect.name
+    return record_tables.own_tables_from(
+        session.execute(text(record_tables.list_statement(dialect))).all()
+    )
+
+
+def target_of(session: Session, change_id: int) -> RecordTarget:
+    """Where the records of an existing change are."""
+    return RecordTarget(change_id, own=change_id in own_tables(session))
+
+
+def open_records(session: Session, change_id: int, expected_rows: int) -> RecordTarget:
+    """Where a new change is to write its records; creates its own table when it gets one."""
+    dialect = session.get_bind().dialect.name
+    target = record_tables.target_for(dialect, change_id, expected_rows)
+    for statement in record_tables.create_statements(dialect, target):
+        session.execute(text(statement))
+    return target
+
+
+def close_records(session: Session, target: RecordTarget) -> None:
+    """Index an own table once its records are in (before the change commits)."""
+    dialect = session.get_bind().dialect.name
+    for statement in record_tables.index_statements(dialect, target):
+        session.execute(text(statement))
+
+
+def _later(session: Session, change_id: int, undo_id: int) -> tuple[bool, list[str]]:
+    """Whether the shared table has records of a change after `change_id` (other than the
+    undo), and the own tables of such later changes."""
+    shared = session.scalar(
+        text(f"SELECT 1 FROM {SHARED} WHERE change_id > :cid AND change_id <> :uid LIMIT 1"),
         {"cid": change_id, "uid": undo_id},
     )
-    return KEPT if later else KEPT_WITHOUT_LATER
+    tables = [
+        table for cid, table in own_tables(session).items() if cid > change_id and cid != undo_id
+    ]
+    return bool(shared), tables
+
+
+def _kept(session: Session, change_id: int, undo_id: int) -> str:
+    """The condition under which a record `r` of the change is kept by its undo: its product
+    was changed again by a later change (other than the undo itself), or restoring it would
+    take a SKU that is in use again."""
+    shared, tables = _later(session, change_id, undo_id)
+    probes = []
+    if shared:
+        for key in ("sku_key", "before_sku_key"):
+            probes.append(
+                f"EXISTS (SELECT 1 FROM {SHARED} AS l WHERE l.{key} = r.sku_key "
+                "AND l.change_id > :cid AND l.change_id <> :uid)"
+            )
+    for table in tables:
+        for key in ("sku_key", "before_sku_key"):
+            probes.append(f"EXISTS (SELECT 1 FROM {table} AS l WHERE l.{key} = r.sku_key)")
+    # When no later change has records (undoing the latest change, the usual case), only a SKU
+    # taken again can keep a product: no probe per record.
+    return "(" + " OR ".join([*probes, _SKU_TAKEN]) + ")"
+
+
+def _first_later(session: Session, change_id: int, undo_id: int) -> str:
+    """The first later change of a kept record's product (null when its SKU was taken)."""
+    shared, tables = _later(session, change_id, undo_id)
+    arms = []
+    if shared:
+        for key in ("sku_key", "before_sku_key"):
+            arms.append(
+                f"SELECT min(l.change_id) AS c FROM {SHARED} AS l WHERE l.{key} = r.sku_key "
+                "AND l.change_id > :cid AND l.change_id <> :uid"
+            )
+    for cid, table in own_tables(session).items():
+        if table in tables:
+            for key in ("sku_key", "before_sku_key"):
+                arms.append(f"SELECT {cid} AS c FROM {table} AS l WHERE l.{key} = r.sku_key")
+    if not arms:
+        return "NULL"
+    return f"(SELECT min(c) FROM ({' UNION ALL '.join(arms)}) AS later)"
 
 
 def dry_run_counts(session: Session, change_id: int) -> dict[str, int]:
     """{'would_delete', 'would_restore', 'would_keep'} for undoing the change now."""
+    source, where = target_of(session, change_id).source()
     rows = session.execute(
         text(
             f"SELECT r.op, CASE WHEN {_kept(session, change_id, 0)} THEN 1 ELSE 0 END AS kept, "
-            "count(*) "
-            "FROM product_changes AS r WHERE r.change_id = :cid GROUP BY 1, 2"
+            f"count(*) FROM {source} WHERE {where} GROUP BY 1, 2"
         ),
         {"cid": change_id, "uid": 0},
     ).all()
@@ -96,80 +146,83 @@ def lock_products(session: Session) -> None:
 
 
 def undo_keep(session: Session, change_id: int, undo_id: int) -> int:
+    source, where = target_of(session, change_id).source()
     return _run(
         session,
         "INSERT INTO change_kept (change_id, sku_key, sku, by_change_id) "
-        f"SELECT :uid, r.sku_key, coalesce(r.after_sku, r.before_sku), {_FIRST_LATER} "
-        "FROM product_changes AS r WHERE r.change_id = :cid AND "
+        f"SELECT :uid, r.sku_key, coalesce(r.after_sku, r.before_sku), "
+        f"{_first_later(session, change_id, undo_id)} FROM {source} WHERE {where} AND "
         + _kept(session, change_id, undo_id),
         {"cid": change_id, "uid": undo_id},
     )
 
 
-def undo_record_reversals(session: Session, change_id: int, undo_id: int) -> None:
+def undo_record_reversals(session: Session, change_id: int, undo: RecordTarget) -> None:
     """The undo's own records for products the change created (now deleted) or updated (now
-    restored), read from the products as they are before the undo touches them."""
+    restored), read from the products as they are before the undo touches them. Their after
+    values are the values to restore, complete."""
+    source, where = target_of(session, change_id).source()
     _run(
         session,
-        f"INSERT INTO product_changes ({_COLUMNS}) "
-        "SELECT :uid, coalesce(r.before_sku_key, r.sku_key), p.id, "
+        f"{undo.insert()}coalesce(r.before_sku_key, r.sku_key), p.id, "
         "CASE WHEN r.op = 'created' THEN 'deleted' ELSE 'updated' END, "
         "CASE WHEN r.before_sku_key IS NOT NULL THEN r.sku_key END, "
         "p.sku, p.name, p.description, p.active, "
         "r.before_sku, r.before_name, r.before_description, r.before_active "
-        "FROM product_changes AS r JOIN products AS p ON p.sku_key = r.sku_key "
-        f"WHERE r.change_id = :cid AND r.op IN ('created', 'updated') AND {_NOT_KEPT}",
-        {"cid": change_id, "uid": undo_id},
+        f"FROM {source} JOIN products AS p ON p.sku_key = r.sku_key "
+        f"WHERE {where} AND r.op IN ('created', 'updated') AND {_NOT_KEPT}",
+        {"cid": change_id, "uid": undo.change_id},
     )
 
 
-def undo_delete_created(session: Session, undo_id: int) -> int:
-    ids = "SELECT product_id FROM product_changes WHERE change_id = :uid AND op = 'deleted'"
+def undo_delete_created(session: Session, undo: RecordTarget) -> int:
+    source, where = undo.source()
+    ids = f"SELECT r.product_id FROM {source} WHERE {where} AND r.op = 'deleted'"
     if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's search rows cascade
-        _run(session, f"DELETE FROM product_search WHERE rowid IN ({ids})", {"uid": undo_id})
-    return _run(session, f"DELETE FROM products WHERE id IN ({ids})", {"uid": undo_id})
+        _run(session, f"DELETE FROM product_search WHERE rowid IN ({ids})", {})
+    return _run(session, f"DELETE FROM products WHERE id IN ({ids})", {})
 
 
-def undo_restore_updated(session: Session, undo_id: int, now: datetime) -> int:
+def undo_restore_updated(session: Session, undo: RecordTarget, now: datetime) -> int:
+    source, where = undo.source("u")
     return _run(
         session,
         "UPDATE products SET sku = u.after_sku, sku_key = u.sku_key, name = u.after_name, "
         "description = u.after_description, active = u.after_active, updated_at = :now "
-        "FROM product_changes AS u WHERE u.change_id = :uid AND u.op = 'updated' "
-        "AND products.id = u.product_id",
-        {"uid": undo_id, "now": now},
+        f"FROM {source} WHERE {where} AND u.op = 'updated' AND products.id = u.product_id",
+        {"now": now},
     )
 
 
-def undo_recreate_deleted(session: Session, change_id: int, undo_id: int, now: datetime) -> int:
-    params = {"cid": change_id, "uid": undo_id, "now": now}
+def undo_recreate_deleted(
+    session: Session, change_id: int, undo: RecordTarget, now: datetime
+) -> int:
+    source, where = target_of(session, change_id).source()
+    params = {"cid": change_id, "uid": undo.change_id, "now": now}
     created = _run(
         session,
         "INSERT INTO products (sku, sku_key, name, description, active, created_at, updated_at) "
         "SELECT r.before_sku, r.sku_key, r.before_name, r.before_description, r.before_active, "
-        ":now, :now FROM product_changes AS r "
-        f"WHERE r.change_id = :cid AND r.op = 'deleted' AND {_NOT_KEPT} ORDER BY r.product_id",
+        f":now, :now FROM {source} "
+        f"WHERE {where} AND r.op = 'deleted' AND {_NOT_KEPT} ORDER BY r.product_id",
         params,
     )
     if created:
         _run(
             session,
-            f"INSERT INTO product_changes ({_COLUMNS}) SELECT :uid, p.sku_key, p.id, 'created', "
-            "NULL, NULL, NULL, NULL, NULL, p.sku, p.name, p.description, p.active "
-            "FROM product_changes AS r JOIN products AS p ON p.sku_key = r.sku_key "
-            f"WHERE r.change_id = :cid AND r.op = 'deleted' AND {_NOT_KEPT}",
+            f"{undo.insert()}p.sku_key, p.id, 'created', NULL, NULL, NULL, NULL, NULL, p.sku, "
+            f"p.name, p.description, p.active FROM {source} "
+            f"JOIN products AS p ON p.sku_key = r.sku_key "
+            f"WHERE {where} AND r.op = 'deleted' AND {_NOT_KEPT}",
             params,
         )
     return created
 
 
 def op_counts(session: Session, change_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(ProductChange.op, func.count())
-        .where(ProductChange.change_id == change_id)
-        .group_by(ProductChange.op)
-    ).all()
-    return {op: int(number) for op, number in rows}
+    source, where = target_of(session, change_id).source()
+    rows = session.execute(text(f"SELECT r.op, count(*) FROM {source} WHERE {where} GROUP BY 1"))
+    return {str(op): int(number) for op, number in rows.all()}
 
 
 def kept_rows(session: Session, undo_id: int, after_key: str, limit: int) -> list[Any]:
@@ -194,41 +247,64 @@ def kept_rows(session: Session, undo_id: int, after_key: str, limit: int) -> lis
     )
 
 
+def _records_of_keys(
+    session: Session, keys: dict[str, int | None], columns: str, extra: str = ""
+) -> tuple[str, dict[str, Any]]:
+    """UNION ALL over the shared and the own tables: records of the given SKU keys (each up to
+    a change id, or all), with `change_id` and `columns`."""
+    params: dict[str, Any] = {}
+    shared_terms, names = [], []
+    for number, (key, upto) in enumerate(keys.items()):
+        params[f"k{number}"] = key
+        names.append((f"k{number}", upto))
+        if upto is None:
+            shared_terms.append(f"sku_key = :k{number}")
+        else:
+            params[f"u{number}"] = upto
+            shared_terms.append(f"(sku_key = :k{number} AND change_id < :u{number})")
+    arms = [f"SELECT change_id, {columns} FROM {SHARED} WHERE ({' OR '.join(shared_terms)}){extra}"]
+    for cid, table in own_tables(session).items():
+        terms = [f"sku_key = :{name}" for name, upto in names if upto is None or cid < upto]
+        if terms:
+            arms.append(
+                f"SELECT {cid} AS change_id, {columns} FROM {table} "
+                f"WHERE ({' OR '.join(terms)}){extra}"
+            )
+    return " UNION ALL ".join(arms), params
+
+
 def history(
     session: Session, keys: dict[str, int | None], offset: int, limit: int
-) -> tuple[int, list[Any]]:
+) -> tuple[int, list[tuple[Any, ChangeSet]]]:
     """Records of the given SKU keys (each up to a change id, or all), newest first, with their
     change sets."""
-    clauses = [
-        (ProductChange.sku_key == key)
-        if upto is None
-        else ((ProductChange.sku_key == key) & (ProductChange.change_id < upto))
-        for key, upto in keys.items()
-    ]
-    where = or_(*clauses)
-    total = session.scalar(select(func.count()).select_from(ProductChange).where(where)) or 0
+    records, params = _records_of_keys(session, keys, RECORD_COLUMNS)
+    total = session.scalar(text(f"SELECT count(*) FROM ({records}) AS h"), params) or 0
     rows = session.execute(
-        select(ProductChange, ChangeSet)
-        .join(ChangeSet, ChangeSet.id == ProductChange.change_id)
-        .where(where)
-        .order_by(ProductChange.change_id.desc())
-        .offset(offset)
-        .limit(limit)
+        text(
+            f"SELECT * FROM ({records}) AS h ORDER BY change_id DESC "
+            f"LIMIT {int(limit)} OFFSET {int(offset)}"
+        ),
+        params,
     ).all()
-    return int(total), list(rows)
+    ids = {row.change_id for row in rows}
+    changes = {
+        change.id: change
+        for change in session.scalars(select(ChangeSet).where(ChangeSet.id.in_(ids)))
+    }
+    return int(total), [(row, changes[row.change_id]) for row in rows]
 
 
 def renamed_from(session: Session, key: str, upto: int | None) -> list[tuple[str, int]]:
     """(old key, change id) for each change that gave the product `key` from another key."""
-    statement = select(ProductChange.before_sku_key, ProductChange.change_id).where(
-        ProductChange.sku_key == key, ProductChange.before_sku_key.is_not(None)
+    records, params = _records_of_keys(
+        session, {key: upto}, "before_sku_key", " AND before_sku_key IS NOT NULL"
     )
-    if upto is not None:
-        statement = statement.where(ProductChange.change_id < upto)
-    return [(str(old), int(change)) for old, change in session.execute(statement).all()]
+    return [(str(old), int(change)) for change, old in session.execute(text(records), params).all()]
 
 
 def prune(session: Session, change_id: int) -> None:
     session.execute(delete(ProductChange).where(ProductChange.change_id == change_id))
+    session.execute(text(record_tables.drop_statement(change_id)))
     session.execute(delete(KeptProduct).where(KeptProduct.change_id == change_id))
     session.execute(update(ChangeSet).where(ChangeSet.id == change_id).values(pruned=True))

@@ -305,15 +305,21 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     now = utcnow()
     repository.lock_products(session)
     progress(5.0)
+    # The undo's records: at most one per record of the change.
+    records = repository.open_records(
+        session, undo.id, change.created + change.updated + change.deleted + change.restored
+    )
     kept = repository.undo_keep(session, change.id, undo.id)
     progress(20.0)
-    repository.undo_record_reversals(session, change.id, undo.id)
+    repository.undo_record_reversals(session, change.id, records)
     progress(40.0)
-    deleted = repository.undo_delete_created(session, undo.id)
+    deleted = repository.undo_delete_created(session, records)
     progress(55.0)
-    restored = repository.undo_restore_updated(session, undo.id, now)
+    restored = repository.undo_restore_updated(session, records, now)
     progress(70.0)
-    restored += repository.undo_recreate_deleted(session, change.id, undo.id, now)
+    restored += repository.undo_recreate_deleted(session, change.id, records, now)
+    progress(90.0)
+    repository.close_records(session, records)
     progress(95.0)
     if restored:
         # Restored text is indexed for search after the commit, as after an import.
@@ -445,11 +451,19 @@ def _who(change: ChangeSet) -> str:
     return actor
 
 
-def _entry(record: ProductChange, change: ChangeSet) -> HistoryEntry:
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _entry(record: Any, change: ChangeSet) -> HistoryEntry:
     changes = []
     for name in FIELDS:
         old = getattr(record, f"before_{name}")
         new = getattr(record, f"after_{name}")
+        if record.op == "updated" and new is None:
+            new = old  # an update records only the after values that differ
+        if name == "active":  # SQLite hands booleans back as 0 and 1
+            old, new = _flag(old), _flag(new)
         if old != new:
             changes.append(FieldChange(field=name, old=old, new=new))
     return HistoryEntry(

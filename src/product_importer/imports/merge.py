@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from product_importer.changes import recording
+from product_importer.changes import record_tables, recording
 from product_importer.changes.recording import ChangeRequest
 from product_importer.imports.validation import StagedRow
 
@@ -172,14 +172,16 @@ class SQLiteMerger:
         highest = 0
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            target: record_tables.RecordTarget | None = None
             if record is not None:
                 opened = self._db.execute(*recording.open_statement("sqlite", record, now))
                 change_id = opened.fetchone()[0]
+                target = record_tables.target_for("sqlite", change_id, total)
             for done, (lower, upper) in enumerate(batches):
                 where, params = self._range(lower, upper)
-                if change_id is not None:
+                if target is not None:
                     self._db.execute(
-                        recording.sqlite_record_updates(where, has_active), (change_id, *params)
+                        recording.sqlite_record_updates(target, where, has_active), params
                     )
                     highest = self._db.execute("SELECT max(id) FROM products").fetchone()[0] or 0
                 # Matching the staged rows by key again is faster than applying the records
@@ -202,12 +204,12 @@ class SQLiteMerger:
                 )
                 new = self._db.execute("SELECT changes()").fetchone()[0]
                 created += new
-                if change_id is not None and new:
-                    self._db.execute(recording.SQLITE_RECORD_CREATED, (change_id, highest))
+                if target is not None and new:
+                    self._db.execute(recording.sqlite_record_created(target), (highest,))
                 progress((done + 1) / len(batches))
             counts = MergeCounts(created, updated, total - created - updated, change_id)
-            if change_id is not None:
-                self._db.execute(*recording.counts_statement(change_id, created, updated))
+            if target is not None:
+                self._db.execute(*recording.counts_statement(target.change_id, created, updated))
             for statement in before_commit(counts):
                 self._db.execute(*statement)
         except BaseException:
@@ -348,9 +350,10 @@ class PostgresMerger:
         returned = "SELECT * FROM a" + (" UNION ALL SELECT * FROM b" if has_active else "")
         # With recording, the old values are read beside the upserts and written with the new.
         old = f"{recording.PG_OLD_ROWS}, " if record is not None else ""
-        write = f", {recording.PG_RECORD}" if record is not None else ""
+        write = ""
         created = updated = 0
         change_id: int | None = None
+        target: record_tables.RecordTarget | None = None
         try:
             total = self._deduplicate()
             with self._db.cursor() as cursor:
@@ -359,21 +362,29 @@ class PostgresMerger:
                     sql, params = recording.open_statement("postgresql", record, now)
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
                     change_id = cursor.fetchone()[0]
+                    target = record_tables.target_for("postgresql", change_id, total)
+                    for statement in record_tables.create_statements("postgresql", target):
+                        cursor.execute(statement)
+                    write = f", {recording.pg_record(target)}"
                 for low in range(0, total, MERGE_BATCH_ROWS):
                     last = self._last_rows(low, low + MERGE_BATCH_ROWS)
                     cursor.execute(
                         f"WITH last AS MATERIALIZED ({last}), {old}{upserts}, "
                         f"r AS ({returned}){write} SELECT count(*) FILTER (WHERE created), "
                         "count(*) FILTER (WHERE NOT created) FROM r",
-                        {"now": now, "change_id": change_id},
+                        {"now": now},
                     )
                     new, changed_rows = cursor.fetchone()
                     created, updated = created + new, updated + changed_rows
                     progress(min(1.0, (low + MERGE_BATCH_ROWS) / total))
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
                 statements = before_commit(counts)
-                if change_id is not None:
-                    statements.insert(0, recording.counts_statement(change_id, created, updated))
+                if target is not None:
+                    for index in record_tables.index_statements("postgresql", target):
+                        cursor.execute(index)
+                    statements.insert(
+                        0, recording.counts_statement(target.change_id, created, updated)
+                    )
                 for sql, params in statements:
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
         except BaseException:
