@@ -78,9 +78,12 @@ def test_a_large_import_writes_its_own_indexed_table_and_pruning_drops_it(
     assert history["items"][0]["changes"] == [{"field": "name", "old": "Name 1", "new": "Renamed"}]
     with database.session() as session:
         after = session.execute(
-            text(f"SELECT after_name, after_description FROM change_records_{again['change_id']}")
+            text(
+                "SELECT before_sku, before_name, before_description, after_name, "
+                f"after_description FROM change_records_{again['change_id']}"
+            )
         ).one()
-    assert tuple(after) == ("Renamed", None)
+    assert tuple(after) == ("T-1", "Name 1", None, "Renamed", None)
 
     with database.session() as session:
         session.execute(

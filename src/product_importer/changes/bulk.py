@@ -146,7 +146,7 @@ def apply(
             sa.null(),
         ).where(Product.id.in_(selected))
     else:
-        # Only `active` changes: the other after values stay null ("unchanged").
+        # Only `active` changes: name and description stay null ("unchanged"), as in an import.
         active = request.action == "activate"
         rows = select(
             *lead,
@@ -154,8 +154,8 @@ def apply(
             Product.id,
             literal("updated"),
             Product.sku,
-            Product.name,
-            Product.description,
+            sa.null(),
+            sa.null(),
             Product.active,
             sa.null(),
             sa.null(),

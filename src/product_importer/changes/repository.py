@@ -160,15 +160,18 @@ def undo_keep(session: Session, change_id: int, undo_id: int) -> int:
 def undo_record_reversals(session: Session, change_id: int, undo: RecordTarget) -> None:
     """The undo's own records for products the change created (now deleted) or updated (now
     restored), read from the products as they are before the undo touches them. Their after
-    values are the values to restore, complete."""
+    values are the values to restore, complete: a field an update recorded as unchanged (null)
+    is the product's current value, since no later change touched it (or it is kept)."""
     source, where = target_of(session, change_id).source()
     _run(
         session,
         f"{undo.insert()}coalesce(r.before_sku_key, r.sku_key), p.id, "
         "CASE WHEN r.op = 'created' THEN 'deleted' ELSE 'updated' END, "
         "CASE WHEN r.before_sku_key IS NOT NULL THEN r.sku_key END, "
-        "p.sku, p.name, p.description, p.active, "
-        "r.before_sku, r.before_name, r.before_description, r.before_active "
+        "p.sku, p.name, p.description, p.active, r.before_sku, "
+        "CASE WHEN r.op = 'updated' THEN coalesce(r.before_name, p.name) END, "
+        "CASE WHEN r.op = 'updated' THEN coalesce(r.before_description, p.description) END, "
+        "r.before_active "
         f"FROM {source} JOIN products AS p ON p.sku_key = r.sku_key "
         f"WHERE {where} AND r.op IN ('created', 'updated') AND {_NOT_KEPT}",
         {"cid": change_id, "uid": undo.change_id},
@@ -185,13 +188,19 @@ def undo_delete_created(session: Session, undo: RecordTarget) -> int:
 
 def undo_restore_updated(session: Session, undo: RecordTarget, now: datetime) -> int:
     source, where = undo.source("u")
-    return _run(
-        session,
-        "UPDATE products SET sku = u.after_sku, sku_key = u.sku_key, name = u.after_name, "
-        "description = u.after_description, active = u.after_active, updated_at = :now "
-        f"FROM {source} WHERE {where} AND u.op = 'updated' AND products.id = u.product_id",
-        {"now": now},
-    )
+    restored = 0
+    # The SKU key is set only where the change gave the product another key: setting it to
+    # the same value would still rewrite every product's entry in the unique key index.
+    for key_changed, set_key in ((False, ""), (True, "sku_key = u.sku_key, ")):
+        restored += _run(
+            session,
+            f"UPDATE products SET sku = u.after_sku, {set_key}name = u.after_name, "
+            "description = u.after_description, active = u.after_active, updated_at = :now "
+            f"FROM {source} WHERE {where} AND u.op = 'updated' AND products.id = u.product_id "
+            f"AND u.before_sku_key IS {'NOT ' if key_changed else ''}NULL",
+            {"now": now},
+        )
+    return restored
 
 
 def undo_recreate_deleted(
