@@ -481,6 +481,18 @@ def _entry(record: Any, change: ChangeSet) -> HistoryEntry:
 def history(session: Session, key: str, page: int, page_size: int) -> HistoryPage:
     """Every recorded change of the product with this SKU key, newest first, following SKU
     edits back to the keys it had before (each up to the edit that left it)."""
+    try:
+        return _history(session, key, page, page_size)
+    except sa.exc.ProgrammingError as exc:
+        # Retention dropped a change's records table between listing the tables and reading
+        # them (PostgreSQL: undefined_table). Read again: the list no longer names it.
+        if getattr(exc.orig, "sqlstate", None) != "42P01":
+            raise
+        session.rollback()
+        return _history(session, key, page, page_size)
+
+
+def _history(session: Session, key: str, page: int, page_size: int) -> HistoryPage:
     keys: dict[str, int | None] = {key: None}
     frontier = [(key, None)]
     while frontier and len(keys) < MAX_RENAMES_FOLLOWED:
