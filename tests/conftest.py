@@ -79,9 +79,10 @@ def clear_tables(database: Database) -> None:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     with database.engine.begin() as connection:
         # Large changes keep their records in tables of their own, outside the metadata.
-        listed = connection.execute(text(record_tables.list_statement(database.dialect)))
-        for change_id in record_tables.own_tables_from(listed.all()):
-            connection.execute(text(record_tables.drop_statement(change_id)))
+        if database.dialect == "postgresql":
+            listed = connection.execute(text(record_tables.LIST_STATEMENT))
+            for change_id in record_tables.own_tables_from(listed.all()):
+                connection.execute(text(record_tables.drop_statement(change_id)))
         if database.dialect == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:

@@ -19,7 +19,7 @@ from product_importer.changes import tasks as changes_tasks
 from product_importer.changes.models import ChangeSet
 from product_importer.changes.recording import ChangeRequest
 from product_importer.db import Database, utcnow
-from tests.changes.helpers import csv_of
+from tests.changes.helpers import csv_of, undo
 from tests.changes.test_bulk import (  # noqa: F401 (collected again here)
     test_bulk_by_ids_delete_and_activate,
     test_bulk_deactivate_by_filter_checks_the_total_then_undoes,
@@ -131,3 +131,13 @@ def test_history_reads_again_when_retention_drops_a_table_meanwhile(
     assert response.status_code == 200, response.text
     assert response.json()["total"] == 1
     assert database.dialect == "sqlite" or stale == []
+
+
+def test_undo_keeps_what_a_later_large_change_touched(client: TestClient) -> None:
+    first = run_import(client, csv_of([("K-1", "One", ""), ("K-2", "Two", "")]))
+    later = run_import(client, csv_of([("K-2", "Two again", "")]))
+    result = undo(client, first["change_id"])
+    assert (result["deleted"], result["kept"]) == (1, 1)
+    kept = client.get(f"/api/changes/{result['id']}/kept").text
+    assert "K-2" in kept and f"by change {later['change_id']}" in kept
+    assert [p["sku"] for p in client.get("/api/products").json()["items"]] == ["K-2"]

@@ -25,6 +25,7 @@ from product_importer.catalog.schemas import (
     ProductUpdate,
 )
 from product_importer.changes import record_tables, recording
+from product_importer.changes import repository as changes_repository
 from product_importer.changes import service as changes_service
 from product_importer.db import utcnow
 from product_importer.tasks import dispatch
@@ -314,7 +315,6 @@ def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None
     if not recording.ENABLED:
         return
     job = get_delete_job(session, job_id)
-    dialect = session.get_bind().dialect.name
     first = job.change_id is None
     if job.change_id is None:
         change = changes_service.open_change(
@@ -326,18 +326,19 @@ def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None
         )
         job.change_id = change.id
         session.flush()
-    # A delete-all is rare and usually large: on PostgreSQL it always has a table of its own.
-    target = record_tables.target_for(dialect, job.change_id, record_tables.OWN_TABLE_MIN_ROWS)
-    if first:
-        for statement in record_tables.create_statements(dialect, target):
-            session.execute(sa.text(statement))
+        # A delete-all is rare and usually large: on PostgreSQL it always has a table of its
+        # own, indexed with the first batch; later batches (when TRUNCATE cannot get its lock)
+        # add to it, each in its own transaction.
+        target = changes_repository.open_records(
+            session, change.id, record_tables.OWN_TABLE_MIN_ROWS
+        )
+    else:
+        target = changes_repository.target_of(session, job.change_id)
+    dialect = session.get_bind().dialect.name
     sql, params = recording.record_deleted_statement(dialect, target, up_to_id)
     session.execute(sa.text(sql), params)
     if first:
-        # Batches after the first (PostgreSQL, when TRUNCATE cannot get its lock) add to the
-        # indexed table, each in its own transaction.
-        for statement in record_tables.index_statements(dialect, target):
-            session.execute(sa.text(statement))
+        changes_repository.close_records(session, target)
 
 
 def complete_delete_job(session: Session, job_id: int) -> bool:

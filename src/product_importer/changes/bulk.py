@@ -22,6 +22,7 @@ from product_importer.catalog.schemas import ProductFilters
 from product_importer.changes import repository
 from product_importer.changes import service as changes_service
 from product_importer.changes.models import ChangeSet
+from product_importer.changes.record_tables import RECORD_COLUMNS
 from product_importer.changes.schemas import BulkRequest
 from product_importer.db import utcnow
 from product_importer.tasks import dispatch
@@ -113,19 +114,8 @@ def apply(
     recorded: Any = (
         select(sa.literal_column("r.product_id")).select_from(sa.text(source)).where(sa.text(where))
     )
-    columns = [
-        "sku_key",
-        "product_id",
-        "op",
-        "before_sku",
-        "before_name",
-        "before_description",
-        "before_active",
-        "after_sku",
-        "after_name",
-        "after_description",
-        "after_active",
-    ]
+    # A bulk action never changes a SKU key: no before_sku_key.
+    columns = RECORD_COLUMNS.replace("before_sku_key, ", "").split(", ")
     lead: list[Any] = []
     if not target.own:
         columns.insert(0, "change_id")

@@ -68,11 +68,10 @@ def target_for(dialect: str, change_id: int, expected_rows: int) -> RecordTarget
     return RecordTarget(change_id, own=own)
 
 
-def create_statements(dialect: str, target: RecordTarget) -> list[str]:
+def create_statements(target: RecordTarget) -> list[str]:
     """The own table (PostgreSQL), without indexes: `index_statements` builds them."""
     if not target.own:
         return []
-    assert dialect == "postgresql"
     return [
         f"CREATE TABLE {target.table} (sku_key text NOT NULL, product_id bigint, "
         "op varchar(8) NOT NULL, before_sku_key text, before_sku text, before_name text, "
@@ -81,7 +80,7 @@ def create_statements(dialect: str, target: RecordTarget) -> list[str]:
     ]
 
 
-def index_statements(dialect: str, target: RecordTarget) -> list[str]:
+def index_statements(target: RecordTarget) -> list[str]:
     """Indexes of an own table, built once its records are in. (Its planner statistics come
     from autovacuum soon after the commit: an ANALYZE here cost 0.3 s for 500,000 records.)"""
     if not target.own:
@@ -94,19 +93,15 @@ def index_statements(dialect: str, target: RecordTarget) -> list[str]:
     ]
 
 
-def list_statement(dialect: str) -> str:
-    if dialect == "sqlite":
-        return (
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'change_records_%'"
-        )
-    return (
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-        "AND tablename LIKE 'change_records_%'"
-    )
+# PostgreSQL: the own tables that exist (SQLite never has any).
+LIST_STATEMENT = (
+    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+    "AND tablename LIKE 'change_records_%'"
+)
 
 
 def own_tables_from(names: Iterable[Any]) -> dict[int, str]:
-    """{change id: table} from the names a `list_statement` returned, in change order."""
+    """{change id: table} from the names `LIST_STATEMENT` returned, in change order."""
     found = {}
     for (name,) in names:
         match = _NAME.match(str(name))

@@ -12,17 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from product_importer.changes.record_tables import RecordTarget
+from product_importer.changes.record_tables import RECORD_COLUMNS, RecordTarget
 
 # For the bench only: PRODUCT_IMPORTER_BENCH_RECORD_HISTORY=0 measures an import without its
 # change records (the cost of keeping history). Never set in production: nothing could be
 # undone and no history would be shown.
 ENABLED = os.environ.get("PRODUCT_IMPORTER_BENCH_RECORD_HISTORY", "1") != "0"
 
-_COLUMNS = (
-    "sku_key, product_id, op, before_sku, before_name, before_description, before_active, "
-    "after_sku, after_name, after_description, after_active"
-)
+# Imports and delete-alls never change a product's SKU key, so they leave before_sku_key out.
+_COLUMNS = RECORD_COLUMNS.replace("before_sku_key, ", "")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ loop over products.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,10 +39,10 @@ def _run(session: Session, sql: str, params: dict[str, Any]) -> int:
 
 def own_tables(session: Session) -> dict[int, str]:
     """{change id: table} of the changes whose records have a table of their own."""
-    dialect = session.get_bind().dialect.name
-    return record_tables.own_tables_from(
-        session.execute(text(record_tables.list_statement(dialect))).all()
-    )
+    if session.get_bind().dialect.name != "postgresql":
+        return {}  # SQLite keeps every record in the shared table
+    names = session.execute(text(record_tables.LIST_STATEMENT)).all()
+    return record_tables.own_tables_from(names)
 
 
 def target_of(session: Session, change_id: int) -> RecordTarget:
@@ -53,65 +54,63 @@ def open_records(session: Session, change_id: int, expected_rows: int) -> Record
     """Where a new change is to write its records; creates its own table when it gets one."""
     dialect = session.get_bind().dialect.name
     target = record_tables.target_for(dialect, change_id, expected_rows)
-    for statement in record_tables.create_statements(dialect, target):
+    for statement in record_tables.create_statements(target):
         session.execute(text(statement))
     return target
 
 
 def close_records(session: Session, target: RecordTarget) -> None:
     """Index an own table once its records are in (before the change commits)."""
-    dialect = session.get_bind().dialect.name
-    for statement in record_tables.index_statements(dialect, target):
+    for statement in record_tables.index_statements(target):
         session.execute(text(statement))
 
 
-def _later(session: Session, change_id: int, undo_id: int) -> tuple[bool, list[str]]:
-    """Whether the shared table has records of a change after `change_id` (other than the
-    undo), and the own tables of such later changes."""
+@dataclass(frozen=True)
+class _Later:
+    """Records of changes after the one being undone (other than the undo itself), read as `l`:
+    FROM item, condition appended to a key match, and the change id of a row."""
+
+    source: str
+    condition: str
+    change_id: str
+
+
+def _later(session: Session, change_id: int, undo_id: int) -> list[_Later]:
+    """Where later records can be: only the tables that hold any, so undoing the latest change
+    (the usual case) probes nothing per record."""
+    later = []
     shared = session.scalar(
         text(f"SELECT 1 FROM {SHARED} WHERE change_id > :cid AND change_id <> :uid LIMIT 1"),
         {"cid": change_id, "uid": undo_id},
     )
-    tables = [
-        table for cid, table in own_tables(session).items() if cid > change_id and cid != undo_id
-    ]
-    return bool(shared), tables
-
-
-def _kept(session: Session, change_id: int, undo_id: int) -> str:
-    """The condition under which a record `r` of the change is kept by its undo: its product
-    was changed again by a later change (other than the undo itself), or restoring it would
-    take a SKU that is in use again."""
-    shared, tables = _later(session, change_id, undo_id)
-    probes = []
     if shared:
-        for key in ("sku_key", "before_sku_key"):
-            probes.append(
-                f"EXISTS (SELECT 1 FROM {SHARED} AS l WHERE l.{key} = r.sku_key "
-                "AND l.change_id > :cid AND l.change_id <> :uid)"
-            )
-    for table in tables:
-        for key in ("sku_key", "before_sku_key"):
-            probes.append(f"EXISTS (SELECT 1 FROM {table} AS l WHERE l.{key} = r.sku_key)")
-    # When no later change has records (undoing the latest change, the usual case), only a SKU
-    # taken again can keep a product: no probe per record.
+        condition = " AND l.change_id > :cid AND l.change_id <> :uid"
+        later.append(_Later(f"{SHARED} AS l", condition, "l.change_id"))
+    for cid, table in own_tables(session).items():
+        if cid > change_id and cid != undo_id:
+            later.append(_Later(f"{table} AS l", "", str(cid)))
+    return later
+
+
+def _kept(later: list[_Later]) -> str:
+    """The condition under which a record `r` of the change is kept by its undo: its product
+    was changed again by a later change, or restoring it would take a SKU in use again."""
+    probes = [
+        f"EXISTS (SELECT 1 FROM {each.source} WHERE l.{key} = r.sku_key{each.condition})"
+        for each in later
+        for key in ("sku_key", "before_sku_key")
+    ]
     return "(" + " OR ".join([*probes, _SKU_TAKEN]) + ")"
 
 
-def _first_later(session: Session, change_id: int, undo_id: int) -> str:
+def _first_later(later: list[_Later]) -> str:
     """The first later change of a kept record's product (null when its SKU was taken)."""
-    shared, tables = _later(session, change_id, undo_id)
-    arms = []
-    if shared:
-        for key in ("sku_key", "before_sku_key"):
-            arms.append(
-                f"SELECT min(l.change_id) AS c FROM {SHARED} AS l WHERE l.{key} = r.sku_key "
-                "AND l.change_id > :cid AND l.change_id <> :uid"
-            )
-    for cid, table in own_tables(session).items():
-        if table in tables:
-            for key in ("sku_key", "before_sku_key"):
-                arms.append(f"SELECT {cid} AS c FROM {table} AS l WHERE l.{key} = r.sku_key")
+    arms = [
+        f"SELECT min({each.change_id}) AS c FROM {each.source} "
+        f"WHERE l.{key} = r.sku_key{each.condition}"
+        for each in later
+        for key in ("sku_key", "before_sku_key")
+    ]
     if not arms:
         return "NULL"
     return f"(SELECT min(c) FROM ({' UNION ALL '.join(arms)}) AS later)"
@@ -120,16 +119,17 @@ def _first_later(session: Session, change_id: int, undo_id: int) -> str:
 def dry_run_counts(session: Session, change_id: int) -> dict[str, int]:
     """{'would_delete', 'would_restore', 'would_keep'} for undoing the change now."""
     source, where = target_of(session, change_id).source()
+    kept = _kept(_later(session, change_id, 0))
     rows = session.execute(
         text(
-            f"SELECT r.op, CASE WHEN {_kept(session, change_id, 0)} THEN 1 ELSE 0 END AS kept, "
-            f"count(*) FROM {source} WHERE {where} GROUP BY 1, 2"
+            f"SELECT r.op, CASE WHEN {kept} THEN 1 ELSE 0 END AS kept, count(*) "
+            f"FROM {source} WHERE {where} GROUP BY 1, 2"
         ),
         {"cid": change_id, "uid": 0},
     ).all()
     counts = {"would_delete": 0, "would_restore": 0, "would_keep": 0}
-    for op, kept, number in rows:
-        if kept:
+    for op, kept_flag, number in rows:
+        if kept_flag:
             counts["would_keep"] += number
         elif op == "created":
             counts["would_delete"] += number
@@ -145,24 +145,24 @@ def lock_products(session: Session) -> None:
         session.execute(text("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE"))
 
 
-def undo_keep(session: Session, change_id: int, undo_id: int) -> int:
-    source, where = target_of(session, change_id).source()
+def undo_keep(session: Session, change: RecordTarget, undo_id: int) -> int:
+    source, where = change.source()
+    later = _later(session, change.change_id, undo_id)
     return _run(
         session,
         "INSERT INTO change_kept (change_id, sku_key, sku, by_change_id) "
-        f"SELECT :uid, r.sku_key, coalesce(r.after_sku, r.before_sku), "
-        f"{_first_later(session, change_id, undo_id)} FROM {source} WHERE {where} AND "
-        + _kept(session, change_id, undo_id),
-        {"cid": change_id, "uid": undo_id},
+        f"SELECT :uid, r.sku_key, coalesce(r.after_sku, r.before_sku), {_first_later(later)} "
+        f"FROM {source} WHERE {where} AND {_kept(later)}",
+        {"cid": change.change_id, "uid": undo_id},
     )
 
 
-def undo_record_reversals(session: Session, change_id: int, undo: RecordTarget) -> None:
+def undo_record_reversals(session: Session, change: RecordTarget, undo: RecordTarget) -> None:
     """The undo's own records for products the change created (now deleted) or updated (now
     restored), read from the products as they are before the undo touches them. Their after
     values are the values to restore, complete: a field an update recorded as unchanged (null)
     is the product's current value, since no later change touched it (or it is kept)."""
-    source, where = target_of(session, change_id).source()
+    source, where = change.source()
     _run(
         session,
         f"{undo.insert()}coalesce(r.before_sku_key, r.sku_key), p.id, "
@@ -174,7 +174,7 @@ def undo_record_reversals(session: Session, change_id: int, undo: RecordTarget) 
         "r.before_active "
         f"FROM {source} JOIN products AS p ON p.sku_key = r.sku_key "
         f"WHERE {where} AND r.op IN ('created', 'updated') AND {_NOT_KEPT}",
-        {"cid": change_id, "uid": undo.change_id},
+        {"uid": undo.change_id},
     )
 
 
@@ -204,10 +204,10 @@ def undo_restore_updated(session: Session, undo: RecordTarget, now: datetime) ->
 
 
 def undo_recreate_deleted(
-    session: Session, change_id: int, undo: RecordTarget, now: datetime
+    session: Session, change: RecordTarget, undo: RecordTarget, now: datetime
 ) -> int:
-    source, where = target_of(session, change_id).source()
-    params = {"cid": change_id, "uid": undo.change_id, "now": now}
+    source, where = change.source()
+    params = {"uid": undo.change_id, "now": now}
     created = _run(
         session,
         "INSERT INTO products (sku, sku_key, name, description, active, created_at, updated_at) "

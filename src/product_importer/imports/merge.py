@@ -363,7 +363,7 @@ class PostgresMerger:
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
                     change_id = cursor.fetchone()[0]
                     target = record_tables.target_for("postgresql", change_id, total)
-                    for statement in record_tables.create_statements("postgresql", target):
+                    for statement in record_tables.create_statements(target):
                         cursor.execute(statement)
                     write = f", {recording.pg_record(target)}"
                 for low in range(0, total, MERGE_BATCH_ROWS):
@@ -380,7 +380,7 @@ class PostgresMerger:
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
                 statements = before_commit(counts)
                 if target is not None:
-                    for index in record_tables.index_statements("postgresql", target):
+                    for index in record_tables.index_statements(target):
                         cursor.execute(index)
                     statements.insert(
                         0, recording.counts_statement(target.change_id, created, updated)
