@@ -1,4 +1,5 @@
-"""Deferred search indexing: single edits at once, imports through the backlog afterwards."""
+"""Search indexing: single edits and imports at once, in their own transaction; an undo's
+restored text through the backlog afterwards."""
 
 from __future__ import annotations
 
@@ -89,22 +90,56 @@ def test_an_edit_that_leaves_the_text_alone_keeps_it_searchable(
     assert search_rows(database) == 1
 
 
-# --- imports and the backlog ----------------------------------------------------------------
+# --- imports, and the backlog ----------------------------------------------------------------
 
 
-def test_imported_products_become_searchable_once_the_backlog_is_indexed(
+def test_an_import_is_searchable_the_moment_it_completes(
     client: TestClient, database: Database
 ) -> None:
     client.post("/api/products", json={"sku": "OLD-1", "name": "Pine desk"})
     csv = "sku,name,description\nOLD-1,Walnut desk,\n" + "".join(
-        f"IMP-{i},Imported walnut {i},Oiled\n" for i in range(30)
+        f"IMP-{i},Imported walnut {i},Oiled {i}\n" for i in range(30)
     )
     job = run_import(client, csv.encode())
     assert job["status"] == "completed", job
-    wait_for(lambda: not client.get("/api/products").json()["search_pending"])
+    # No waiting: the merge indexed what it wrote before it committed.
+    page = client.get("/api/products?name=Imported walnut 29").json()
+    assert [item["sku"] for item in page["items"]] == ["IMP-29"]
+    assert page["search_pending"] is False
+    assert api_skus(client, "description=oiled 29") == ["IMP-29"]
     assert len(api_skus(client, "q=walnut")) == 31
     assert api_skus(client, "q=pine") == []  # the old text is gone from the index
     assert backlog_ids(database) == []
+    assert search_rows(database) == 31
+
+    # The next import changes the last row's text: only the new text finds it, at once.
+    job = run_import(client, b"sku,name,description\nIMP-29,Teak bench,\n")
+    assert (job["status"], job["rows_updated"]) == ("completed", 1)
+    assert api_skus(client, "name=teak bench") == ["IMP-29"]
+    assert api_skus(client, "name=imported walnut 29") == []
+    assert search_rows(database) == 31
+
+
+def test_a_failed_import_leaves_the_search_index_as_it_was(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.post("/api/products", json={"sku": "KEEP-1", "name": "Oak chair"})
+    # The merge is the last step: a file that fails while reading never reaches it, so make
+    # the merge itself fail on its last statement (the job row it updates is gone).
+    from product_importer.imports import pipeline
+
+    def failing_marker(job_id: int) -> object:
+        def marker(counts: object) -> list[tuple[str, dict[str, object]]]:
+            return [("UPDATE no_such_table SET x = 1", {})]
+
+        return marker
+
+    monkeypatch.setattr(pipeline, "_merged_marker", failing_marker)
+    job = run_import(client, b"sku,name\nKEEP-1,Elm chair\nNEW-1,Elm stool\n")
+    assert job["status"] == "failed", job
+    assert api_skus(client, "q=elm") == []
+    assert api_skus(client, "q=oak") == ["KEEP-1"]
+    assert search_rows(database) == 1
 
 
 def test_an_import_that_changes_nothing_leaves_no_backlog(
@@ -156,8 +191,9 @@ def test_products_deleted_before_indexing_are_skipped(
 def test_a_backlog_left_by_a_crash_is_picked_up_by_the_sweep(
     client: TestClient, database: Database
 ) -> None:
-    # The merge committed (products and backlog entry) but the process died before it could
-    # send the indexing task.
+    # An undo committed (products and backlog entry) but the process died before it could
+    # send the indexing task; or a catalogue upgraded from a version that indexed imports
+    # afterwards.
     add_products(database, numbered(25, name="Survivor table"), index=False)
     add_backlog(database)
     wait_for(lambda: len(api_skus(client, "q=survivor")) == 25)

@@ -4,8 +4,9 @@ Search reads `product_search`, a structure keyed by product id: on SQLite an FTS
 (rowid = product id), on PostgreSQL a table of documents with a pg_trgm GIN index. Both give
 case-insensitive substring matches. Terms shorter than three characters have no trigram, so
 they fall back to a scan (still correct, just slower). The application keeps it in step:
-single-product writes at once (`index_product`, `unindex_product`), imports afterwards from
-the `search_backlog` (`index_changed`), so an import never pays for the index.
+single-product writes at once (`index_product`, `unindex_product`), an import's merge in its
+own transaction (`PG_INDEX_MERGED`, `sqlite_index_merged`), so search is current the moment an
+import completes; an undo afterwards, from the `search_backlog` (`index_changed`).
 """
 
 from __future__ import annotations
@@ -366,6 +367,30 @@ _PG_INDEX_CHANGED = (
     "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
     "WHERE product_search.document IS DISTINCT FROM excluded.document"
 )
+
+
+# An import's merge indexes what it wrote in the same transaction, batch by batch.
+# PostgreSQL: a part of the merge's batch statement, reading `r`, the upserts' RETURNING rows.
+PG_INDEX_MERGED = (
+    "indexed AS (INSERT INTO product_search (product_id, document) "
+    "SELECT id, sku || ' ' || name || ' ' || description FROM r "
+    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
+    "WHERE product_search.document IS DISTINCT FROM excluded.document)"
+)
+
+
+def sqlite_index_merged(where: str) -> str:
+    """After a merge batch: (re)index the products it wrote, stamped with the merge's
+    `updated_at` (the first parameter). `where` is the batch's key range on `s`, whose
+    positional parameters follow. OR REPLACE drops an id's old search row first: an updated
+    product's, or one left by a product removed since (SQLite hands out freed ids again)."""
+    # `where` is SQL text the merger builds from fixed fragments; values are parameters.
+    return (
+        "INSERT OR REPLACE INTO product_search (rowid, sku, name, description) "  # noqa: S608
+        "SELECT id, sku, name, description FROM products WHERE id IN (SELECT p.id "
+        "FROM temp.import_last AS s JOIN products AS p ON p.sku_key = s.sku_key "
+        f"WHERE p.updated_at = ? AND {where})"
+    )
 
 
 def index_changed(session: Session, low: int, high: int, since: datetime) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from product_importer.catalog import repository as catalog_repository
 from product_importer.changes import record_tables, recording
 from product_importer.changes.recording import ChangeRequest
 from product_importer.imports.validation import StagedRow
@@ -206,6 +207,7 @@ class SQLiteMerger:
                 created += new
                 if target is not None and new:
                     self._db.execute(recording.sqlite_record_created(target), (highest,))
+                self._db.execute(catalog_repository.sqlite_index_merged(where), (stamp, *params))
                 progress((done + 1) / len(batches))
             counts = MergeCounts(created, updated, total - created - updated, change_id)
             if target is not None:
@@ -332,7 +334,7 @@ class PostgresMerger:
             "FROM last WHERE {which} ON CONFLICT (sku_key) DO UPDATE SET sku = excluded.sku, "
             "name = excluded.name, description = excluded.description, {set_active}"
             "updated_at = excluded.updated_at WHERE {changed} RETURNING (p.xmax = 0) AS created"
-            + (recording.PG_RETURNING if record is not None else "")
+            + recording.PG_RETURNING
         )
         excluded_changed = changed.replace("s.", "excluded.")
         keep_active = insert.format(
@@ -350,7 +352,9 @@ class PostgresMerger:
         returned = "SELECT * FROM a" + (" UNION ALL SELECT * FROM b" if has_active else "")
         # With recording, the old values are read beside the upserts and written with the new.
         old = f"{recording.PG_OLD_ROWS}, " if record is not None else ""
-        write = ""
+        # The search index changes with the products, in the same statement: search is current
+        # the moment the merge commits, and a failed merge leaves it as it was.
+        write = f", {catalog_repository.PG_INDEX_MERGED}"
         created = updated = 0
         change_id: int | None = None
         target: record_tables.RecordTarget | None = None
@@ -365,7 +369,7 @@ class PostgresMerger:
                     target = record_tables.target_for("postgresql", change_id, total)
                     for statement in record_tables.create_statements(target):
                         cursor.execute(statement)
-                    write = f", {recording.pg_record(target)}"
+                    write += f", {recording.pg_record(target)}"
                 for low in range(0, total, MERGE_BATCH_ROWS):
                     last = self._last_rows(low, low + MERGE_BATCH_ROWS)
                     cursor.execute(

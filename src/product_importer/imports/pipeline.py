@@ -14,14 +14,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from product_importer.catalog import repository as catalog_repository
-from product_importer.catalog import service as catalog_service
 from product_importer.changes.recording import ChangeRequest
 from product_importer.db import Database, utcnow
 from product_importer.imports import service, workbook
@@ -255,10 +252,6 @@ def complete_merged(database: Database, storage: UploadStorage, job_id: int) -> 
     with database.session() as session:
         job = session.get(ImportJob, job_id)
         key = job.storage_key if job else ""
-        # Index what the merge changed (its backlog entry), now that it is committed.
-        catalog_service.queue_search_indexing(
-            session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
-        )
     _finish(database, job_id, status="completed", phase="Completed", percent=100.0)
     storage.delete(key)
 
@@ -336,7 +329,7 @@ def run_import(
             has_active,
             merged_at,
             reporter.merging,
-            _merged_marker(database, job_id, merged_at),
+            _merged_marker(job_id),
             record,
         )
         reporter.db_writes_blocked = False
@@ -388,9 +381,8 @@ def _count_values(counts: MergeCounts) -> dict[str, int]:
     }
 
 
-def _merged_marker(database: Database, job_id: int, merged_at: datetime) -> Any:
-    """SQL run inside the merge transaction: if the merge commits, the job row says so, and
-    the search backlog holds the products it stamped with `merged_at`."""
+def _merged_marker(job_id: int) -> Any:
+    """SQL run inside the merge transaction: if the merge commits, the job row says so."""
 
     def marker(counts: MergeCounts) -> list[tuple[str, dict[str, Any]]]:
         statements = [
@@ -407,8 +399,6 @@ def _merged_marker(database: Database, job_id: int, merged_at: datetime) -> Any:
                 },
             )
         ]
-        if counts.created or counts.updated:
-            statements.append(catalog_repository.backlog_statement(database.dialect, merged_at))
         return statements
 
     return marker
