@@ -1,6 +1,7 @@
 """Import benchmark: our end-to-end import against bare floors, measured in the same run.
 
     python bench/import_bench.py [--rows 500000] [--large-rows 2000000] [--skip-postgres]
+                                 [--skip-sqlite]
 
 For each database it measures:
   floor     SQLite: csv.reader + one executemany upsert; PostgreSQL: psql \\copy into a staging
@@ -383,6 +384,7 @@ def main() -> None:
         help="rows of the file for the flat-memory check (0 to skip)",
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
 
     base, changed = generate(args.rows)
@@ -399,12 +401,13 @@ def main() -> None:
         ]:
             rows.append((database, case, bare_s, app_s, measured[case]))
 
-    add(
-        "SQLite",
-        sqlite_floor([base, changed]),
-        sqlite_floor([base, changed], app_schema=True),
-        ours(None, base, changed, "sqlite"),
-    )
+    if not args.skip_sqlite:
+        add(
+            "SQLite",
+            sqlite_floor([base, changed]),
+            sqlite_floor([base, changed], app_schema=True),
+            ours(None, base, changed, "sqlite"),
+        )
     if not args.skip_postgres:
         pg_floor = postgres_floor(fresh_postgres_database("pi_bench_floor"), [base, changed])
         pg_app = postgres_floor(
@@ -444,7 +447,7 @@ def main() -> None:
             f"({(by_case['back to back'] / by_case['all updates'] - 1) * 100:+.0f}%)"
         )
 
-    if args.large_rows:
+    if args.large_rows and not args.skip_sqlite:
         large, _ = generate(args.large_rows)
         small_rss = rows[0][4]["peak_rss_mb"]
         env, token = prepared(None, "sqlite-large")

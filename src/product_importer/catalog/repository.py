@@ -379,6 +379,34 @@ PG_INDEX_MERGED = (
 )
 
 
+# A merge that writes most of the catalogue rebuilds the PostgreSQL search table instead: one
+# sorted GIN build costs about 40 us a product, row-by-row upkeep about 62 us a written row
+# (measured on 500,000 products). Readers keep searching the old table until the commit.
+PG_REBUILD_MIN_ROWS = 50_000
+PG_REBUILD_SHARE = 0.65  # written rows / products after the merge
+
+PG_REBUILD_SEARCH = [
+    "DROP TABLE IF EXISTS product_search_next",
+    "CREATE TABLE product_search_next (product_id bigint NOT NULL, document text NOT NULL)",
+    "INSERT INTO product_search_next (product_id, document) "
+    "SELECT id, sku || ' ' || name || ' ' || description FROM products",
+    "ALTER TABLE product_search_next ADD CONSTRAINT product_search_next_pkey "
+    "PRIMARY KEY (product_id)",
+    "CREATE INDEX ix_product_search_next_trgm ON product_search_next "
+    "USING gin (document gin_trgm_ops)",
+    "ALTER TABLE product_search_next ADD CONSTRAINT product_search_next_product_id_fkey "
+    "FOREIGN KEY (product_id) REFERENCES products (id) ON DELETE CASCADE",
+    # The swap: searches wait for these few statements and the commit, then read the new table.
+    "LOCK TABLE product_search IN ACCESS EXCLUSIVE MODE",
+    "DROP TABLE product_search",
+    "ALTER TABLE product_search_next RENAME TO product_search",
+    "ALTER INDEX product_search_next_pkey RENAME TO product_search_pkey",
+    "ALTER INDEX ix_product_search_next_trgm RENAME TO ix_product_search_trgm",
+    "ALTER TABLE product_search RENAME CONSTRAINT product_search_next_product_id_fkey "
+    "TO product_search_product_id_fkey",
+]
+
+
 def sqlite_index_merged(where: str) -> str:
     """After a merge batch: (re)index the products it wrote, stamped with the merge's
     `updated_at` (the first parameter). `where` is the batch's key range on `s`, whose

@@ -14,8 +14,11 @@ EXCLUSIVE lock on `products` so no other writer interleaves, while readers carry
 from __future__ import annotations
 
 import itertools
+import logging
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,7 +30,12 @@ from product_importer.changes import record_tables, recording
 from product_importer.changes.recording import ChangeRequest
 from product_importer.imports.validation import StagedRow
 
+log = logging.getLogger(__name__)
+
 MERGE_BATCH_ROWS = 50_000
+# With a search rebuild, the batches' share of the merge's progress; the rebuild has the rest.
+REBUILD_BATCHES_SHARE = 0.4
+BEAT_SECONDS = 0.5
 
 # Called between merge batches with the fraction done; raises to abandon the merge.
 MergeProgress = Callable[[float], None]
@@ -76,6 +84,29 @@ def merger_for(engine: Engine) -> Merger:
     if engine.dialect.name == "postgresql":
         return PostgresMerger(engine)
     return SQLiteMerger(engine)
+
+
+@contextmanager
+def _beating(beat: Callable[[], None]) -> Iterator[None]:
+    """Call `beat` every half second from a thread while a long statement runs, so progress
+    events and the job's heartbeat go on. A cancel it notices is honoured by the merge at its
+    next step, since it cannot stop the statement."""
+    done = threading.Event()
+
+    def run() -> None:
+        while not done.wait(BEAT_SECONDS):
+            try:
+                beat()
+            except Exception:  # a cancel (raised again by the next step) or a hiccup
+                log.debug("merge heartbeat skipped", exc_info=True)
+
+    thread = threading.Thread(target=run, name="pi-merge-beat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _batches(boundaries: list[Any]) -> list[tuple[Any, Any]]:
@@ -352,9 +383,6 @@ class PostgresMerger:
         returned = "SELECT * FROM a" + (" UNION ALL SELECT * FROM b" if has_active else "")
         # With recording, the old values are read beside the upserts and written with the new.
         old = f"{recording.PG_OLD_ROWS}, " if record is not None else ""
-        # The search index changes with the products, in the same statement: search is current
-        # the moment the merge commits, and a failed merge leaves it as it was.
-        write = f", {catalog_repository.PG_INDEX_MERGED}"
         created = updated = 0
         change_id: int | None = None
         target: record_tables.RecordTarget | None = None
@@ -362,6 +390,12 @@ class PostgresMerger:
             total = self._deduplicate()
             with self._db.cursor() as cursor:
                 cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
+                # The search index changes in the same transaction, so search is current the
+                # moment the merge commits and a failed merge leaves it as it was: row by row
+                # in each batch's statement, or rebuilt at the end when that is cheaper.
+                rebuild = self._rebuilds_search(cursor, total)
+                write = "" if rebuild else f", {catalog_repository.PG_INDEX_MERGED}"
+                batches_share = REBUILD_BATCHES_SHARE if rebuild else 1.0
                 if record is not None:
                     sql, params = recording.open_statement("postgresql", record, now)
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
@@ -380,7 +414,12 @@ class PostgresMerger:
                     )
                     new, changed_rows = cursor.fetchone()
                     created, updated = created + new, updated + changed_rows
-                    progress(min(1.0, (low + MERGE_BATCH_ROWS) / total))
+                    progress(batches_share * min(1.0, (low + MERGE_BATCH_ROWS) / total))
+                if rebuild:
+                    with _beating(lambda: progress(batches_share)):
+                        for statement in catalog_repository.PG_REBUILD_SEARCH:
+                            cursor.execute(statement)
+                    progress(1.0)
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
                 statements = before_commit(counts)
                 if target is not None:
@@ -396,6 +435,26 @@ class PostgresMerger:
             raise
         self._db.commit()
         return counts
+
+    @staticmethod
+    def _rebuilds_search(cursor: Any, staged: int) -> bool:
+        """Whether merging `staged` rows should rebuild the search table rather than keep it
+        row by row. Counts every staged row as written: unchanged rows are rare in a large
+        import, and either path is correct; this only picks the cheaper one."""
+        if staged < catalog_repository.PG_REBUILD_MIN_ROWS:
+            return False
+        share = catalog_repository.PG_REBUILD_SHARE
+        cursor.execute("SELECT count(*) FROM products")
+        catalogue = cursor.fetchone()[0]
+        if staged >= share * (catalogue + staged):  # even if every row is new
+            return True
+        if staged < share * catalogue:  # even if every row is an update
+            return False
+        cursor.execute(
+            "SELECT count(*) FROM import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
+        )
+        existing = cursor.fetchone()[0]
+        return bool(staged >= share * (catalogue + staged - existing))
 
     def count_changes(self, has_active: bool) -> MergeCounts:
         total = self._deduplicate()
