@@ -218,12 +218,12 @@ def test_keyboard_only_create(page: Page, live_server: LiveServer) -> None:
 
 
 def test_a_notice_while_the_search_index_catches_up(page: Page, live_server: LiveServer) -> None:
-    add_products(live_server.database, numbered(3, name="Fresh import"), index=False)
+    add_products(live_server.database, numbered(3, name="Fresh restore"), index=False)
     with live_server.database.session() as session:
         # A live worker is indexing it (a fresh heartbeat), so the sweep leaves it alone.
         session.add(SearchBacklog(changed_since=utcnow(), heartbeat_at=utcnow()))
     sign_in_page(page, live_server)
-    notice = page.get_by_text("Search index is updating after an import")
+    notice = page.get_by_text("Search index is updating after an undo")
     page.goto("/products")
     expect(page.locator("#products-body tr")).to_have_count(3)
     expect(notice).to_be_hidden()

@@ -126,9 +126,10 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
         "which is slower on a large catalogue). `sort` is one of the listed fields, `-` for "
         "descending; `created_at` sorts by creation order. `total` is exact up to the "
         "exact-count limit (1,000 matches by default) and otherwise an estimate, flagged by "
-        "`total_is_estimate: true`. After an import, the search index is brought up to date "
-        "in the background (seconds for a large file); meanwhile `search_pending` is true and "
-        "text filters may miss the products the import created or changed."
+        "`total_is_estimate: true`. Imports and edits are searchable the moment they complete; "
+        "after an undo that restores products' text, the search index is brought up to date "
+        "in the background, and meanwhile `search_pending` is true and text filters may miss "
+        "the restored products."
     ),
 )
 def list_products(

@@ -153,7 +153,7 @@
     }
     const filtered = Object.keys(state.filters).length > 0;
     const none = state.items.length === 0;
-    // Imported products reach the search index shortly after the import: say so while a text
+    // Products an undo restores reach the search index shortly after it: say so while a text
     // filter may miss them.
     $("search-pending").hidden = !(state.searchPending && TEXT_FILTERS.some((key) => state.filters[key]));
     $("empty-catalogue").hidden = !(none && !filtered && state.total === 0);
