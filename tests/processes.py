@@ -17,6 +17,9 @@ def cli_env(home: Path, database_url: str | None = None) -> dict[str, str]:
     env.pop("DATABASE_URL", None)
     env.pop("BROKER_URL", None)  # embedded mode unless a test asks for a broker
     env["PRODUCT_IMPORTER_HOME"] = str(home)
+    # Error panels wrap at the terminal's width (80 without one): a long temporary path could
+    # split the words a test looks for.
+    env["COLUMNS"] = "200"
     if database_url:
         env["DATABASE_URL"] = database_url
     return env

@@ -265,3 +265,23 @@ def test_indexing_waits_out_a_row_being_written(settings: Settings, database: Da
     worker.join(timeout=20)
     assert len(found(database, q="contested")) == 10
     assert backlog_ids(database) == []
+
+
+def test_the_sqlite_search_table_keeps_its_merge_setting_through_delete_all(
+    database: Database,
+) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("an FTS5 setting")
+    from product_importer.catalog import repository
+
+    def automerge() -> int:
+        with database.session() as session:
+            sql = "SELECT v FROM product_search_config WHERE k = 'automerge'"
+            return int(session.scalar(text(sql)) or 4)
+
+    assert automerge() == 16  # migration 0011
+    add_products(database, numbered(3, name="Gone soon"))
+    with database.session() as session:
+        repository.sqlite_delete_all(session)
+    assert automerge() == 16
+    assert found(database, q="gone") == []
