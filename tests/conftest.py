@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from product_importer import migrate
 from product_importer.app import create_app
+from product_importer.catalog import repository as catalog_repository
 from product_importer.changes import record_tables
 from product_importer.db import Base, Database
 from product_importer.models import import_all_models
@@ -77,6 +78,9 @@ def migrated_database(database_url: str) -> Iterator[Database]:
 def clear_tables(database: Database) -> None:
     import_all_models()
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    if database.dialect == "postgresql":  # search tables a rebuild replaced
+        with database.engine.connect() as connection:
+            catalog_repository.drop_retired_search_tables(connection, None)
     with database.engine.begin() as connection:
         # Large changes keep their records in tables of their own, outside the metadata.
         if database.dialect == "postgresql":

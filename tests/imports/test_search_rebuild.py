@@ -4,6 +4,7 @@ large; on SQLite the same scenarios run the row-by-row path and must give the sa
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from product_importer.catalog import repository as catalog_repository
 from product_importer.db import Database
 from product_importer.imports import merge, pipeline
+from tests.catalog.helpers import wait_for_delete_job
 from tests.imports.conftest import run_import
 
 
@@ -37,7 +39,8 @@ def search_table(database: Database) -> tuple[int | None, int, list[str]]:
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'product_search' UNION ALL "
                 "SELECT conname FROM pg_constraint WHERE conrelid = 'product_search'::regclass "
                 "AND contype = 'f' UNION ALL "
-                "SELECT relname FROM pg_class WHERE relname LIKE 'product_search_next%'"
+                "SELECT relname FROM pg_class WHERE relname LIKE 'product_search_next%' "
+                "OR relname LIKE 'product_search_old%'"
             )
         )
         return int(oid), rows, sorted(names)
@@ -61,7 +64,8 @@ def test_a_rebuilt_search_table_is_current_complete_and_kept_up_afterwards(
     oid_after, rows, names = search_table(database)
     assert rows == 7
     if database.dialect == "postgresql":
-        assert oid_after != oid_before  # rebuilt, under the usual names, nothing left over
+        # Rebuilt, under the usual names; the replaced table was dropped after the commit.
+        assert oid_after != oid_before
         assert names == CANONICAL
     assert len(skus(client, "q=walnut")) == 6
     assert skus(client, "q=pine") == []
@@ -97,6 +101,66 @@ def test_a_failed_merge_keeps_the_old_search_table(
     assert search_table(database) == before
     assert skus(client, "q=pine") == ["OLD-1"]
     assert skus(client, "q=walnut") == []
+
+
+def test_the_swap_waits_for_a_long_search_and_deadlocks_with_no_writer(
+    client: TestClient, database: Database
+) -> None:
+    """A search holding the old table makes the swap wait (retrying a short lock timeout) and a
+    product written meanwhile waits for the merge; both finish, and nothing deadlocks."""
+    if database.dialect != "postgresql":
+        pytest.skip("the swap is PostgreSQL's")
+    client.post("/api/products", json={"sku": "OLD-1", "name": "Pine desk"})
+    release = threading.Event()
+    holding = threading.Event()
+
+    def long_search() -> None:
+        with database.engine.connect() as connection:
+            # Products first, then the search table, as every search takes them.
+            connection.execute(text("SELECT count(*) FROM products"))
+            connection.execute(text("SELECT count(*) FROM product_search"))
+            holding.set()
+            release.wait(10)
+
+    def writer() -> None:
+        # Reads products, then waits behind the merge's lock to write one.
+        response = client.post("/api/products", json={"sku": "MID-1", "name": "Midway"})
+        assert response.status_code == 201, response.text
+
+    reader = threading.Thread(target=long_search)
+    reader.start()
+    assert holding.wait(10)
+    threading.Timer(1.5, release.set).start()
+    writing = threading.Timer(0.5, writer)
+    writing.start()
+    started = time.monotonic()
+    job = run_import(
+        client, ("sku,name\n" + "".join(f"N-{i},Walnut {i}\n" for i in range(20))).encode()
+    )
+    reader.join()
+    writing.join()
+    assert job["status"] == "completed", job
+    assert time.monotonic() - started >= 1.0  # it waited for the search to end
+    assert len(skus(client, "q=walnut")) == 20
+    assert skus(client, "q=midway") == ["MID-1"]
+    assert search_table(database)[2] == CANONICAL
+
+
+def test_delete_all_drops_a_replaced_search_table_left_behind(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("the swap is PostgreSQL's")
+    # A replaced table the import could not drop (its locks were busy) references products,
+    # so delete-all (TRUNCATE) must drop it first.
+    monkeypatch.setattr(merge.PostgresMerger, "_drop_retired_search", lambda self: None)
+    job = run_import(client, b"sku,name\nA-1,Alpha\nA-2,Beta\n")
+    assert job["status"] == "completed"
+    assert any(name.startswith("product_search_old_") for name in search_table(database)[2])
+    response = client.delete("/api/products?confirm=true")
+    assert response.status_code == 202
+    assert wait_for_delete_job(client, response.json()["id"])["status"] == "completed"
+    assert search_table(database)[1:] == (0, CANONICAL)
 
 
 def test_progress_beats_while_a_long_statement_runs(monkeypatch: pytest.MonkeyPatch) -> None:

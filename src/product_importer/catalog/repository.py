@@ -33,6 +33,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -385,8 +386,7 @@ PG_INDEX_MERGED = (
 PG_REBUILD_MIN_ROWS = 50_000
 PG_REBUILD_SHARE = 0.65  # written rows / products after the merge
 
-PG_REBUILD_SEARCH = [
-    "DROP TABLE IF EXISTS product_search_next",
+PG_BUILD_SEARCH = [
     "CREATE TABLE product_search_next (product_id bigint NOT NULL, document text NOT NULL)",
     "INSERT INTO product_search_next (product_id, document) "
     "SELECT id, sku || ' ' || name || ' ' || description FROM products",
@@ -394,17 +394,52 @@ PG_REBUILD_SEARCH = [
     "PRIMARY KEY (product_id)",
     "CREATE INDEX ix_product_search_next_trgm ON product_search_next "
     "USING gin (document gin_trgm_ops)",
+    # Needs SHARE ROW EXCLUSIVE on products, which the merge holds already.
     "ALTER TABLE product_search_next ADD CONSTRAINT product_search_next_product_id_fkey "
     "FOREIGN KEY (product_id) REFERENCES products (id) ON DELETE CASCADE",
-    # The swap: searches wait for these few statements and the commit, then read the new table.
-    "LOCK TABLE product_search IN ACCESS EXCLUSIVE MODE",
-    "DROP TABLE product_search",
-    "ALTER TABLE product_search_next RENAME TO product_search",
-    "ALTER INDEX product_search_next_pkey RENAME TO product_search_pkey",
-    "ALTER INDEX ix_product_search_next_trgm RENAME TO ix_product_search_trgm",
-    "ALTER TABLE product_search RENAME CONSTRAINT product_search_next_product_id_fkey "
-    "TO product_search_product_id_fkey",
 ]
+PG_SWAP_LOCK = "LOCK TABLE product_search IN ACCESS EXCLUSIVE MODE"
+RETIRED_SEARCH_PREFIX = "product_search_old_"
+
+
+def pg_swap_search(suffix: str) -> list[str]:
+    """Statements that put the built table in place, after `PG_SWAP_LOCK`. The old table is
+    renamed, not dropped: dropping it drops its foreign key, which needs an exclusive lock on
+    `products`, and taking that while holding the merge's lock can deadlock with a writer
+    queued behind the merge. `drop_retired_search_tables` drops it after the commit."""
+    old = f"{RETIRED_SEARCH_PREFIX}{int(suffix)}"
+    return [
+        f"ALTER TABLE product_search RENAME TO {old}",
+        f"ALTER INDEX product_search_pkey RENAME TO {old}_pkey",
+        f"ALTER INDEX ix_product_search_trgm RENAME TO ix_{old}_trgm",
+        "ALTER TABLE product_search_next RENAME TO product_search",
+        "ALTER INDEX product_search_next_pkey RENAME TO product_search_pkey",
+        "ALTER INDEX ix_product_search_next_trgm RENAME TO ix_product_search_trgm",
+        "ALTER TABLE product_search RENAME CONSTRAINT product_search_next_product_id_fkey "
+        "TO product_search_product_id_fkey",
+    ]
+
+
+_LIST_RETIRED_SEARCH = (
+    "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'product\\_search\\_old\\_%'"
+)
+
+
+def drop_retired_search_tables(connection: Connection, lock_timeout_ms: int | None) -> int:
+    """Drop the search tables rebuilds have replaced; how many went. With a lock timeout, a
+    table whose locks are not granted in time stays for the next call (each drop commits on
+    its own, so a wait never holds up other work for long)."""
+    dropped = 0
+    for name in connection.execute(text(_LIST_RETIRED_SEARCH)).scalars().all():
+        if lock_timeout_ms is not None:
+            connection.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+        try:
+            connection.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+            connection.commit()
+            dropped += 1
+        except OperationalError:
+            connection.rollback()
+    return dropped
 
 
 # FTS5 merges segments 16 at a time instead of 4 (set by migration 0011): a quarter less work
@@ -524,6 +559,9 @@ def pg_truncate(
         record()
     session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
     count = count_all(session)
+    # A search table a rebuild replaced, not yet dropped, still references products.
+    for name in session.execute(text(_LIST_RETIRED_SEARCH)).scalars().all():
+        session.execute(text(f'DROP TABLE "{name}"'))
     session.execute(text("TRUNCATE products, product_search"))
     session.execute(delete(SearchBacklog))
     return count

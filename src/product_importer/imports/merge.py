@@ -17,12 +17,14 @@ import itertools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import psycopg
 from sqlalchemy import Engine
 
 from product_importer.catalog import repository as catalog_repository
@@ -36,6 +38,9 @@ MERGE_BATCH_ROWS = 50_000
 # With a search rebuild, the batches' share of the merge's progress; the rebuild has the rest.
 REBUILD_BATCHES_SHARE = 0.4
 BEAT_SECONDS = 0.5
+SWAP_LOCK_TIMEOUT_MS = 200
+SWAP_LOCK_ATTEMPTS = 20
+SWAP_RETRY_SECONDS = 0.3
 
 # Called between merge batches with the fraction done; raises to abandon the merge.
 MergeProgress = Callable[[float], None]
@@ -287,6 +292,7 @@ class PostgresMerger:
     merge_locks_database = False  # PostgreSQL locks rows, not the database
 
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._pooled = engine.raw_connection()
         self._db: Any = self._pooled.driver_connection
         assert self._db is not None
@@ -417,7 +423,7 @@ class PostgresMerger:
                     progress(batches_share * min(1.0, (low + MERGE_BATCH_ROWS) / total))
                 if rebuild:
                     with _beating(lambda: progress(batches_share)):
-                        for statement in catalog_repository.PG_REBUILD_SEARCH:
+                        for statement in catalog_repository.PG_BUILD_SEARCH:
                             cursor.execute(statement)
                     progress(1.0)
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
@@ -428,13 +434,52 @@ class PostgresMerger:
                     statements.insert(
                         0, recording.counts_statement(target.change_id, created, updated)
                     )
+                if rebuild:
+                    # Late, so searches wait for the swap only while the few statements below
+                    # and the commit run; before them, because they lock the job's row, which
+                    # the heartbeat writes.
+                    with _beating(lambda: progress(1.0)):
+                        self._swap_search(cursor, now)
                 for sql, params in statements:
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
         except BaseException:
             self._db.rollback()
             raise
         self._db.commit()
+        if rebuild:
+            self._drop_retired_search()
         return counts
+
+    @staticmethod
+    def _swap_search(cursor: Any, now: datetime) -> None:
+        """Put the rebuilt search table in place. The exclusive lock is asked for with a short
+        timeout, retried: while it waits (for a long search, an export), new searches queue
+        behind it, so it must not wait long at a time."""
+        for _attempt in range(SWAP_LOCK_ATTEMPTS):
+            cursor.execute("SAVEPOINT swap")
+            cursor.execute(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}")
+            try:
+                cursor.execute(catalog_repository.PG_SWAP_LOCK)
+                break
+            except psycopg.errors.LockNotAvailable:
+                cursor.execute("ROLLBACK TO SAVEPOINT swap")
+                time.sleep(SWAP_RETRY_SECONDS)
+        else:
+            cursor.execute(catalog_repository.PG_SWAP_LOCK)  # searches have waited enough
+        cursor.execute("SET LOCAL lock_timeout = 0")
+        for statement in catalog_repository.pg_swap_search(str(int(now.timestamp() * 1e6))):
+            cursor.execute(statement)
+
+    def _drop_retired_search(self) -> None:
+        """Drop the table the rebuild replaced, in transactions of its own (see
+        `catalog_repository.pg_swap_search`); one still locked is dropped after a later one."""
+        connection = self._engine.connect()
+        try:
+            catalog_repository.drop_retired_search_tables(connection, SWAP_LOCK_TIMEOUT_MS)
+        except Exception:
+            log.warning("a replaced search table stays until a later import", exc_info=True)
+        finally:
+            connection.close()
 
     @staticmethod
     def _rebuilds_search(cursor: Any, staged: int) -> bool:
