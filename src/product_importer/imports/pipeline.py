@@ -333,7 +333,7 @@ def run_import(
             record,
         )
         reporter.db_writes_blocked = False
-        complete_merged(database, storage, job_id)
+        # Logged before the job says completed, so whoever sees `completed` finds the line.
         log.info(
             "import %s: %s rows read and staged in %.2fs, merged in %.2fs (%s)",
             job_id,
@@ -342,6 +342,7 @@ def run_import(
             time.perf_counter() - started - read_seconds,
             counts,
         )
+        complete_merged(database, storage, job_id)
         _refresh_statistics(database, counts)
     except ImportCancelled:
         _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
