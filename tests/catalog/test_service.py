@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from product_importer.catalog import service, tasks
+from product_importer.catalog import repository, service, tasks
 from product_importer.catalog.models import DeleteAllJob
 from product_importer.catalog.schemas import ProductFilters, ProductSort, ProductUpdate
 from product_importer.db import Database, utcnow
@@ -61,11 +61,30 @@ def test_totals_are_exact_up_to_the_limit_then_estimated(
 
 @pytest.mark.usefixtures("mixed")
 @pytest.mark.parametrize("sort", list(ProductSort))
-def test_the_row_scan_plan_and_the_index_plan_agree(database: Database, sort: ProductSort) -> None:
+def test_the_row_scan_plan_and_the_index_plan_agree(
+    database: Database, sort: ProductSort, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for number in (1, 3, 7):
         by_index = page(database, 1_000, sort, number, q="walnut", active=True)
-        by_scan = page(database, 50, sort, number, q="walnut", active=True)
-        assert [p.sku for p in by_scan.items] == [p.sku for p in by_index.items], (sort, number)
+        with monkeypatch.context() as patched:
+            patched.setattr(repository, "walk_is_cheaper", lambda *_: True)
+            by_scan = page(database, 50, sort, number, q="walnut", active=True)
+        with monkeypatch.context() as patched:
+            patched.setattr(repository, "walk_is_cheaper", lambda *_: False)
+            sorted_matches = page(database, 50, sort, number, q="walnut", active=True)
+        expected = [p.sku for p in by_index.items]
+        assert [p.sku for p in by_scan.items] == expected, (sort, number)
+        assert [p.sku for p in sorted_matches.items] == expected, (sort, number)
+
+
+def test_a_page_walks_the_sort_order_only_where_matches_are_dense() -> None:
+    # A word in 2.6% of a million products: the first page is about 1,900 rows into the walk.
+    assert repository.walk_is_cheaper(26_000, 1_000_000, 50)
+    # Two words in 0.16%: about 31,000 rows to walk, against 1,600 matches to sort.
+    assert not repository.walk_is_cheaper(1_600, 1_000_000, 50)
+    # Page 100 of the dense word: 190,000 rows to walk, 26,000 to sort.
+    assert not repository.walk_is_cheaper(26_000, 1_000_000, 5_000)
+    assert not repository.walk_is_cheaper(0, 1_000_000, 50)
 
 
 def test_unfiltered_totals(database: Database) -> None:

@@ -248,7 +248,11 @@ def count_all(session: Session) -> int:
 
 
 def estimate_matches(session: Session, dialect: str, filters: ProductFilters) -> int:
-    """Estimate matches from evenly spread windows of ids (unfiltered: the catalogue's size).
+    return estimate(session, dialect, filters)[0]
+
+
+def estimate(session: Session, dialect: str, filters: ProductFilters) -> tuple[int, int]:
+    """(matches, products), estimated from evenly spread windows of ids.
 
     The filters are evaluated in the select list, so each window costs a short primary-key
     range scan whatever the filters are (on SQLite, testing the text in the row when that gives
@@ -259,7 +263,7 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
     low: int | None = session.scalar(select(func.min(Product.id)))
     high: int | None = session.scalar(select(func.max(Product.id)))
     if low is None or high is None:
-        return 0
+        return 0, 0
     span = high - low + 1
     width = max(1, min(SAMPLE_WINDOW_IDS, math.ceil(span / SAMPLE_WINDOWS)))
     windows = min(SAMPLE_WINDOWS, math.ceil(span / width))
@@ -277,10 +281,19 @@ def estimate_matches(session: Session, dialect: str, filters: ProductFilters) ->
         sampled += int(rows)
         matched += int(hits)
     if sampled == 0:
-        return 0
+        return 0, 0
     # Rows per id in the sample, times the id span: the catalogue's size without counting it.
     catalogue = sampled / (windows * width) * span
-    return round(catalogue * matched / sampled)
+    return round(catalogue * matched / sampled), round(catalogue)
+
+
+def walk_is_cheaper(matches: int, products: int, rows_wanted: int) -> bool:
+    """Whether walking the sort order and testing rows finds the first `rows_wanted` matches
+    more cheaply than gathering every match and sorting them: the walk tests about
+    rows_wanted * products / matches rows, the other way handles `matches` rows, at a similar
+    cost a row. (A two-word search matching 0.2% of a million products walked 31,000 rows for
+    a page, 330 ms; its 1,600 matches sort in a few.)"""
+    return matches > 0 and rows_wanted * products <= matches * matches
 
 
 def find_by_sku_key(session: Session, key: str) -> Product | None:

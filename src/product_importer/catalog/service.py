@@ -193,12 +193,14 @@ def list_page(
             total, is_estimate = len(ids), False
             items = repository.page_among(session, dialect, ids, sort, offset, page_size)
         else:
-            total = max(
-                repository.estimate_matches(session, dialect, filters), exact_count_limit + 1
-            )
+            matches, products = repository.estimate(session, dialect, filters)
+            total = max(matches, exact_count_limit + 1)
             is_estimate = True
-            # Many matches: walk the sort order testing rows, rather than gather every match.
-            scan = repository.scannable(dialect, filters)
+            # Many matches: walk the sort order testing rows, rather than gather every match,
+            # when they are dense enough for the walk to fill the page soon.
+            scan = repository.scannable(dialect, filters) and repository.walk_is_cheaper(
+                total, products, offset + page_size
+            )
             items = repository.page_of_products(
                 session, dialect, filters, sort, offset, page_size, scan=scan
             )
