@@ -53,8 +53,12 @@ def test_totals_are_exact_up_to_the_limit_then_estimated(
     exact = page(database, 1_000, **filters)
     assert (exact.total, exact.total_is_estimate) == (matches, False)
     estimated = page(database, 50, **filters)
-    assert estimated.total_is_estimate is True
-    assert matches * 0.7 <= estimated.total <= matches * 1.3, estimated.total
+    # Beyond the limit: estimated, or counted exactly where the matches are few enough to be
+    # gathered and sorted rather than found by walking the sort order.
+    if estimated.total_is_estimate:
+        assert matches * 0.7 <= estimated.total <= matches * 1.3, estimated.total
+    else:
+        assert estimated.total == matches
     # Both ways give the same page of products.
     assert [p.sku for p in estimated.items] == [p.sku for p in exact.items]
 
@@ -75,6 +79,19 @@ def test_the_row_scan_plan_and_the_index_plan_agree(
         expected = [p.sku for p in by_index.items]
         assert [p.sku for p in by_scan.items] == expected, (sort, number)
         assert [p.sku for p in sorted_matches.items] == expected, (sort, number)
+
+
+@pytest.mark.usefixtures("mixed")
+def test_sparse_matches_beyond_the_limit_are_gathered_and_counted(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repository, "walk_is_cheaper", lambda *_: False)
+    gathered = page(database, 100, q="walnut")  # 200 matches, up to 500 gathered
+    assert (gathered.total, gathered.total_is_estimate) == (200, False)
+    monkeypatch.setattr(service, "GATHER_MATCHES", 1)  # too many to gather: estimated
+    estimated = page(database, 100, q="walnut")
+    assert estimated.total_is_estimate is True
+    assert [p.sku for p in estimated.items] == [p.sku for p in gathered.items]
 
 
 def test_a_page_walks_the_sort_order_only_where_matches_are_dense() -> None:

@@ -174,6 +174,11 @@ def delete(session: Session, product_id: int, if_match: str | None = None, actor
     events.record(session, "product.deleted", data)
 
 
+# Up to this many times the exact-count limit, matches the sort-order walk would find slowly
+# are gathered by id and sorted.
+GATHER_MATCHES = 5
+
+
 def list_page(
     session: Session,
     filters: ProductFilters,
@@ -189,20 +194,28 @@ def list_page(
         items = repository.page_of_products(session, dialect, filters, sort, offset, page_size)
     else:
         ids = repository.ids_up_to(session, dialect, filters, exact_count_limit)
-        if len(ids) <= exact_count_limit:
+        gathered, walk = len(ids) <= exact_count_limit, False
+        if not gathered:
+            matches, products = repository.estimate(session, dialect, filters)
+            total = max(matches, exact_count_limit + 1)
+            # Many matches: walk the sort order testing rows, rather than gather every match,
+            # when they are dense enough for the walk to fill the page soon.
+            walk = repository.scannable(dialect, filters) and repository.walk_is_cheaper(
+                total, products, offset + page_size
+            )
+            most = GATHER_MATCHES * exact_count_limit
+            if not walk and total <= most:
+                # Few enough to gather them all by id and sort them, which counts them too.
+                ids = repository.ids_up_to(session, dialect, filters, most)
+                gathered = len(ids) <= most
+                total = max(total, len(ids))
+        if gathered:
             total, is_estimate = len(ids), False
             items = repository.page_among(session, dialect, ids, sort, offset, page_size)
         else:
-            matches, products = repository.estimate(session, dialect, filters)
-            total = max(matches, exact_count_limit + 1)
             is_estimate = True
-            # Many matches: walk the sort order testing rows, rather than gather every match,
-            # when they are dense enough for the walk to fill the page soon.
-            scan = repository.scannable(dialect, filters) and repository.walk_is_cheaper(
-                total, products, offset + page_size
-            )
             items = repository.page_of_products(
-                session, dialect, filters, sort, offset, page_size, scan=scan
+                session, dialect, filters, sort, offset, page_size, scan=walk
             )
     if is_estimate and 0 < len(items) < page_size:
         total, is_estimate = offset + len(items), False  # a short page is the last one
