@@ -10,7 +10,7 @@ PostgreSQL (a scratch database, dropped afterwards), then prints, per database:
 - delete-all seconds, and list latency while it runs next to before it;
 - what the sort indexes of migration 0004 cost a 500,000-row set-based write, next to the same
   write into a table with only the SKU key, and how long the search backlog of the whole
-  catalogue then takes to index (`catalog.index_search`, as after an import).
+  catalogue then takes to index (`catalog.index_search`, as after an undo that restores text).
 
     .venv/bin/python bench/products_bench.py [--rows 1000000] [--only sqlite|postgresql]
 
