@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from product_importer.accounts import service as accounts
 from product_importer.auth.models import ApiToken
@@ -153,6 +154,32 @@ def test_sign_out_everywhere_ends_every_session(client: TestClient, database: Da
     assert client.post("/api/me/sign-out-everywhere").status_code == 200
     assert client.get("/api/me").status_code == 401
     assert other.get("/api/me").status_code == 401
+
+
+def test_a_token_read_never_waits_for_the_write_lock(
+    client: TestClient, database: Database
+) -> None:
+    """On SQLite an import's merge holds the write lock for as long as it runs; recording a
+    token's last use must not make a read queue behind it (or fail after the busy timeout)."""
+    token = make_token(database, "reader", Role.viewer)
+    bearer = TestClient(client.app, headers={"Authorization": f"Bearer {token}"})
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL locks rows: a merge never holds the tokens table")
+    with database.engine.connect() as holder:
+        holder.exec_driver_sql("BEGIN IMMEDIATE")  # what a merge holds
+        started = time.monotonic()
+        response = bearer.get("/api/products")
+        waited = time.monotonic() - started
+        holder.exec_driver_sql("ROLLBACK")
+    assert response.status_code == 200, response.text
+    assert waited < 5, waited
+    with database.session() as session:
+        row = session.scalars(select(ApiToken).where(ApiToken.name == "reader")).one()
+        assert row.last_used_at is None  # not recorded while locked...
+    assert bearer.get("/api/products").status_code == 200
+    with database.session() as session:
+        row = session.scalars(select(ApiToken).where(ApiToken.name == "reader")).one()
+        assert row.last_used_at is not None  # ...but by the next request
 
 
 def test_tokens_carry_their_role_and_stop_when_revoked_or_expired(

@@ -10,12 +10,13 @@ from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from product_importer.auth.models import ApiToken, User
 from product_importer.auth.roles import Role, lowest
-from product_importer.db import utcnow
+from product_importer.db import SQLITE_BUSY_TIMEOUT_MS, utcnow
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "pi_"  # noqa: S105 (a label, not a secret)
@@ -191,8 +192,31 @@ def principal_for_token(session: Session, token: str, env_token: str | None) -> 
         role = lowest(role, Role(owner.role))
     # Record use at most once a minute, so reads do not each cost a write.
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        row.last_used_at = now
+        _record_use(session, row.id, now)
     return Principal(kind="token", name=row.name, role=role, user_id=row.user_id, token_id=row.id)
+
+
+def _record_use(session: Session, token_id: int, now: datetime) -> None:
+    """Record a token's use in a transaction of its own that never waits for a lock. On SQLite
+    an import's merge holds the write lock for as long as it runs (a minute for 2,000,000 rows,
+    search index included); a read must neither queue behind it nor fail. A use that cannot be
+    recorded now is recorded by a later request."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            connection.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            )
+            connection.commit()
+        except OperationalError:
+            connection.rollback()
+        finally:
+            if sqlite:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def principal_for_session(session: Session, user_id: int, generation: int) -> Principal | None:
