@@ -18,6 +18,7 @@ the chunk in progress (the periodic sweep hands the entry to a new worker).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from datetime import datetime
 
@@ -196,7 +197,7 @@ def _index_chunk(
                 catalog_service.index_backlog_chunk(session, backlog_id, low, high, since)
             return True
         except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            if not _busy(exc):
                 raise
         with context.database.session() as session:
             catalog_service.touch_backlog(session, backlog_id)  # alive, waiting for a writer
@@ -204,6 +205,14 @@ def _index_chunk(
             with context.database.session() as session:
                 catalog_service.release_backlog(session, backlog_id)
             return False
+
+
+def _busy(exc: OperationalError) -> bool:
+    """A row being written (PostgreSQL, NOWAIT), or SQLite refusing a write at once because
+    another connection committed since this one's read began (no busy wait helps there)."""
+    if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return True
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
 
 @registry.periodic("catalog.search_backlog", every_seconds=2)
