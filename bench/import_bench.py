@@ -152,7 +152,7 @@ def postgres_floor(
             upsert = (
                 f"WITH u AS ({upsert} RETURNING id, sku, name, description) "
                 "INSERT INTO product_search (product_id, document) "
-                "SELECT id, sku || ' ' || name || ' ' || description FROM u "
+                "SELECT id, lower(sku || ' ' || name || ' ' || description) FROM u "
                 "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document"
             )
         psql(url, upsert)

@@ -75,6 +75,29 @@ def migrated_database(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Database]:
+    """An empty database of each kind, not migrated: for testing a migration."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path}/old.db")
+        yield database
+        database.dispose()
+        return
+    request.getfixturevalue("postgres_url")  # skips (or fails in CI) without PostgreSQL
+    name = f"pi_mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def clear_tables(database: Database) -> None:
     import_all_models()
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]

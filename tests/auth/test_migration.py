@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from product_importer import migrate
 from product_importer.db import Database
-from tests.conftest import PG_ADMIN_URL
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_database(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path}/old.db")
-        yield database
-        database.dispose()
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails in CI) without PostgreSQL
-    name = f"pi_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_existing_users_and_tokens_become_admins(fresh_database: Database) -> None:

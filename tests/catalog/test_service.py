@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -102,6 +103,60 @@ def test_a_page_walks_the_sort_order_only_where_matches_are_dense() -> None:
     # Page 100 of the dense word: 190,000 rows to walk, 26,000 to sort.
     assert not repository.walk_is_cheaper(26_000, 1_000_000, 5_000)
     assert not repository.walk_is_cheaper(0, 1_000_000, 50)
+
+
+def test_the_exact_count_is_skipped_only_for_many_matches_seen_across_the_sample() -> None:
+    spread = repository.Sample(matches=26_000, products=1_000_000, windows=10, windows_hit=10)
+    assert repository.clearly_more_than(spread, 1_000)
+    # Three times the limit is not enough evidence: the exact count runs.
+    assert not repository.clearly_more_than(spread._replace(matches=3_000), 1_000)
+    # Matches in two windows of ten: a cluster of ids can look like many.
+    assert not repository.clearly_more_than(spread._replace(windows_hit=2), 1_000)
+    assert not repository.clearly_more_than(repository.Sample(0, 0, 0, 0), 1_000)
+
+
+def _catalogue_with(database: Database, matching: Callable[[int], bool]) -> None:
+    # 6,000 products, more than the sample's ten windows of 500 ids cover.
+    add_products(
+        database,
+        [
+            {"sku": f"CL-{i:05d}", "name": f"Oak stool {i}" if matching(i) else f"Pine {i}"}
+            for i in range(6_000)
+        ],
+    )
+
+
+def test_matches_clustered_in_one_sampled_window_are_counted_exactly(database: Database) -> None:
+    # The first 100 ids match: the first sampling window holds them all, so the sample alone
+    # suggests 120 matches, six times the limit.
+    _catalogue_with(database, lambda i: i < 100)
+    result = page(database, 20, q="oak")
+    assert (result.total, result.total_is_estimate) == (100, False)
+    assert [p.sku for p in result.items] == [f"CL-{i:05d}" for i in range(20)]
+
+
+def test_many_matches_across_the_catalogue_are_estimated_without_counting(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _catalogue_with(database, lambda i: i % 10 == 0)  # 600 matches
+    exact = page(database, 10_000, ProductSort.NAME, q="oak")
+    assert (exact.total, exact.total_is_estimate) == (600, False)
+
+    def never(*_: object) -> None:
+        raise AssertionError("the matches were counted")
+
+    monkeypatch.setattr(repository, "ids_up_to", never)
+    monkeypatch.setattr(repository, "page_of_matches", never)
+    estimated = page(database, 20, ProductSort.NAME, q="oak")
+    assert estimated.total_is_estimate is True
+    assert 600 * 0.7 <= estimated.total <= 600 * 1.3, estimated.total
+    assert [p.sku for p in estimated.items] == [p.sku for p in exact.items]
+
+
+@pytest.mark.usefixtures("mixed")
+def test_a_page_past_the_end_of_gathered_matches_still_counts_them(database: Database) -> None:
+    result = page(database, 1_000, ProductSort.SKU, 99, q="walnut")  # 200 matches, 20 a page
+    assert (result.items, result.total, result.total_is_estimate) == ([], 200, False)
 
 
 def test_unfiltered_totals(database: Database) -> None:

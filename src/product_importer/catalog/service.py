@@ -9,7 +9,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -174,8 +174,7 @@ def delete(session: Session, product_id: int, if_match: str | None = None, actor
     events.record(session, "product.deleted", data)
 
 
-# Up to this many times the exact-count limit, matches the sort-order walk would find slowly
-# are gathered by id and sorted.
+# Up to this many times the exact-count limit, matches are gathered by id, sorted and counted.
 GATHER_MATCHES = 5
 
 
@@ -189,29 +188,37 @@ def list_page(
 ) -> ProductPage:
     dialect = session.get_bind().dialect.name
     offset = (page - 1) * page_size
+    if dialect == "postgresql":
+        # The list's statements take milliseconds: starting parallel workers for them costs
+        # more than it saves, and takes cores from the other requests.
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     if filters.is_empty:
         total, is_estimate = count(session, filters, exact_count_limit)
         items = repository.page_of_products(session, dialect, filters, sort, offset, page_size)
     else:
-        ids = repository.ids_up_to(session, dialect, filters, exact_count_limit)
-        gathered, walk = len(ids) <= exact_count_limit, False
-        if not gathered:
-            matches, products = repository.estimate(session, dialect, filters)
-            total = max(matches, exact_count_limit + 1)
-            # Many matches: walk the sort order testing rows, rather than gather every match,
-            # when they are dense enough for the walk to fill the page soon.
-            walk = repository.scannable(dialect, filters) and repository.walk_is_cheaper(
-                total, products, offset + page_size
-            )
+        # Sample first: cheap, and for a term matching many rows it saves the exact count,
+        # which reads every match's index entries.
+        found = repository.sample(session, dialect, filters)
+        gathered = False
+        total = found.matches
+        if not repository.clearly_more_than(found, exact_count_limit):
+            # Up to a few times the limit, gather every match by id and sort them, which also
+            # counts them; walking the sort order would test many rows for each match it finds.
             most = GATHER_MATCHES * exact_count_limit
-            if not walk and total <= most:
-                # Few enough to gather them all by id and sort them, which counts them too.
-                ids = repository.ids_up_to(session, dialect, filters, most)
-                gathered = len(ids) <= most
-                total = max(total, len(ids))
+            items, matched = repository.page_of_matches(
+                session, dialect, filters, sort, offset, page_size, most
+            )
+            gathered = matched <= most
+            total = max(total, matched)
+        # Many matches: walk the sort order testing rows, rather than find every match, when
+        # they are dense enough for the walk to fill the page soon.
+        walk = (
+            not gathered
+            and repository.scannable(dialect, filters)
+            and repository.walk_is_cheaper(total, found.products, offset + page_size)
+        )
         if gathered:
-            total, is_estimate = len(ids), False
-            items = repository.page_among(session, dialect, ids, sort, offset, page_size)
+            total, is_estimate = matched, False
         else:
             is_estimate = True
             items = repository.page_of_products(
