@@ -10,6 +10,7 @@ the catalogue gets the whole import or none of it.
 from __future__ import annotations
 
 import csv
+import ctypes
 import logging
 import threading
 import time
@@ -362,6 +363,19 @@ def run_import(
             merger.close()
         lock.release()
         reporter.close()
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap an import freed (the merge's page cache, parsed rows) back to the system.
+    glibc keeps freed blocks for reuse, and a long-lived server's next import would otherwise
+    grow on top of them: a second 500,000-row import right after the first peaked at 204-210
+    MB on SQLite against 167-180 MB for a first one."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
 
 
 def _refresh_statistics(database: Database, counts: MergeCounts) -> None:
