@@ -323,7 +323,7 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     repository.close_records(session, records)
     progress(95.0)
     if restored:
-        # Restored text is indexed for search after the commit, as after an import.
+        # Restored text is indexed for search after the commit, in the background.
         from product_importer.catalog import repository as catalog_repository
         from product_importer.catalog import service as catalog_service
 
