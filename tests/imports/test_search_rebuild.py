@@ -12,8 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from product_importer.catalog import repository as catalog_repository
+from product_importer.catalog import tasks as catalog_tasks
 from product_importer.db import Database
 from product_importer.imports import merge, pipeline
+from product_importer.settings import Settings
+from product_importer.tasks.registry import TaskContext
 from tests.catalog.helpers import wait_for_delete_job
 from tests.imports.conftest import run_import
 
@@ -161,6 +164,19 @@ def test_delete_all_drops_a_replaced_search_table_left_behind(
     assert response.status_code == 202
     assert wait_for_delete_job(client, response.json()["id"])["status"] == "completed"
     assert search_table(database)[1:] == (0, CANONICAL)
+
+
+def test_a_replaced_search_table_left_behind_is_dropped_later(
+    client: TestClient, database: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("the swap is PostgreSQL's")
+    monkeypatch.setattr(merge.PostgresMerger, "_drop_retired_search", lambda self: None)
+    assert run_import(client, b"sku,name\nA-1,Alpha\nA-2,Beta\n")["status"] == "completed"
+    assert any(name.startswith("product_search_old_") for name in search_table(database)[2])
+    catalog_tasks.drop_retired_search(TaskContext(database=database, settings=settings))
+    assert search_table(database)[1:] == (2, CANONICAL)
+    assert skus(client, "q=alpha") == ["A-1"]
 
 
 def test_progress_beats_while_a_long_statement_runs(monkeypatch: pytest.MonkeyPatch) -> None:

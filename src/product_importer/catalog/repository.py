@@ -241,7 +241,7 @@ def ids_up_to(session: Session, dialect: str, filters: ProductFilters, limit: in
     return list(session.scalars(_matching_ids(dialect, filters).limit(limit + 1)))
 
 
-def _matching_ids(dialect: str, filters: ProductFilters) -> Select[tuple[int]]:
+def _matching_ids(dialect: str, filters: ProductFilters) -> Select[Any]:
     if dialect == "postgresql" and _free_text_only(filters):
         # Every search row belongs to a product (its foreign key cascades): the ids come from
         # the search table alone, without a lookup in `products` for each match.
@@ -345,15 +345,15 @@ def sample(session: Session, dialect: str, filters: ProductFilters) -> Sample:
     parts = []
     # The same test in every window, unless it looks text matches up in the search index, by
     # the window's id range.
-    same_everywhere = scan or not _texts(filters)
-    clauses = conditions(
-        dialect, filters, scan=scan and not joined_search, joined_search=joined_search
-    )
+    shared = None
+    if scan or not _texts(filters):
+        shared = conditions(
+            dialect, filters, scan=scan and not joined_search, joined_search=joined_search
+        )
     for index in range(windows):
         start = low + (span - width) * index // max(1, windows - 1)
         id_range = (start, start + width - 1)
-        if not same_everywhere:
-            clauses = conditions(dialect, filters, id_range)
+        clauses = shared if shared is not None else conditions(dialect, filters, id_range)
         hit = and_(*clauses) if clauses else true()
         part = select(func.count(), func.coalesce(func.sum(case((hit, 1), else_=0)), 0)).where(
             Product.id.between(*id_range)

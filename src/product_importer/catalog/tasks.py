@@ -221,3 +221,21 @@ def search_backlog(context: TaskContext) -> None:
     stale = catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
     with context.database.session() as session:
         catalog_service.queue_search_indexing(session, stale)
+
+
+# --- search tables replaced by a rebuild ----------------------------------------------------
+
+RETIRED_DROP_LOCK_TIMEOUT_MS = 200
+
+
+@registry.periodic("catalog.drop_retired_search", every_seconds=300)
+def drop_retired_search(context: TaskContext) -> None:
+    """Drop search tables an import's rebuild replaced but could not drop right after its
+    commit (a long export or search still read them). PostgreSQL only; each drop gives up
+    after a short lock wait and is tried again next time, so it never holds up searches."""
+    if context.database.dialect != "postgresql":
+        return
+    with context.database.engine.connect() as connection:
+        dropped = repository.drop_retired_search_tables(connection, RETIRED_DROP_LOCK_TIMEOUT_MS)
+    if dropped:
+        log.info("dropped %s replaced search table(s)", dropped)
