@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from product_importer.app import create_app
 from product_importer.catalog.models import Product
 from product_importer.db import Database
+from product_importer.imports import pipeline
 from product_importer.imports.locking import CatalogueLock
 from product_importer.settings import Settings
 from product_importer.webhooks.models import Event
@@ -270,6 +271,23 @@ def test_history_is_newest_first_and_paginated(client: TestClient) -> None:
     assert [i["id"] for i in client.get("/api/imports?page=2&page_size=2").json()["items"]] == [
         ids[0]
     ]
+
+
+def test_the_catalogue_is_free_once_an_import_has_completed(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The planner statistics are refreshed after `completed` (seconds on PostgreSQL after a
+    # large import); a bulk action or another import must not wait for them.
+    free: list[bool] = []
+
+    def refresh(*_: object) -> None:
+        probe = CatalogueLock(database)
+        free.append(probe.try_acquire())
+        probe.release()
+
+    monkeypatch.setattr(pipeline, "_refresh_statistics", refresh)
+    assert run_import(client, b"sku,name\nF-1,Free\n")["status"] == "completed"
+    assert free == [True]
 
 
 def test_imports_wait_their_turn_and_can_be_cancelled_and_retried(

@@ -344,6 +344,9 @@ def run_import(
             counts,
         )
         complete_merged(database, storage, job_id)
+        # Whoever sees `completed` may start a bulk action or another import at once: the
+        # catalogue is free before the statistics are refreshed (seconds on PostgreSQL).
+        lock.release()
         _refresh_statistics(database, counts)
     except ImportCancelled:
         _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
