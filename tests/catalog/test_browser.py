@@ -223,7 +223,7 @@ def test_a_notice_while_the_search_index_catches_up(page: Page, live_server: Liv
         # A live worker is indexing it (a fresh heartbeat), so the sweep leaves it alone.
         session.add(SearchBacklog(changed_since=utcnow(), heartbeat_at=utcnow()))
     sign_in_page(page, live_server)
-    notice = page.get_by_text("Search index is updating after an undo")
+    notice = page.get_by_text("Search index is updating after a large undo")
     page.goto("/products")
     expect(page.locator("#products-body tr")).to_have_count(3)
     expect(notice).to_be_hidden()

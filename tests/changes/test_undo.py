@@ -6,10 +6,12 @@ import csv
 import io
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from product_importer.changes import repository
+from product_importer.catalog import service as catalog_service
+from product_importer.changes import repository, service
 from product_importer.changes.models import ChangeSet
 from product_importer.db import Database
 from tests.catalog.helpers import events, wait_for, wait_for_delete_job
@@ -99,6 +101,38 @@ def test_undo_import_keeps_what_was_edited_since_and_the_undo_can_be_undone(
         "kept": 1,
     }
     assert len(events(database, "products.bulk_changed")) == 1  # the undo of the undo
+
+
+def search(client: TestClient, **params: str) -> tuple[list[str], bool]:
+    page = client.get("/api/products", params={**params, "page_size": 100}).json()
+    return sorted(item["sku"] for item in page["items"]), page["search_pending"]
+
+
+def test_an_undo_is_searchable_the_moment_it_completes(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No background indexing: what is found was indexed by the undo itself.
+    monkeypatch.setattr(catalog_service, "queue_search_indexing", lambda *_: None)
+    run_import(client, FILE_A)
+    job_b = run_import(client, FILE_B)
+    assert search(client, q="second") == ([f"SKU-{i:03d}" for i in range(10)], False)
+    assert undo(client, job_b["change_id"])["restored"] == 11  # SKU-000..009 and sku-015
+    # At once: the restored text is found, the undone text is not, nothing is pending.
+    assert search(client, q="second") == ([], False)
+    assert search(client, description="FIRST 3")[0] == ["SKU-003"]
+    assert search(client, name="a7") == (["SKU-007"], False)
+
+
+def test_a_large_undo_leaves_the_text_to_the_search_backlog(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "UNDO_INDEXES_INLINE_UP_TO", 5)
+    run_import(client, FILE_A)
+    job_b = run_import(client, FILE_B)
+    assert undo(client, job_b["change_id"])["restored"] == 11  # SKU-000..009 and sku-015
+    wait_for(lambda: not search(client)[1])
+    assert search(client, q="second") == ([], False)
+    assert search(client, name="a7") == (["SKU-007"], False)
 
 
 def test_delete_all_then_undo_gives_the_catalogue_back(

@@ -599,6 +599,27 @@ def index_changed(session: Session, low: int, high: int, since: datetime) -> Non
         session.execute(text(sql).bindparams(bindparam("since", type_=UTCDateTime())), params)
 
 
+_SQLITE_INDEX_STAMPED = (
+    "INSERT OR REPLACE INTO product_search (rowid, sku, name, description) "
+    "SELECT id, sku, name, description FROM products WHERE updated_at = :stamp"
+)
+_PG_INDEX_STAMPED = (
+    "INSERT INTO product_search (product_id, document) "  # noqa: S608 (fixed text)
+    f"SELECT id, {PG_DOCUMENT} FROM products WHERE updated_at = :stamp "
+    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
+    "WHERE product_search.document IS DISTINCT FROM excluded.document"
+)
+
+
+def index_stamped(session: Session, stamp: datetime) -> None:
+    """(Re)index the products last written at `stamp`, in the caller's transaction: an undo's
+    restored products, which all carry its time. Found through the `updated_at` index."""
+    sql = (
+        _SQLITE_INDEX_STAMPED if session.get_bind().dialect.name == "sqlite" else _PG_INDEX_STAMPED
+    )
+    session.execute(text(sql).bindparams(bindparam("stamp", type_=UTCDateTime())), {"stamp": stamp})
+
+
 def changed_id_bounds(session: Session, since: datetime) -> tuple[int, int] | None:
     """The lowest id changed at or after `since`, and the highest id: the range to index."""
     low = session.scalar(select(func.min(Product.id)).where(Product.updated_at >= since))

@@ -125,12 +125,12 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
         "letter case using trigram indexes (terms of one or two characters scan instead, "
         "which is slower on a large catalogue). `sort` is one of the listed fields, `-` for "
         "descending; `created_at` sorts by creation order. `total` is exact up to the "
-        "exact-count limit (1,000 matches by default), for a sparse text search up to five "
-        "times that, and otherwise an estimate, flagged by "
-        "`total_is_estimate: true`. Imports and edits are searchable the moment they complete; "
-        "after an undo that restores products' text, the search index is brought up to date "
-        "in the background, and meanwhile `search_pending` is true and text filters may miss "
-        "the restored products."
+        "exact-count limit (1,000 matches by default), and up to five times that unless a "
+        "sample of the catalogue shows clearly more; otherwise it is an estimate, flagged by "
+        "`total_is_estimate: true`. Imports, edits and undos are searchable the moment they "
+        "complete, except an undo that restores more than 50,000 products' text: the search "
+        "index catches up with it in the background, and meanwhile `search_pending` is true "
+        "and text filters may miss the restored products."
     ),
 )
 def list_products(

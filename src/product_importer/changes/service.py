@@ -296,6 +296,11 @@ def start_undo(session: Session, change_id: int, actor: str, retention_days: flo
     return undo
 
 
+# An undo that restores up to this many products indexes their text in its own transaction
+# (about 3 s at the limit on PostgreSQL, 62 us a row); a larger one leaves it to the backlog.
+UNDO_INDEXES_INLINE_UP_TO = 50_000
+
+
 def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     """Undo `undo.undoes_id` in the caller's transaction: all of it, or (on any error) none."""
     assert undo.undoes_id is not None
@@ -323,15 +328,20 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     repository.close_records(session, records)
     progress(95.0)
     if restored:
-        # Restored text is indexed for search after the commit, in the background.
         from product_importer.catalog import repository as catalog_repository
         from product_importer.catalog import service as catalog_service
 
-        sql, params = catalog_repository.backlog_statement(session.get_bind().dialect.name, now)
-        session.execute(sa.text(sql), params)
-        catalog_service.queue_search_indexing(
-            session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
-        )
+        if restored <= UNDO_INDEXES_INLINE_UP_TO:
+            # Searchable the moment the undo completes, like an import.
+            catalog_repository.index_stamped(session, now)
+        else:
+            # Indexing this many rows one by one would hold the undo up for long: the search
+            # index catches up in the background after the commit (`search_pending`).
+            sql, params = catalog_repository.backlog_statement(session.get_bind().dialect.name, now)
+            session.execute(sa.text(sql), params)
+            catalog_service.queue_search_indexing(
+                session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
+            )
     session.execute(
         sa.update(ChangeSet)
         .where(ChangeSet.id == undo.id)
