@@ -128,7 +128,7 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
         "exact-count limit (1,000 matches by default), and up to five times that unless a "
         "sample of the catalogue shows clearly more; otherwise it is an estimate, flagged by "
         "`total_is_estimate: true`. Imports, edits and undos are searchable the moment they "
-        "complete, except an undo that restores more than 50,000 products' text: the search "
+        "complete, except an undo that restores more than 10,000 products' text: the search "
         "index catches up with it in the background, and meanwhile `search_pending` is true "
         "and text filters may miss the restored products."
     ),

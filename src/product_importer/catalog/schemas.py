@@ -152,7 +152,7 @@ class ProductPage(BaseModel):
     search_pending: bool = Field(
         description=(
             "True while the search index is catching up after an undo that restored more than "
-            "50,000 products' text: text filters (`q`, `name`, `description`) may then miss "
+            "10,000 products' text: text filters (`q`, `name`, `description`) may then miss "
             "those products (and may still match their previous text). Imports, edits and "
             "smaller undos never leave it behind. Other filters and sorting are exact."
         ),
