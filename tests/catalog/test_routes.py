@@ -339,6 +339,12 @@ def catalogue(database: Database) -> None:
         ("q=oak AND", []),
         ("q=NOT oak", []),
         ("q=oak*", []),
+        # Free text alone is answered from the search documents: wildcards stay literal there.
+        ("q=%", ["TABLE-OAK-01"]),
+        ("q=_", ["LAMP-1"]),
+        ("q=m_w", ["LAMP-1"]),
+        ("q=ÄRGER", ["Straße-9"]),
+        ("q=\\", []),
         ("q=name:oak", []),
         ("q=(oak", []),
         ("name=\\", []),

@@ -429,6 +429,11 @@ def export_rows(
 # is a case-sensitive LIKE of the lowercased term. That is exactly ILIKE (which lowercases both
 # sides on every test) at a third of the cost a row.
 PG_DOCUMENT = "lower(sku || ' ' || name || ' ' || description)"
+# Writes a product's document, leaving an unchanged one (and its index entries) alone.
+_PG_UPSERT_DOCUMENT = (
+    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
+    "WHERE product_search.document IS DISTINCT FROM excluded.document"
+)
 
 
 def index_product(session: Session, product: Product) -> None:
@@ -489,9 +494,7 @@ _PG_INDEX_CHANGED = (
     "INSERT INTO product_search (product_id, document) "  # noqa: S608 (fixed text)
     f"SELECT id, {PG_DOCUMENT} FROM products "
     "WHERE id BETWEEN :low AND :high AND updated_at >= :since "
-    "ORDER BY id FOR SHARE NOWAIT "
-    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
-    "WHERE product_search.document IS DISTINCT FROM excluded.document"
+    f"ORDER BY id FOR SHARE NOWAIT {_PG_UPSERT_DOCUMENT}"
 )
 
 
@@ -499,9 +502,7 @@ _PG_INDEX_CHANGED = (
 # PostgreSQL: a part of the merge's batch statement, reading `r`, the upserts' RETURNING rows.
 PG_INDEX_MERGED = (
     "indexed AS (INSERT INTO product_search (product_id, document) "  # noqa: S608 (fixed text)
-    f"SELECT id, {PG_DOCUMENT} FROM r "
-    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
-    "WHERE product_search.document IS DISTINCT FROM excluded.document)"
+    f"SELECT id, {PG_DOCUMENT} FROM r {_PG_UPSERT_DOCUMENT})"
 )
 
 
@@ -550,10 +551,16 @@ _LIST_RETIRED_SEARCH = (
 )
 
 
-def drop_retired_search_tables(connection: Connection, lock_timeout_ms: int | None) -> int:
+# Dropping a replaced table waits this long for its locks: searches queue behind the wait.
+RETIRED_DROP_LOCK_TIMEOUT_MS = 200
+
+
+def drop_retired_search_tables(
+    connection: Connection, lock_timeout_ms: int | None = RETIRED_DROP_LOCK_TIMEOUT_MS
+) -> int:
     """Drop the search tables rebuilds have replaced; how many went. With a lock timeout, a
     table whose locks are not granted in time stays for the next call (each drop commits on
-    its own, so a wait never holds up other work for long)."""
+    its own, so a wait never holds up other work for long); None waits as long as it takes."""
     dropped = 0
     for name in connection.execute(text(_LIST_RETIRED_SEARCH)).scalars().all():
         if lock_timeout_ms is not None:
@@ -605,9 +612,7 @@ _SQLITE_INDEX_STAMPED = (
 )
 _PG_INDEX_STAMPED = (
     "INSERT INTO product_search (product_id, document) "  # noqa: S608 (fixed text)
-    f"SELECT id, {PG_DOCUMENT} FROM products WHERE updated_at = :stamp "
-    "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document "
-    "WHERE product_search.document IS DISTINCT FROM excluded.document"
+    f"SELECT id, {PG_DOCUMENT} FROM products WHERE updated_at = :stamp {_PG_UPSERT_DOCUMENT}"
 )
 
 

@@ -225,8 +225,6 @@ def search_backlog(context: TaskContext) -> None:
 
 # --- search tables replaced by a rebuild ----------------------------------------------------
 
-RETIRED_DROP_LOCK_TIMEOUT_MS = 200
-
 
 @registry.periodic("catalog.drop_retired_search", every_seconds=300)
 def drop_retired_search(context: TaskContext) -> None:
@@ -236,6 +234,6 @@ def drop_retired_search(context: TaskContext) -> None:
     if context.database.dialect != "postgresql":
         return
     with context.database.engine.connect() as connection:
-        dropped = repository.drop_retired_search_tables(connection, RETIRED_DROP_LOCK_TIMEOUT_MS)
+        dropped = repository.drop_retired_search_tables(connection)
     if dropped:
         log.info("dropped %s replaced search table(s)", dropped)

@@ -475,7 +475,7 @@ class PostgresMerger:
         `catalog_repository.pg_swap_search`); one still locked is dropped after a later one."""
         connection = self._engine.connect()
         try:
-            catalog_repository.drop_retired_search_tables(connection, SWAP_LOCK_TIMEOUT_MS)
+            catalog_repository.drop_retired_search_tables(connection)
         except Exception:
             log.warning("a replaced search table stays until a later import", exc_info=True)
         finally:
