@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from product_importer.db import Database
 from product_importer.imports.models import ImportJob
+from product_importer.observability import metrics
 from tests.factories import make_token, make_webhook
 from tests.imports.conftest import run_import
 from tests.observability.conftest import delta, scrape, value
@@ -53,6 +55,27 @@ def test_a_completed_import_is_counted_with_rows_duration_and_speed(client: Test
     last = scrape(client)
     assert delta(after, last, rows, result="unchanged") == 1
     assert delta(after, last, rows, result="updated") == 1
+
+
+def test_an_import_is_counted_before_anyone_can_see_it_ended(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count is taken while the job's final state is not committed yet: a client that sees
+    `completed` and then scrapes /metrics always finds the import counted (a flake in CI)."""
+    seen_by_others: list[str] = []
+    count = metrics.record_import
+
+    def counting(job: ImportJob) -> None:
+        with database.session() as other:  # another connection: sees only what is committed
+            seen = other.get(ImportJob, job.id)
+            assert seen is not None
+            seen_by_others.append(seen.status)
+        count(job)
+
+    monkeypatch.setattr(metrics, "record_import", counting)
+    job = run_import(client, b"sku,name\nA-1,Chair\n")
+    assert job["status"] == "completed"
+    assert seen_by_others == ["running"]
 
 
 def test_failed_and_dry_run_imports_are_told_apart(client: TestClient) -> None:

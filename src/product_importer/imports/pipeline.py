@@ -231,7 +231,10 @@ def _finish(database: Database, job_id: int, **values: Any) -> None:
         assert job is not None
         if not job.dry_run and job.status in ("completed", "failed"):
             events.record(session, f"import.{job.status}", event_data(job))
-    metrics.record_import(job)
+        # Counted before the commit that makes the end visible, so whoever sees the job's
+        # final state and then scrapes /metrics finds it counted (a failed commit overcounts
+        # by one, which is the lesser error).
+        metrics.record_import(job)
 
 
 def event_data(job: ImportJob) -> dict[str, Any]:
