@@ -11,6 +11,7 @@ lint:
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench:
 	.venv/bin/python bench/import_bench.py

@@ -38,10 +38,10 @@ from product_importer import migrate, sampledata
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog import tasks as catalog_tasks
 from product_importer.catalog.models import Product
-from product_importer.changes import recording, repository
 from product_importer.changes import service as changes_service
 from product_importer.changes import tasks as changes_tasks
 from product_importer.db import Database
+from product_importer.history import recording, repository
 from product_importer.imports import pipeline
 from product_importer.imports import service as import_service
 from product_importer.imports.models import ImportJob

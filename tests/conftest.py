@@ -18,14 +18,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from product_importer import migrate
+from product_importer import migrate, wiring
 from product_importer.app import create_app
-from product_importer.catalog import repository as catalog_repository
-from product_importer.changes import record_tables
+from product_importer.catalog import search_index
 from product_importer.db import Base, Database
+from product_importer.history import record_tables
 from product_importer.models import import_all_models
 from product_importer.settings import Settings
 from tests.factories import sign_in
+
+# Every domain registers its tasks, as the app and the CLI do at start-up.
+wiring.connect()
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URL = os.environ.get(
@@ -103,7 +106,7 @@ def clear_tables(database: Database) -> None:
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
     if database.dialect == "postgresql":  # search tables a rebuild replaced
         with database.engine.connect() as connection:
-            catalog_repository.drop_retired_search_tables(connection, None)
+            search_index.drop_retired_search_tables(connection, None)
     with database.engine.begin() as connection:
         # Large changes keep their records in tables of their own, outside the metadata.
         if database.dialect == "postgresql":

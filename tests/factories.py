@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from product_importer.auth import service as auth_service
 from product_importer.auth.roles import Role
-from product_importer.catalog import repository
+from product_importer.catalog import search_index
 from product_importer.catalog.models import Product, sku_key
 from product_importer.db import Database
 
@@ -38,7 +38,7 @@ def make_product(
         product = Product(sku=sku, sku_key=sku_key(sku), name=name, description=description)
         session.add(product)
         session.flush()
-        repository.index_product(session, product)
+        search_index.index_product(session, product)
         return product.id
 
 

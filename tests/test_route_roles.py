@@ -3,7 +3,7 @@ route answers each role as declared, for signed-in sessions and for API tokens.
 
 A route added without a role (one that depends on `CurrentPrincipal` alone, or on nothing)
 fails `test_every_route_declares_a_role`: tag it with `Viewer`, `Editor` or `Admin` from
-`product_importer.dependencies` (`ViewerPage`/`AdminPage` for HTML pages).
+`product_importer.auth.dependencies` (`ViewerPage`/`AdminPage` for HTML pages).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_every_route_declares_a_role(settings: Settings, database: Database) -> 
 
 def test_a_route_without_a_role_is_caught(settings: Settings, database: Database) -> None:
     """The walk above would fail for a route that only authenticates."""
-    from product_importer.dependencies import CurrentPrincipal
+    from product_importer.auth.dependencies import CurrentPrincipal
 
     app = create_app(settings, database)
 

@@ -17,28 +17,28 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
-from product_importer import __version__
+from product_importer import __version__, wiring
 from product_importer.accounts import routes as account_routes
 from product_importer.audit import routes as audit_routes
 from product_importer.auth import routes as auth_routes
+from product_importer.auth.dependencies import LoginRequired, PageForbidden, Viewer
 from product_importer.auth.ratelimit import SignInGuard
 from product_importer.catalog import routes as catalog_routes
 from product_importer.changes import routes as changes_routes
 from product_importer.db import Database
-from product_importer.dependencies import LoginRequired, PageForbidden, Viewer
 from product_importer.imports import routes as import_routes
-from product_importer.observability import routes as metrics_routes
 from product_importer.observability.metrics import QueueDepthCollector
 from product_importer.observability.middleware import HttpMetricsMiddleware
 from product_importer.settings import Settings
+from product_importer.system import metrics_routes
 from product_importer.system import routes as system_routes
 from product_importer.system.queues import queue_depth_metrics
 from product_importer.tasks.dispatch import Dispatcher
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
+from product_importer.templating import STATIC_DIR, templates
 from product_importer.web import routes as web_routes
 from product_importer.web.security import SecurityHeadersMiddleware
-from product_importer.web.templating import STATIC_DIR, templates
 from product_importer.webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def create_app(
     database: Database | None = None,
     dispatcher: Dispatcher | None = None,
 ) -> FastAPI:
+    wiring.connect()
     settings = settings or Settings()
     settings.ensure_home()
     database = database or Database(settings.resolved_database_url)

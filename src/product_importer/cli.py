@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from product_importer import migrate as migrations
-from product_importer import sampledata
+from product_importer import sampledata, wiring
 from product_importer.auth import service as auth_service
 from product_importer.auth.roles import Role
 from product_importer.db import Database, DatabaseConfigError, utcnow
@@ -479,6 +479,7 @@ def _configure_logging() -> None:
 
 
 def main() -> None:
+    wiring.connect()
     _configure_logging()
     try:
         app()

@@ -6,8 +6,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from product_importer.app import create_app
+from product_importer.auth.dependencies import require_principal
 from product_importer.db import Database
-from product_importer.dependencies import require_principal
 from product_importer.settings import Settings
 from tests.factories import DEFAULT_PASSWORD, login_csrf, make_token, make_user
 

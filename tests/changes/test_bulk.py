@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.changes import bulk
 from product_importer.db import Database
-from product_importer.imports.locking import CatalogueLock
 from tests.catalog.helpers import events, wait_for
 from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
 from tests.imports.conftest import run_import

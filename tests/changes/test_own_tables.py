@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text, update
 
-from product_importer.changes import record_tables, repository
 from product_importer.changes import tasks as changes_tasks
-from product_importer.changes.models import ChangeSet
-from product_importer.changes.recording import ChangeRequest
 from product_importer.db import Database, utcnow
+from product_importer.history import record_tables, repository
+from product_importer.history.models import ChangeSet
+from product_importer.history.recording import ChangeRequest
 from tests.changes.helpers import csv_of, undo
 from tests.changes.test_bulk import (  # noqa: F401 (collected again here)
     test_bulk_by_ids_delete_and_activate,

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import update
 
-from product_importer.changes import repository
 from product_importer.changes import tasks as changes_tasks
-from product_importer.changes.models import ChangeSet
 from product_importer.db import Database, utcnow
+from product_importer.history import repository
+from product_importer.history.models import ChangeSet
 from product_importer.settings import Settings
 from tests.changes.helpers import csv_of
 from tests.imports.conftest import run_import

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from product_importer.catalog import service as catalog_service
-from product_importer.changes import repository, service
-from product_importer.changes.models import ChangeSet
+from product_importer.changes import service
 from product_importer.db import Database
+from product_importer.history import repository
+from product_importer.history.models import ChangeSet
 from tests.catalog.helpers import events, wait_for, wait_for_delete_job
 from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
 from tests.imports.conftest import run_import
@@ -252,7 +253,7 @@ def test_roles_editor_undoes_viewer_reads_only_admin_redeletes_everything(
     assert undone["status"] == "completed"
     # Undoing a delete-all's undo would delete everything again: admin only.
     with database.session() as session:
-        from product_importer.changes.models import ChangeSet
+        from product_importer.history.models import ChangeSet
 
         session.execute(
             ChangeSet.__table__.update()

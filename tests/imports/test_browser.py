@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import utcnow
-from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.models import ImportJob
 from tests.browser import LiveServer, screenshot, sign_in_page
 

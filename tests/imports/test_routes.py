@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from product_importer.app import create_app
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.catalog.models import Product
 from product_importer.db import Database
 from product_importer.imports import pipeline
-from product_importer.imports.locking import CatalogueLock
 from product_importer.settings import Settings
 from product_importer.webhooks.models import Event
 from tests.factories import make_product, sign_in

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from product_importer.catalog import repository as catalog_repository
+from product_importer.catalog import search_index
 from product_importer.catalog import tasks as catalog_tasks
 from product_importer.db import Database
 from product_importer.imports import merge, pipeline
@@ -23,7 +23,7 @@ from tests.imports.conftest import run_import
 
 @pytest.fixture(autouse=True)
 def small_imports_count_as_large(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog_repository, "PG_REBUILD_MIN_ROWS", 2)
+    monkeypatch.setattr(search_index, "PG_REBUILD_MIN_ROWS", 2)
 
 
 def skus(client: TestClient, query: str) -> list[str]:

@@ -11,9 +11,15 @@ from sqlalchemy import select
 from product_importer.db import Database, utcnow
 from product_importer.settings import Settings
 from product_importer.system import service
-from product_importer.system.heartbeat import Heartbeat, celery_identity, embedded_identity
-from product_importer.system.models import WorkerHeartbeat
-from product_importer.system.service import WorkerIdentity
+from product_importer.tasks.heartbeat import (
+    Heartbeat,
+    WorkerIdentity,
+    celery_identity,
+    embedded_identity,
+    record_heartbeat,
+    record_stopped,
+)
+from product_importer.tasks.models import WorkerHeartbeat
 from product_importer.tasks.registry import TaskContext, all_periodic
 
 
@@ -25,7 +31,7 @@ def _worker(name: str = "w1@host", queues: tuple[str, ...] = ("imports",)) -> Wo
 
 def _beat(database: Database, worker: WorkerIdentity, seconds_ago: float = 0, **kw: object) -> None:
     with database.session() as session:
-        service.record_heartbeat(
+        record_heartbeat(
             session,
             worker,
             interval_seconds=10,
@@ -61,7 +67,7 @@ def test_a_stopped_worker_is_not_alive_and_beats_again_after_restart(database: D
     worker = _worker()
     _beat(database, worker)
     with database.session() as session:
-        service.record_stopped(session, worker.name)
+        record_stopped(session, worker.name)
     with database.session() as session:
         [state] = service.list_workers(session)
         assert not state.alive and state.row.stopped_at is not None
@@ -138,7 +144,7 @@ def test_heartbeat_survives_a_database_that_does_not_answer(
     # A PostgreSQL server that is not there: every beat fails, the thread keeps going.
     broken = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     heartbeat = Heartbeat(broken, embedded_identity(("imports",), 1), 0.2)
-    with caplog.at_level(logging.WARNING, logger="product_importer.system.heartbeat"):
+    with caplog.at_level(logging.WARNING, logger="product_importer.tasks.heartbeat"):
         assert heartbeat.beat() is False
         assert heartbeat.beat() is False
         heartbeat.start()

@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import update
 
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import Database, utcnow
-from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.models import ImportJob
 from tests.a11y import WIDTHS, assert_accessible, check_accessible
 from tests.browser import LiveServer, screenshot, sign_in_page, wait_until

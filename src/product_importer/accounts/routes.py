@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from product_importer.accounts import schemas
 from product_importer.accounts import service as accounts
 from product_importer.audit import service as audit
+from product_importer.auth.dependencies import Admin, DbSession, Guard, Viewer, client_address
 from product_importer.auth.models import ApiToken, User
-from product_importer.dependencies import Admin, DbSession, Guard, Viewer, client_address
 
 router = APIRouter(tags=["accounts"])
 

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime
 
 from product_importer.audit import schemas
 from product_importer.audit import service as audit
-from product_importer.dependencies import Admin, DbSession
+from product_importer.auth.dependencies import Admin, DbSession
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 

@@ -1,12 +1,10 @@
-"""The periodic sweep that keeps the audit log to its retention period, and drops expired
-sign-in rate-limit counters."""
+"""The periodic sweep that keeps the audit log to its retention period."""
 
 from __future__ import annotations
 
 import logging
 
 from product_importer.audit import service as audit
-from product_importer.auth import ratelimit
 from product_importer.tasks import registry
 from product_importer.tasks.registry import TaskContext
 
@@ -17,8 +15,5 @@ log = logging.getLogger(__name__)
 def prune(context: TaskContext) -> None:
     with context.database.session() as session:
         removed = audit.prune(session, context.settings.audit_retention_days)
-    counters = ratelimit.prune_expired(context.database)
-    if removed or counters:
-        log.info(
-            "pruned %d old audit entries and %d expired rate-limit counters", removed, counters
-        )
+    if removed:
+        log.info("pruned %d old audit entries", removed)

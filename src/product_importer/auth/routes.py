@@ -8,11 +8,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from product_importer.audit import service as audit
+from product_importer.auth import auditing as audit
 from product_importer.auth import service as auth_service
-from product_importer.auth.roles import Role
-from product_importer.db import utcnow
-from product_importer.dependencies import (
+from product_importer.auth.dependencies import (
     DbSession,
     Guard,
     Viewer,
@@ -20,7 +18,9 @@ from product_importer.dependencies import (
     csrf_is_valid,
     csrf_token,
 )
-from product_importer.web.templating import templates
+from product_importer.auth.roles import Role
+from product_importer.db import utcnow
+from product_importer.templating import templates
 
 router = APIRouter()
 

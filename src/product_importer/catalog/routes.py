@@ -9,6 +9,15 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Resp
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator
 
+from product_importer.auth.dependencies import (
+    Admin,
+    AppSettings,
+    AuditLog,
+    DbSession,
+    Editor,
+    Viewer,
+    get_database,
+)
 from product_importer.catalog import export
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog.schemas import (
@@ -22,17 +31,8 @@ from product_importer.catalog.schemas import (
     ProductUpdate,
     single_line,
 )
-from product_importer.changes import service as changes_service
 from product_importer.db import Database
-from product_importer.dependencies import (
-    Admin,
-    AppSettings,
-    AuditLog,
-    DbSession,
-    Editor,
-    Viewer,
-    get_database,
-)
+from product_importer.history import service as history
 
 router = APIRouter(prefix="/api/products", tags=["products"])
 
@@ -109,7 +109,7 @@ _STALE: dict[int | str, dict[str, Any]] = {
 
 
 def _actor(principal: Any) -> str:
-    return changes_service.actor_name(principal.kind, principal.name)
+    return history.actor_name(principal.kind, principal.name)
 
 
 def _with_etag(response: Response, product: Any) -> ProductRead:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import or_, select, text
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from product_importer.catalog import repository
+from product_importer.catalog import repository, search_index
 from product_importer.catalog.models import DeleteAllJob, Product, SearchBacklog, sku_key
 from product_importer.catalog.schemas import (
     ProductCreate,
@@ -24,10 +25,11 @@ from product_importer.catalog.schemas import (
     ProductSort,
     ProductUpdate,
 )
-from product_importer.changes import record_tables, recording
-from product_importer.changes import repository as changes_repository
-from product_importer.changes import service as changes_service
 from product_importer.db import utcnow
+from product_importer.history import record_tables, recording
+from product_importer.history import repository as changes_repository
+from product_importer.history import service as history
+from product_importer.history.models import ChangeSet, ProductChange
 from product_importer.tasks import dispatch
 from product_importer.webhooks import events
 
@@ -129,8 +131,8 @@ def create(session: Session, data: ProductCreate, actor: str = "") -> Product:
     )
     session.add(product)
     _flush(session, data.sku)
-    repository.index_product(session, product)
-    changes_service.record_edit(session, actor, "created", product.id, None, product)
+    search_index.index_product(session, product)
+    record_edit(session, actor, "created", product.id, None, product)
     events.record(session, "product.created", _payload(product))
     return product
 
@@ -151,13 +153,13 @@ def update(
     changed = {name: value for name, value in fields.items() if getattr(product, name) != value}
     if not changed:
         return product  # nothing to write, no event, same ETag
-    before = {name: getattr(product, name) for name in changes_service.FIELDS}
+    before = {name: getattr(product, name) for name in history.FIELDS}
     for name, value in changed.items():
         setattr(product, name, value)
     _flush(session, fields.get("sku", product.sku))
     if any(name in changed for name in SEARCHED_FIELDS):
-        repository.index_product(session, product)
-    changes_service.record_edit(session, actor, "updated", product.id, before, product)
+        search_index.index_product(session, product)
+    record_edit(session, actor, "updated", product.id, before, product)
     events.record(session, "product.updated", _payload(product))
     return product
 
@@ -166,11 +168,11 @@ def delete(session: Session, product_id: int, if_match: str | None = None, actor
     product = get(session, product_id)
     _check_if_match(product, if_match)
     data = {"id": product.id, "sku": product.sku}
-    before = {name: getattr(product, name) for name in changes_service.FIELDS}
+    before = {name: getattr(product, name) for name in history.FIELDS}
     session.delete(product)
     _flush(session, product.sku)
-    repository.unindex_product(session, product_id)
-    changes_service.record_edit(session, actor, "deleted", product_id, before, None)
+    search_index.unindex_product(session, product_id)
+    record_edit(session, actor, "deleted", product_id, before, None)
     events.record(session, "product.deleted", data)
 
 
@@ -234,7 +236,7 @@ def list_page(
         total_is_estimate=is_estimate,
         page=page,
         page_size=page_size,
-        search_pending=repository.search_pending(session),
+        search_pending=search_index.search_pending(session),
     )
 
 
@@ -331,6 +333,55 @@ def set_delete_total(session: Session, job_id: int, total: int) -> None:
     )
 
 
+# --- recording single edits ------------------------------------------------------------
+
+
+def _values(product: Product | dict[str, Any] | None) -> dict[str, Any]:
+    if product is None:
+        return dict.fromkeys(history.FIELDS)
+    if isinstance(product, dict):
+        return {name: product.get(name) for name in history.FIELDS}
+    return {name: getattr(product, name) for name in history.FIELDS}
+
+
+def record_edit(
+    session: Session,
+    actor: str,
+    op: str,
+    product_id: int,
+    before: Product | dict[str, Any] | None,
+    after: Product | dict[str, Any] | None,
+) -> ChangeSet:
+    """One product created, edited or deleted through the API or the UI: a change set of its
+    own, written in the edit's transaction (after the product, so ids follow commit order)."""
+    old, new = _values(before), _values(after)
+    key = sku_key(new["sku"] if after is not None else old["sku"])
+    old_key = sku_key(old["sku"]) if before is not None and after is not None else None
+    change = history.open_change(
+        session, "edit", actor, f"{op.capitalize()} product {new['sku'] or old['sku']}"
+    )
+    setattr(change, op, 1)
+    session.add(
+        ProductChange(
+            change_id=change.id,
+            sku_key=key,
+            product_id=product_id,
+            op=op,
+            before_sku_key=old_key if old_key != key else None,
+            before_sku=old["sku"],
+            before_name=old["name"],
+            before_description=old["description"],
+            before_active=old["active"],
+            after_sku=new["sku"],
+            after_name=new["name"],
+            after_description=new["description"],
+            after_active=new["active"],
+        )
+    )
+    session.flush()
+    return change
+
+
 def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None) -> None:
     """Record the products about to be deleted (all, or ids <= up_to_id) in the delete's
     transaction, under the job's change set (opened by the first call)."""
@@ -339,7 +390,7 @@ def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None
     job = get_delete_job(session, job_id)
     first = job.change_id is None
     if job.change_id is None:
-        change = changes_service.open_change(
+        change = history.open_change(
             session,
             "delete_all",
             job.requested_by,
@@ -455,7 +506,7 @@ def claim_backlog(session: Session, backlog_id: int, stale_before: datetime) -> 
 def index_backlog_chunk(
     session: Session, backlog_id: int, low: int, high: int, since: datetime
 ) -> None:
-    repository.index_changed(session, low, high, since)
+    search_index.index_changed(session, low, high, since)
     touch_backlog(session, backlog_id)
 
 

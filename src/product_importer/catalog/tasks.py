@@ -24,10 +24,10 @@ from datetime import datetime
 
 from sqlalchemy.exc import OperationalError
 
-from product_importer.catalog import repository
+from product_importer.catalog import repository, search_index
 from product_importer.catalog import service as catalog_service
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import Database
-from product_importer.imports.locking import CatalogueLock
 from product_importer.tasks import registry
 from product_importer.tasks.registry import TaskContext
 
@@ -169,7 +169,7 @@ def index_search(context: TaskContext, backlog_id: int) -> None:
     if since is None:
         return  # done already, or a live worker has it
     with database.session() as session:
-        bounds = repository.changed_id_bounds(session, since)
+        bounds = search_index.changed_id_bounds(session, since)
     started = time.perf_counter()
     if bounds is not None:
         low, high = bounds
@@ -234,6 +234,6 @@ def drop_retired_search(context: TaskContext) -> None:
     if context.database.dialect != "postgresql":
         return
     with context.database.engine.connect() as connection:
-        dropped = repository.drop_retired_search_tables(connection)
+        dropped = search_index.drop_retired_search_tables(connection)
     if dropped:
         log.info("dropped %s replaced search table(s)", dropped)

@@ -19,12 +19,13 @@ from sqlalchemy.sql import Select
 from product_importer.catalog import repository as catalog_repository
 from product_importer.catalog.models import Product
 from product_importer.catalog.schemas import ProductFilters
-from product_importer.changes import repository
 from product_importer.changes import service as changes_service
-from product_importer.changes.models import ChangeSet
-from product_importer.changes.record_tables import RECORD_COLUMNS
 from product_importer.changes.schemas import BulkRequest
 from product_importer.db import utcnow
+from product_importer.history import repository
+from product_importer.history import service as history
+from product_importer.history.models import ChangeSet
+from product_importer.history.record_tables import RECORD_COLUMNS
 from product_importer.tasks import dispatch
 from product_importer.webhooks import events
 
@@ -67,7 +68,7 @@ def _summary(request: BulkRequest, matched: int) -> str:
 def start(session: Session, request: BulkRequest, actor: str) -> tuple[ChangeSet, int]:
     """A queued bulk job for a large selection (its task re-checks the count when it runs)."""
     matched = count_selected(session, request)
-    change = changes_service.open_change(
+    change = history.open_change(
         session,
         "bulk",
         actor,
@@ -81,7 +82,7 @@ def start(session: Session, request: BulkRequest, actor: str) -> tuple[ChangeSet
 
 def run_inline(session: Session, request: BulkRequest, actor: str, matched: int) -> ChangeSet:
     """Apply a small bulk action in the caller's transaction (the caller holds the lock)."""
-    change = changes_service.open_change(session, "bulk", actor, _summary(request, matched))
+    change = history.open_change(session, "bulk", actor, _summary(request, matched))
     apply(session, change, request, matched, lambda _p: None)
     return change
 

@@ -14,8 +14,17 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse
 
+from product_importer.auth.dependencies import (
+    AppSettings,
+    AuditLog,
+    DbSession,
+    Editor,
+    Viewer,
+    forbidden_message,
+)
 from product_importer.auth.roles import Role, at_least
 from product_importer.catalog.export import neutralise_cell
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.catalog.models import SKU_MAX_LENGTH, sku_key
 from product_importer.catalog.schemas import single_line
 from product_importer.changes import bulk
@@ -30,15 +39,7 @@ from product_importer.changes.schemas import (
 )
 from product_importer.changes.tasks import live_key
 from product_importer.db import Database
-from product_importer.dependencies import (
-    AppSettings,
-    AuditLog,
-    DbSession,
-    Editor,
-    Viewer,
-    forbidden_message,
-)
-from product_importer.imports.locking import CatalogueLock
+from product_importer.history import service as history
 
 router = APIRouter(prefix="/api", tags=["changes"])
 
@@ -49,7 +50,7 @@ SSE_POLL_SECONDS = 0.25
 SSE_MAX_SILENCE_SECONDS = 1.0
 KEPT_BATCH = 2000
 
-_UNDO_RESPONSES: dict[int | str, dict[str, Any]] = {
+UNDO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": UndoDryRun, "description": "The dry run's counts."},
     202: {"model": ChangeSetRead, "description": "The undo's change set (queued)."},
     404: {"description": "No such change (or import)."},
@@ -65,7 +66,7 @@ def _read(request: Request, session: Any, settings: Any, change: Any) -> ChangeS
 
 
 def _actor(principal: Any) -> str:
-    return changes_service.actor_name(principal.kind, principal.name)
+    return history.actor_name(principal.kind, principal.name)
 
 
 @router.get("/changes", summary="Change sets, newest first")
@@ -104,7 +105,7 @@ def read_change(
     return _read(request, session, settings, change)
 
 
-def _undo(
+def undo_response(
     request: Request,
     session: Any,
     settings: Any,
@@ -143,7 +144,7 @@ def _undo(
         "once with `would_delete`, `would_restore` and `would_keep`. Products changed again "
         "since the change are kept as they are and listed by `GET /api/changes/{id}/kept`."
     ),
-    responses=_UNDO_RESPONSES,
+    responses=UNDO_RESPONSES,
 )
 def undo_change(
     request: Request,
@@ -155,7 +156,7 @@ def undo_change(
     change_id: ChangeId,
     dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
 ) -> ChangeSetRead | UndoDryRun:
-    result = _undo(
+    result = undo_response(
         request,
         session,
         settings,
@@ -166,40 +167,6 @@ def undo_change(
     )
     if isinstance(result, ChangeSetRead):
         audit("change.undo", f"change:{change_id}", {"undo_change_id": result.id})
-    return result
-
-
-@router.post(
-    "/imports/{import_id}/undo",
-    summary="Undo an import (its change set)",
-    description="The same as `POST /api/changes/{change_id}/undo` for the import's change.",
-    responses=_UNDO_RESPONSES,
-    tags=["imports"],
-)
-def undo_import(
-    request: Request,
-    session: DbSession,
-    settings: AppSettings,
-    principal: Editor,
-    audit: AuditLog,
-    response: Response,
-    import_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
-) -> ChangeSetRead | UndoDryRun:
-    def find() -> Any:
-        try:
-            return changes_service.change_of_import(session, import_id)
-        except changes_service.ChangeNotFound:
-            raise changes_service.ChangeNotFound(import_id) from None
-
-    try:
-        result = _undo(request, session, settings, principal, response, find, dry_run)
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_404_NOT_FOUND:
-            exc.detail = f"No import with id {import_id}."
-        raise
-    if isinstance(result, ChangeSetRead):
-        audit("import.undo", f"import:{import_id}", {"undo_change_id": result.id})
     return result
 
 

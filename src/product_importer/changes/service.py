@@ -1,7 +1,7 @@
 """Change sets: recording single edits, listing, history, and undo.
 
 Nothing here commits: the request or task that opened the session does. Bulk changes record
-themselves set-based through `changes.recording` (imports, delete-all) or `changes.bulk`.
+themselves set-based through `history.recording` (imports, delete-all) or `changes.bulk`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from product_importer.catalog.models import Product, sku_key
-from product_importer.changes import repository
-from product_importer.changes.models import ChangeSet, ProductChange
+from product_importer.catalog import search_index
+from product_importer.catalog.models import Product
 from product_importer.changes.schemas import (
     ChangePage,
     ChangeSetRead,
@@ -26,12 +25,14 @@ from product_importer.changes.schemas import (
     UndoDryRun,
 )
 from product_importer.db import utcnow
+from product_importer.history import repository
+from product_importer.history.models import ChangeSet
+from product_importer.history.service import FIELDS, open_change
 from product_importer.tasks import dispatch
 from product_importer.webhooks import events
 
 RUN_TASK = "changes.run"
 ACTIVE = ("queued", "running")
-FIELDS = ("sku", "name", "description", "active")
 MAX_RENAMES_FOLLOWED = 10
 
 
@@ -61,93 +62,6 @@ def set_live_percent(key: tuple[str, int], percent: float | None) -> None:
 def live_percent(key: tuple[str, int]) -> float | None:
     with _live_lock:
         return _live.get(key)
-
-
-def actor_name(kind: str, name: str) -> str:
-    """How a principal shows in history: a user by name, a token as `token NAME`."""
-    return name if kind == "user" else f"token {name}"
-
-
-# --- recording ------------------------------------------------------------------------------
-
-
-def open_change(
-    session: Session,
-    kind: str,
-    actor: str,
-    summary: str,
-    *,
-    status: str = "completed",
-    **links: Any,
-) -> ChangeSet:
-    now = utcnow()
-    change = ChangeSet(
-        kind=kind,
-        status=status,
-        actor=actor[:200],
-        summary=summary[:300],
-        created=0,
-        updated=0,
-        deleted=0,
-        restored=0,
-        kept=0,
-        percent=100.0 if status == "completed" else 0.0,
-        attempts=0,
-        pruned=False,
-        created_at=now,
-        finished_at=now if status == "completed" else None,
-        heartbeat_at=now,
-        **links,
-    )
-    session.add(change)
-    session.flush()
-    return change
-
-
-def _values(product: Product | dict[str, Any] | None) -> dict[str, Any]:
-    if product is None:
-        return dict.fromkeys(FIELDS)
-    if isinstance(product, dict):
-        return {name: product.get(name) for name in FIELDS}
-    return {name: getattr(product, name) for name in FIELDS}
-
-
-def record_edit(
-    session: Session,
-    actor: str,
-    op: str,
-    product_id: int,
-    before: Product | dict[str, Any] | None,
-    after: Product | dict[str, Any] | None,
-) -> ChangeSet:
-    """One product created, edited or deleted through the API or the UI: a change set of its
-    own, written in the edit's transaction (after the product, so ids follow commit order)."""
-    old, new = _values(before), _values(after)
-    key = sku_key(new["sku"] if after is not None else old["sku"])
-    old_key = sku_key(old["sku"]) if before is not None and after is not None else None
-    change = open_change(
-        session, "edit", actor, f"{op.capitalize()} product {new['sku'] or old['sku']}"
-    )
-    setattr(change, op, 1)
-    session.add(
-        ProductChange(
-            change_id=change.id,
-            sku_key=key,
-            product_id=product_id,
-            op=op,
-            before_sku_key=old_key if old_key != key else None,
-            before_sku=old["sku"],
-            before_name=old["name"],
-            before_description=old["description"],
-            before_active=old["active"],
-            after_sku=new["sku"],
-            after_name=new["name"],
-            after_description=new["description"],
-            after_active=new["active"],
-        )
-    )
-    session.flush()
-    return change
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -246,22 +160,6 @@ def list_page(
 # --- undo -----------------------------------------------------------------------------------
 
 
-def change_of_import(session: Session, import_id: int) -> ChangeSet:
-    """The change set an import recorded; NotUndoable says why there is none."""
-    from product_importer.imports.models import ImportJob  # imports depend on changes
-
-    job = session.get(ImportJob, import_id)
-    if job is None:
-        raise ChangeNotFound(import_id)
-    if job.dry_run:
-        raise NotUndoable(f"Import {import_id} was a dry run; it changed nothing.")
-    if job.change_id is None:
-        if job.status == "completed":
-            raise NotUndoable(f"Import {import_id} changed no product; there is nothing to undo.")
-        raise NotUndoable(f"Import {import_id} is {job.status}; it changed nothing to undo.")
-    return get(session, job.change_id)
-
-
 def deletes_everything(session: Session, change: ChangeSet) -> bool:
     """Whether undoing this change is the undo of a delete-all's undo (it deletes everything)."""
     if change.kind != "undo" or change.undoes_id is None:
@@ -329,16 +227,15 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     repository.close_records(session, records)
     progress(95.0)
     if restored:
-        from product_importer.catalog import repository as catalog_repository
         from product_importer.catalog import service as catalog_service
 
         if restored <= UNDO_INDEXES_INLINE_UP_TO:
             # Searchable the moment the undo completes, like an import.
-            catalog_repository.index_stamped(session, now)
+            search_index.index_stamped(session, now)
         else:
             # Indexing this many rows one by one would hold the undo up for long: the search
             # index catches up in the background after the commit (`search_pending`).
-            sql, params = catalog_repository.backlog_statement(session.get_bind().dialect.name, now)
+            sql, params = search_index.backlog_statement(session.get_bind().dialect.name, now)
             session.execute(sa.text(sql), params)
             catalog_service.queue_search_indexing(
                 session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)

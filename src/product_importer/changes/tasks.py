@@ -14,11 +14,12 @@ from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from product_importer.changes import bulk, repository
+from product_importer.catalog.locking import CatalogueLock
+from product_importer.changes import bulk
 from product_importer.changes import service as changes_service
-from product_importer.changes.models import ChangeSet
 from product_importer.db import Database, utcnow
-from product_importer.imports.locking import CatalogueLock
+from product_importer.history import repository
+from product_importer.history.models import ChangeSet
 from product_importer.tasks import registry
 from product_importer.tasks.registry import TaskContext
 

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 import psycopg
 from sqlalchemy import Engine
 
-from product_importer.catalog import repository as catalog_repository
-from product_importer.changes import record_tables, recording
-from product_importer.changes.recording import ChangeRequest
+from product_importer.catalog import search_index
+from product_importer.history import record_tables, recording
+from product_importer.history.recording import ChangeRequest
 from product_importer.imports.validation import StagedRow
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class SQLiteMerger:
                 created += new
                 if target is not None and new:
                     self._db.execute(recording.sqlite_record_created(target), (highest,))
-                self._db.execute(catalog_repository.sqlite_index_merged(where), (stamp, *params))
+                self._db.execute(search_index.sqlite_index_merged(where), (stamp, *params))
                 progress((done + 1) / len(batches))
             counts = MergeCounts(created, updated, total - created - updated, change_id)
             if target is not None:
@@ -400,7 +400,7 @@ class PostgresMerger:
                 # moment the merge commits and a failed merge leaves it as it was: row by row
                 # in each batch's statement, or rebuilt at the end when that is cheaper.
                 rebuild = self._rebuilds_search(cursor, total)
-                write = "" if rebuild else f", {catalog_repository.PG_INDEX_MERGED}"
+                write = "" if rebuild else f", {search_index.PG_INDEX_MERGED}"
                 batches_share = REBUILD_BATCHES_SHARE if rebuild else 1.0
                 if record is not None:
                     sql, params = recording.open_statement("postgresql", record, now)
@@ -423,7 +423,7 @@ class PostgresMerger:
                     progress(batches_share * min(1.0, (low + MERGE_BATCH_ROWS) / total))
                 if rebuild:
                     with _beating(lambda: progress(batches_share)):
-                        for statement in catalog_repository.PG_BUILD_SEARCH:
+                        for statement in search_index.PG_BUILD_SEARCH:
                             cursor.execute(statement)
                     progress(1.0)
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
@@ -459,23 +459,23 @@ class PostgresMerger:
             cursor.execute("SAVEPOINT swap")
             cursor.execute(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}")
             try:
-                cursor.execute(catalog_repository.PG_SWAP_LOCK)
+                cursor.execute(search_index.PG_SWAP_LOCK)
                 break
             except psycopg.errors.LockNotAvailable:
                 cursor.execute("ROLLBACK TO SAVEPOINT swap")
                 time.sleep(SWAP_RETRY_SECONDS)
         else:
-            cursor.execute(catalog_repository.PG_SWAP_LOCK)  # searches have waited enough
+            cursor.execute(search_index.PG_SWAP_LOCK)  # searches have waited enough
         cursor.execute("SET LOCAL lock_timeout = 0")
-        for statement in catalog_repository.pg_swap_search(str(int(now.timestamp() * 1e6))):
+        for statement in search_index.pg_swap_search(str(int(now.timestamp() * 1e6))):
             cursor.execute(statement)
 
     def _drop_retired_search(self) -> None:
         """Drop the table the rebuild replaced, in transactions of its own (see
-        `catalog_repository.pg_swap_search`); one still locked is dropped after a later one."""
+        `search_index.pg_swap_search`); one still locked is dropped after a later one."""
         connection = self._engine.connect()
         try:
-            catalog_repository.drop_retired_search_tables(connection)
+            search_index.drop_retired_search_tables(connection)
         except Exception:
             log.warning("a replaced search table stays until a later import", exc_info=True)
         finally:
@@ -486,9 +486,9 @@ class PostgresMerger:
         """Whether merging `staged` rows should rebuild the search table rather than keep it
         row by row. Counts every staged row as written: unchanged rows are rare in a large
         import, and either path is correct; this only picks the cheaper one."""
-        if staged < catalog_repository.PG_REBUILD_MIN_ROWS:
+        if staged < search_index.PG_REBUILD_MIN_ROWS:
             return False
-        share = catalog_repository.PG_REBUILD_SHARE
+        share = search_index.PG_REBUILD_SHARE
         cursor.execute("SELECT count(*) FROM products")
         catalogue = cursor.fetchone()[0]
         if staged >= share * (catalogue + staged):  # even if every row is new

@@ -20,11 +20,11 @@ from typing import Any, BinaryIO
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from product_importer.changes.recording import ChangeRequest
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import Database, utcnow
+from product_importer.history.recording import ChangeRequest
 from product_importer.imports import service, workbook
 from product_importer.imports.columns import FileFormatError
-from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
 from product_importer.imports.progress import ImportCancelled, ProgressReporter

@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
+from product_importer.auth.dependencies import AppSettings, AuditLog, DbSession, Editor, Viewer
+from product_importer.changes import routes as changes_routes
+from product_importer.changes import service as changes_service
+from product_importer.changes.schemas import ChangeSetRead, UndoDryRun
 from product_importer.db import Database
-from product_importer.dependencies import AppSettings, AuditLog, DbSession, Editor, Viewer
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import preview, saved_mappings, service, sources, workbook
 from product_importer.imports.columns import FileFormatError, NotCsvError
@@ -351,6 +354,41 @@ def retry(
         raise _not_found(exc) from None
     except service.ImportStateError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@router.post(
+    "/{import_id}/undo",
+    summary="Undo an import (its change set)",
+    description="The same as `POST /api/changes/{change_id}/undo` for the import's change.",
+    responses=changes_routes.UNDO_RESPONSES,
+)
+def undo_import(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    principal: Editor,
+    audit: AuditLog,
+    response: Response,
+    import_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    dry_run: Annotated[bool, Query(description="Only count what the undo would do.")] = False,
+) -> ChangeSetRead | UndoDryRun:
+    def find() -> Any:
+        try:
+            return service.change_of_import(session, import_id)
+        except changes_service.ChangeNotFound:
+            raise changes_service.ChangeNotFound(import_id) from None
+
+    try:
+        result = changes_routes.undo_response(
+            request, session, settings, principal, response, find, dry_run
+        )
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_404_NOT_FOUND:
+            exc.detail = f"No import with id {import_id}."
+        raise
+    if isinstance(result, ChangeSetRead):
+        audit("import.undo", f"import:{import_id}", {"undo_change_id": result.id})
+    return result
 
 
 @mappings_router.get("", summary="Saved column mappings, by name")

@@ -10,7 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from product_importer.catalog.export import neutralise_cell
+from product_importer.changes import service as changes_service
 from product_importer.db import Database
+from product_importer.history.models import ChangeSet
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
 from product_importer.imports.schemas import ImportJobRead, ImportPage
@@ -163,3 +165,21 @@ def rejected_rows_csv(database: Database, job_id: int) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def change_of_import(session: Session, import_id: int) -> ChangeSet:
+    """The change set an import recorded; NotUndoable says why there is none."""
+    job = session.get(ImportJob, import_id)
+    if job is None:
+        raise changes_service.ChangeNotFound(import_id)
+    if job.dry_run:
+        raise changes_service.NotUndoable(f"Import {import_id} was a dry run; it changed nothing.")
+    if job.change_id is None:
+        if job.status == "completed":
+            raise changes_service.NotUndoable(
+                f"Import {import_id} changed no product; there is nothing to undo."
+            )
+        raise changes_service.NotUndoable(
+            f"Import {import_id} is {job.status}; it changed nothing to undo."
+        )
+    return changes_service.get(session, job.change_id)

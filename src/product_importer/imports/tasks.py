@@ -8,15 +8,15 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import utcnow
 from product_importer.imports import pipeline
-from product_importer.imports.locking import CatalogueLock
 from product_importer.imports.models import ImportJob
 from product_importer.imports.retention import OrphanWatch, prune_stored_uploads
-from product_importer.imports.service import RUN_TASK
+from product_importer.imports.service import RUN_TASK, import_ready_to_start
 from product_importer.imports.storage import storage_for
 from product_importer.tasks.dispatch import enqueue
-from product_importer.tasks.registry import TaskContext, periodic, task
+from product_importer.tasks.registry import TaskContext, periodic, task, waiting_check
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ def run(context: TaskContext, job_id: int) -> None:
     pipeline.run_import(
         context.database, storage_for(context.settings, context.database), job_id, context.stopping
     )
+
+
+# A worker that takes the imports queue and others asks this before another delivery turn.
+waiting_check("imports")(import_ready_to_start)
 
 
 @periodic("imports.prune_uploads", every_seconds=PRUNE_UPLOADS_INTERVAL_SECONDS)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -18,11 +19,37 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from product_importer.observability import metrics_dir
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
-    from product_importer.imports.models import ImportJob
-    from product_importer.webhooks.delivery import Outcome
+class EndedImport(Protocol):
+    """What an ended import job tells the metrics (the imports package's job row has it)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def dry_run(self) -> bool: ...
+
+    @property
+    def started_at(self) -> datetime | None: ...
+
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+    @property
+    def rows_processed(self) -> int | None: ...
+
+    @property
+    def rows_created(self) -> int | None: ...
+
+    @property
+    def rows_updated(self) -> int | None: ...
+
+    @property
+    def rows_unchanged(self) -> int | None: ...
+
+    @property
+    def rows_rejected(self) -> int | None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +99,7 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def record_import(job: ImportJob) -> None:
+def record_import(job: EndedImport) -> None:
     """Count an import that has just ended (completed, failed or cancelled)."""
     outcome = job.status
     IMPORTS.labels(outcome=outcome, dry_run="true" if job.dry_run else "false").inc()
@@ -95,24 +122,10 @@ def record_import(job: ImportJob) -> None:
         IMPORT_ROWS_PER_SECOND.observe((job.rows_processed or 0) / seconds)
 
 
-def record_delivery(session: Session, delivery_id: int, endpoint_id: int, outcome: Outcome) -> None:
-    """Count a delivery attempt once `record_attempt` has decided what follows it."""
-    from product_importer.webhooks.models import Delivery, Endpoint
-
-    delivery = session.get(Delivery, delivery_id)
-    endpoint = session.get(Endpoint, endpoint_id)
-    if outcome.status_code is not None:
-        WEBHOOK_LATENCY.observe(outcome.latency_ms / 1000)
-    if delivery is None or endpoint is None:
-        result = "dropped"  # deleted while the receiver was answering
-    elif delivery.status == "succeeded":
-        result = "delivered"
-    elif delivery.status == "pending":
-        result = "will_retry"
-    elif not endpoint.enabled:
-        result = "endpoint_disabled"
-    else:
-        result = "failed"  # no retries left
+def record_delivery(result: str, latency_seconds: float | None) -> None:
+    """Count a delivery attempt by what came of it (the webhooks package decides the word)."""
+    if latency_seconds is not None:
+        WEBHOOK_LATENCY.observe(latency_seconds)
     WEBHOOK_DELIVERIES.labels(outcome=result).inc()
 
 

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends
 
 from product_importer import __version__
+from product_importer.auth.dependencies import AppSettings, DbSession, Viewer, get_database
 from product_importer.db import Database, utcnow
-from product_importer.dependencies import AppSettings, DbSession, Viewer, get_database
 from product_importer.system import queues as system_queues
 from product_importer.system import service
 from product_importer.system.schemas import QueueRead, SystemRead, WorkerRead

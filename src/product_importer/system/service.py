@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from product_importer.db import utcnow
-from product_importer.system.models import WorkerHeartbeat
+from product_importer.tasks.models import WorkerHeartbeat
 
 # A worker is alive while its last heartbeat is younger than this many of its own intervals:
 # one missed beat (a slow database, a long pause) is not yet a death.
@@ -26,58 +26,10 @@ QUEUE_WORK = {
 
 
 @dataclass(frozen=True)
-class WorkerIdentity:
-    """What a worker process says about itself in every heartbeat."""
-
-    name: str
-    kind: str
-    hostname: str
-    pid: int
-    queues: tuple[str, ...]
-    concurrency: int
-
-
-@dataclass(frozen=True)
 class WorkerState:
     row: WorkerHeartbeat
     alive: bool
     age_seconds: float
-
-
-def record_heartbeat(
-    session: Session,
-    worker: WorkerIdentity,
-    *,
-    interval_seconds: float,
-    leader: bool,
-    running_tasks: int | None,
-    now: datetime | None = None,
-) -> WorkerHeartbeat:
-    """Insert or refresh this worker's row; only its own process writes it, so no race."""
-    now = now or utcnow()
-    row = session.get(WorkerHeartbeat, worker.name)
-    if row is None:
-        row = WorkerHeartbeat(name=worker.name, started_at=now)
-        session.add(row)
-    row.kind = worker.kind
-    row.hostname = worker.hostname
-    row.pid = worker.pid
-    row.queues = list(worker.queues)
-    row.concurrency = worker.concurrency
-    row.heartbeat_seconds = interval_seconds
-    row.last_seen_at = now
-    row.stopped_at = None
-    row.leader = leader
-    row.running_tasks = running_tasks
-    return row
-
-
-def record_stopped(session: Session, name: str, now: datetime | None = None) -> None:
-    row = session.get(WorkerHeartbeat, name)
-    if row is not None:
-        row.stopped_at = now or utcnow()
-        row.leader = False
-        row.running_tasks = 0
 
 
 def is_alive(row: WorkerHeartbeat, now: datetime) -> bool:

@@ -18,11 +18,10 @@ from celery.exceptions import Reject
 from celery.worker import state as worker_state
 
 from product_importer.db import Database
-from product_importer.imports.service import import_ready_to_start
 from product_importer.observability import logs
 from product_importer.settings import Settings
-from product_importer.system.heartbeat import Heartbeat, celery_identity
 from product_importer.tasks import registry
+from product_importer.tasks.heartbeat import Heartbeat, celery_identity
 from product_importer.tasks.leader import FleetScheduler
 from product_importer.tasks.registry import QUEUES, TaskContext, get_task
 
@@ -145,13 +144,15 @@ class ImportWaitingCheck:
         self._every = every_seconds
         self._checked_at = -every_seconds
         self._answer = False
+        # The imports package registers the question (tasks.registry.waiting_check).
+        self._check = registry.get_waiting_check("imports") or (lambda _session: False)
 
     def __call__(self) -> bool:
         now = time.monotonic()
         if now - self._checked_at >= self._every:
             self._checked_at = now
             with self._database.session() as session:
-                self._answer = import_ready_to_start(session)
+                self._answer = self._check(session)
         return self._answer
 
 

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from product_importer.system.heartbeat import Heartbeat, embedded_identity
+from product_importer.tasks.heartbeat import Heartbeat, embedded_identity
 from product_importer.tasks.registry import (
     QUEUES,
     TaskContext,

@@ -17,6 +17,8 @@ from product_importer.observability import logs
 _log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from product_importer.db import Database
     from product_importer.settings import Settings
 
@@ -37,6 +39,7 @@ class TaskContext:
 
 
 TaskFunc = Callable[..., None]
+WaitingCheck = Callable[["Session"], bool]
 F = TypeVar("F", bound=TaskFunc)
 
 
@@ -54,8 +57,11 @@ class PeriodicSpec:
     every_seconds: float
 
 
+# Filled by the domains' task modules as they are imported; the edges (app, CLI) import them
+# all at start-up through `product_importer.wiring`, so the platform never names its users.
 _tasks: dict[str, TaskSpec] = {}
 _periodic: dict[str, PeriodicSpec] = {}
+_waiting_checks: dict[str, WaitingCheck] = {}
 
 
 def task(name: str, *, queue: str = "default") -> Callable[[F], F]:
@@ -82,33 +88,31 @@ def periodic(
 
 
 def get_task(name: str) -> TaskSpec:
-    load_task_modules()
     try:
         return _tasks[name]
     except KeyError:
-        raise LookupError(f"no task named {name!r}") from None
+        raise LookupError(
+            f"no task named {name!r} (are the task modules wired? see product_importer.wiring)"
+        ) from None
 
 
 def all_periodic() -> list[PeriodicSpec]:
-    load_task_modules()
     return list(_periodic.values())
 
 
-def load_task_modules() -> None:
-    """Import every module that registers tasks (imports are cached, so this is cheap)."""
-    for module in TASK_MODULES:
-        __import__(module)
+def waiting_check(queue: str) -> Callable[[WaitingCheck], WaitingCheck]:
+    """Register how to tell, in a session, that work of `queue` waits for a free thread (a
+    worker that also takes other queues asks this; see tasks.celery_app.ImportWaitingCheck)."""
+
+    def register(func: WaitingCheck) -> WaitingCheck:
+        _waiting_checks[queue] = func
+        return func
+
+    return register
 
 
-# Every module that registers tasks; a Celery worker imports the same list.
-TASK_MODULES: list[str] = [
-    "product_importer.catalog.tasks",
-    "product_importer.changes.tasks",
-    "product_importer.imports.tasks",
-    "product_importer.webhooks.tasks",
-    "product_importer.system.tasks",
-    "product_importer.audit.tasks",
-]
+def get_waiting_check(queue: str) -> WaitingCheck | None:
+    return _waiting_checks.get(queue)
 
 
 def run(context: TaskContext, name: str, kwargs: dict[str, Any]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from product_importer.auth.dependencies import AdminPage, ViewerPage, csrf_token
 from product_importer.auth.roles import Role, at_least
 from product_importer.auth.service import Principal
-from product_importer.dependencies import AdminPage, ViewerPage, csrf_token
-from product_importer.web.templating import templates
+from product_importer.templating import templates
 
 router = APIRouter(include_in_schema=False)
 

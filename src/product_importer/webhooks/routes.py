@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from product_importer.dependencies import Admin, AppSettings, AuditLog, DbSession, Viewer
+from product_importer.auth.dependencies import Admin, AppSettings, AuditLog, DbSession, Viewer
 from product_importer.webhooks import delivery, events, schemas, service, signing
 from product_importer.webhooks.models import Endpoint
 

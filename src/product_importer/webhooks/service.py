@@ -330,6 +330,22 @@ def retry_delay(round_attempts: int, outcome: Outcome, settings: Settings) -> fl
     return delay
 
 
+def attempt_result(session: Session, delivery_id: int, endpoint_id: int) -> str:
+    """What came of an attempt once `record_attempt` has decided what follows it, in the words
+    of the deliveries metric."""
+    delivery = session.get(Delivery, delivery_id)
+    endpoint = session.get(Endpoint, endpoint_id)
+    if delivery is None or endpoint is None:
+        return "dropped"  # deleted while the receiver was answering
+    if delivery.status == "succeeded":
+        return "delivered"
+    if delivery.status == "pending":
+        return "will_retry"
+    if not endpoint.enabled:
+        return "endpoint_disabled"
+    return "failed"  # no retries left
+
+
 def record_attempt(
     session: Session, attempt: Attempt, outcome: Outcome, settings: Settings
 ) -> None:

@@ -59,7 +59,10 @@ def deliver(context: TaskContext, endpoint_id: int, lease_token: str) -> None:
         )
         with context.database.session() as session:
             service.record_attempt(session, attempt, outcome, settings)
-            metrics.record_delivery(session, attempt.delivery_id, attempt.endpoint_id, outcome)
+            metrics.record_delivery(
+                service.attempt_result(session, attempt.delivery_id, attempt.endpoint_id),
+                outcome.latency_ms / 1000 if outcome.status_code is not None else None,
+            )
             if context.stopping.is_set() or out_of_turn:
                 attempt = None
             else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from product_importer.dependencies import Viewer
+from product_importer.auth.dependencies import Viewer
 from product_importer.observability import metrics
 
 router = APIRouter(tags=["system"])

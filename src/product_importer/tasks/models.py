@@ -11,7 +11,7 @@ KINDS = ("celery", "embedded")
 
 
 class WorkerHeartbeat(Base):
-    """One process that runs background work, as it last reported itself (see system.heartbeat)."""
+    """One process that runs background work, as it last reported itself (see tasks.heartbeat)."""
 
     __tablename__ = "worker_heartbeats"
 

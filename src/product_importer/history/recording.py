@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from product_importer.changes.record_tables import RECORD_COLUMNS, RecordTarget
+from product_importer.history.record_tables import RECORD_COLUMNS, RecordTarget
 
 # For the bench only: PRODUCT_IMPORTER_BENCH_RECORD_HISTORY=0 measures an import without its
 # change records (the cost of keeping history). Never set in production: nothing could be

@@ -4,7 +4,7 @@
 single edit): who, when, what kind, counts, and for background work its status. `product_changes`
 holds one row per product a change touched, keyed by (change, SKU key): a change touches a
 product at most once. Rows are written set-based inside the change's own transaction. A large
-change on PostgreSQL keeps its rows in a table of its own instead (`changes.record_tables`).
+change on PostgreSQL keeps its rows in a table of its own instead (`history.record_tables`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from datetime import datetime
 from sqlalchemy import Boolean, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from product_importer.catalog.models import NAME_MAX_LENGTH, SKU_MAX_LENGTH
 from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
+
+# A record keeps a product as it was, so its columns are as wide as the product's
+# (catalog.models; history sits below the catalogue, and a test checks the two agree).
+SKU_MAX_LENGTH = 255
+NAME_MAX_LENGTH = 500
 
 KINDS = ("import", "delete_all", "bulk", "undo", "edit")
 STATUSES = ("queued", "running", "completed", "failed")

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from product_importer.changes import record_tables
-from product_importer.changes.models import ChangeSet, KeptProduct, ProductChange
-from product_importer.changes.record_tables import RECORD_COLUMNS, SHARED, RecordTarget
 from product_importer.db import UTCDateTime
+from product_importer.history import record_tables
+from product_importer.history.models import ChangeSet, KeptProduct, ProductChange
+from product_importer.history.record_tables import RECORD_COLUMNS, SHARED, RecordTarget
 
 _SKU_TAKEN = (
     "(r.op = 'deleted' AND EXISTS (SELECT 1 FROM products AS p WHERE p.sku_key = r.sku_key)) "

@@ -11,14 +11,64 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from product_importer.db import Database
-from product_importer.system import service
-from product_importer.system.service import WorkerIdentity
+from product_importer.db import Database, utcnow
+from product_importer.tasks.models import WorkerHeartbeat
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """What a worker process says about itself in every heartbeat."""
+
+    name: str
+    kind: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+
+
+def record_heartbeat(
+    session: Session,
+    worker: WorkerIdentity,
+    *,
+    interval_seconds: float,
+    leader: bool,
+    running_tasks: int | None,
+    now: datetime | None = None,
+) -> WorkerHeartbeat:
+    """Insert or refresh this worker's row; only its own process writes it, so no race."""
+    now = now or utcnow()
+    row = session.get(WorkerHeartbeat, worker.name)
+    if row is None:
+        row = WorkerHeartbeat(name=worker.name, started_at=now)
+        session.add(row)
+    row.kind = worker.kind
+    row.hostname = worker.hostname
+    row.pid = worker.pid
+    row.queues = list(worker.queues)
+    row.concurrency = worker.concurrency
+    row.heartbeat_seconds = interval_seconds
+    row.last_seen_at = now
+    row.stopped_at = None
+    row.leader = leader
+    row.running_tasks = running_tasks
+    return row
+
+
+def record_stopped(session: Session, name: str, now: datetime | None = None) -> None:
+    row = session.get(WorkerHeartbeat, name)
+    if row is not None:
+        row.stopped_at = now or utcnow()
+        row.leader = False
+        row.running_tasks = 0
 
 
 def embedded_identity(queues: tuple[str, ...], concurrency: int) -> WorkerIdentity:
@@ -82,7 +132,7 @@ class Heartbeat:
             self._thread.join(timeout)
         try:
             with self.database.session() as session:
-                service.record_stopped(session, self.worker.name)
+                record_stopped(session, self.worker.name)
         except SQLAlchemyError as exc:
             log.warning("heartbeat: could not record that the worker stopped (%s)", exc)
 
@@ -90,7 +140,7 @@ class Heartbeat:
         """Record one heartbeat; False (and a warning, once per outage) when it did not reach."""
         try:
             with self.database.session() as session:
-                service.record_heartbeat(
+                record_heartbeat(
                     session,
                     self.worker,
                     interval_seconds=self.interval_seconds,

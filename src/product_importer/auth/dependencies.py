@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
-from product_importer.audit import service as audit_service
+from product_importer.auth import auditing as audit_service
 from product_importer.auth import service as auth_service
 from product_importer.auth.ratelimit import SignInGuard
 from product_importer.auth.roles import Role, at_least
