@@ -97,9 +97,10 @@ def _resolve(request: Request, session: Session, settings: Settings) -> auth_ser
         return principal  # bearer requests carry no ambient credentials, so no CSRF check
     user_id = request.session.get("user_id")
     generation = request.session.get("gen", 0)
+    session_id = request.session.get("sid")
     principal = (
-        auth_service.principal_for_session(session, user_id, generation)
-        if isinstance(user_id, int) and isinstance(generation, int)
+        auth_service.principal_for_session(session, user_id, generation, session_id)
+        if isinstance(user_id, int) and isinstance(generation, int) and isinstance(session_id, str)
         else None
     )
     if principal is None:

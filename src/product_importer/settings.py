@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     signin_limit_per_address: str = Field(
         default="20/15 minutes", description="Failed sign-ins allowed per client address."
     )
+    signin_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Passwords one web process checks at once; more sign-ins at once get 429.",
+    )
     audit_retention_days: float = Field(
         default=180, gt=0, description="Audit log entries older than this are pruned."
     )

@@ -10,6 +10,7 @@ from product_importer.accounts import schemas
 from product_importer.accounts import service as accounts
 from product_importer.audit import service as audit
 from product_importer.auth.models import ApiToken, User
+from product_importer.auth.ratelimit import BUSY_MESSAGE, TooManyAttempts
 from product_importer.dependencies import Admin, DbSession, Guard, Viewer, client_address
 
 router = APIRouter(tags=["accounts"])
@@ -211,22 +212,28 @@ def change_own_password(
         username = accounts.get_user(session, user_id).username
     except accounts.AccountError as exc:
         raise _http(exc) from None
-    blocked = guard.blocked(username, address)
-    if blocked is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            blocked.message,
-            headers={"Retry-After": str(blocked.retry_after)},
-        )
-    try:
-        user = accounts.change_own_password(
-            session, user_id, body.current_password, body.new_password
-        )
-    except accounts.Forbidden as exc:
-        guard.failed(username, address)
-        raise _http(exc) from None
-    except accounts.AccountError as exc:
-        raise _http(exc) from None
+    with guard.slot() as admitted:
+        if not admitted:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS, BUSY_MESSAGE, headers={"Retry-After": "1"}
+            )
+        attempt = guard.attempt(username, address)  # counted before the password is checked
+        if isinstance(attempt, TooManyAttempts):
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                attempt.message,
+                headers={"Retry-After": str(attempt.retry_after)},
+            )
+        try:
+            user = accounts.change_own_password(
+                session, user_id, body.current_password, body.new_password
+            )
+        except accounts.Forbidden as exc:
+            raise _http(exc) from None
+        except accounts.AccountError as exc:
+            guard.succeeded(attempt)  # the current password was right
+            raise _http(exc) from None
+        guard.succeeded(attempt)
     if principal.kind == "user":
         request.session["gen"] = user.session_generation  # this session goes on
     audit.record(
