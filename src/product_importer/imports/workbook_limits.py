@@ -34,7 +34,8 @@ MIB = 1024 * 1024
 # Excel's own maximum sheet; calamine stops there too.
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
-# rows x columns from A1 to the last cell with a value: 500,000 rows of 24 columns. calamine
+# rows x columns from A1 to the last cell with a value: 500,000 rows (header included) of 24
+# columns. calamine
 # holds 32 bytes a cell (about 370 MB here), whatever the cells hold.
 MAX_CELLS = 12_000_000
 # One cell's text, as one CSV field (a longer one is almost surely not a product).
@@ -144,21 +145,22 @@ def _check_declared(info: zipfile.ZipInfo) -> None:
     _check_ratio(info, info.file_size)
 
 
-def _check_ratio(info: zipfile.ZipInfo, size: int) -> None:
+def _check_ratio(info: zipfile.ZipInfo, size: int, more: bool = False) -> None:
     if size > RATIO_FROM_BYTES and size > MAX_PACKING_RATIO * max(info.compress_size, 1):
         ratio = size // max(info.compress_size, 1)
         raise WorkbookTooLarge(
-            f"The workbook part {info.filename} unpacks to {_n(ratio)} times its packed size, "
-            f"over the limit of {MAX_PACKING_RATIO} times (a ZIP bomb?); {SAVE_SMALLER}."
+            f"The workbook part {info.filename} unpacks to {'more than ' if more else ''}"
+            f"{_n(ratio)} times its packed size, over the limit of {MAX_PACKING_RATIO} times "
+            f"(a ZIP bomb?); {SAVE_SMALLER}."
         )
 
 
 def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
     """The part's bytes as they really unpack: zipfile stops at the size the directory declares,
-    and calamine does not, so the declared size is raised to the limit and the bytes counted."""
+    and calamine does not, so the declared size is lifted and the bytes counted here."""
     limit = _part_limit(info.filename)
     honest = copy.copy(info)
-    honest.file_size = limit + 1
+    honest.file_size = 1 << 62  # zipfile then reads to the end of the packed data
     size = 0
     with archive.open(honest) as stream:
         while chunk := stream.read(CHUNK):
@@ -169,7 +171,7 @@ def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
                         f"The workbook part {info.filename} unpacks to more than {_n(limit)} "
                         f"bytes, over the limit; {SAVE_SMALLER}."
                     )
-                _check_ratio(info, size)
+                _check_ratio(info, size, more=True)
             yield chunk
     if size != info.file_size:
         raise FileFormatError(
@@ -231,9 +233,11 @@ class Extent:
             )
 
 
-def _cell_too_long(sheet: str, size: int) -> WorkbookTooLarge:
+def _cell_too_long(sheet: str, size: int | None = None) -> WorkbookTooLarge:
+    """`size` when it is known; a text read in a stream is refused as soon as it is too long."""
+    held = f"{_n(size)} bytes" if size is not None else f"more than {_n(MAX_CELL_BYTES)} bytes"
     return WorkbookTooLarge(
-        f"A cell of the sheet {sheet!r} holds {_n(size)} bytes of text, over the limit of "
+        f"A cell of the sheet {sheet!r} holds {held} of text, over the limit of "
         f"{_n(MAX_CELL_BYTES)} bytes for one cell; {SAVE_SMALLER}."
     )
 
@@ -327,7 +331,7 @@ def _shared_string_sizes(archive: zipfile.ZipFile, sheet: str) -> array[int]:
             started = True
             pending = len(piece)
         if pending > MAX_CELL_BYTES:
-            raise _cell_too_long(sheet, pending)
+            raise _cell_too_long(sheet)
     if started:
         sizes.append(pending + len(tail))
     longest = max(sizes, default=0)
@@ -362,7 +366,7 @@ def _scan_references(
         last = chunk.rfind(b"<")
         run = run + len(chunk) if last < 0 else len(chunk) - last - 1
         if run > MAX_CELL_BYTES:
-            raise _cell_too_long(extent.sheet, run)
+            raise _cell_too_long(extent.sheet)
         buf = tail + chunk
         # Carry the last cell whole to the next chunk (its shared string index with it).
         cut = buf.rfind(b"<c ", max(0, len(buf) - CHUNK))
