@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         default="20/15 minutes", description="Failed sign-ins allowed per client address."
     )
     signin_concurrency: int = Field(
-        default=4,
+        default=2,
         ge=1,
         le=64,
         description="Passwords one web process checks at once; more sign-ins at once get 429.",
@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         default=180, gt=0, description="Audit log entries older than this are pruned."
     )
     max_upload_bytes: int = Field(default=GIB, ge=1)
+    max_decompressed_bytes: int = Field(
+        default=10 * GIB,
+        ge=1,
+        description="A .csv.gz is refused once it inflates past this (a 1 MB gzip can hold "
+        "terabytes); CSV compresses 3-5x, so 10x the upload limit leaves room.",
+    )
     upload_retention_days: float = Field(
         default=7,
         ge=0,
