@@ -11,7 +11,14 @@ from product_importer.accounts import service as accounts
 from product_importer.audit import service as audit
 from product_importer.auth.models import ApiToken, User
 from product_importer.auth.ratelimit import BUSY_MESSAGE, TooManyAttempts
-from product_importer.dependencies import Admin, DbSession, Guard, Viewer, client_address
+from product_importer.dependencies import (
+    Admin,
+    DbSession,
+    Guard,
+    NoStore,
+    Viewer,
+    client_address,
+)
 
 router = APIRouter(tags=["accounts"])
 
@@ -59,6 +66,7 @@ def list_users(session: DbSession, _principal: Admin) -> list[schemas.UserRead]:
     "/api/users",
     status_code=status.HTTP_201_CREATED,
     summary="Create a user",
+    dependencies=[NoStore],
     responses={409: {"description": "The user name is taken."}},
 )
 def create_user(
@@ -116,7 +124,11 @@ def update_user(
     return _user(user)
 
 
-@router.post("/api/users/{user_id}/reset-password", summary="Reset a user's password")
+@router.post(
+    "/api/users/{user_id}/reset-password",
+    summary="Reset a user's password",
+    dependencies=[NoStore],
+)
 def reset_password(
     user_id: UserId, request: Request, session: DbSession, principal: Admin
 ) -> schemas.PasswordReset:
@@ -144,6 +156,7 @@ def list_tokens(session: DbSession, _principal: Admin) -> list[schemas.TokenRead
     "/api/tokens",
     status_code=status.HTTP_201_CREATED,
     summary="Create an API token",
+    dependencies=[NoStore],
     responses={403: {"description": "The role asked for is above the creator's."}},
 )
 def create_token(
