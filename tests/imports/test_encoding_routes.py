@@ -46,8 +46,14 @@ def test_hostile_encodings_are_refused_and_a_wrong_one_fails_the_job(
         assert response.status_code == 422, (bad, response.text)
     assert "Unknown text encoding 'rot13'" in post(client, b"sku,name\n", encoding="rot13").text
     assert client.get("/api/imports").json()["total"] == 0
-    # UTF-8 asked for, but a later row is Windows-1252: the job fails with the reason.
+    # UTF-8 asked for, but a row near the start is Windows-1252: refused at upload.
     rows = b"".join(b"R-%d,Row\n" % i for i in range(3000))
+    content = b"sku,name\n" + rows + "X-1,Café\n".encode("cp1252")
+    response = post(client, content, "?encoding=utf-8")
+    assert response.status_code == 422
+    assert "The start of the file cannot be decoded as utf-8" in response.json()["detail"]
+    # ... and one far into the file: the job fails with the reason.
+    rows = b"".join(b"R-%d,Row\n" % i for i in range(40_000))
     content = b"sku,name\n" + rows + "X-1,Café\n".encode("cp1252")
     job = wait_for(client, post(client, content, "?encoding=utf-8").json()["id"])
     assert job["status"] == "failed"
