@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import random
 import string
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
+import xlwt
 
 from product_importer.imports import workbook_limits as limits
 from product_importer.imports.columns import FileFormatError
@@ -167,7 +170,7 @@ def test_a_shared_string_counts_once_for_each_cell_that_uses_it(
     rows = "".join(f'<row r="{n}"><c r="A{n}" t="s"><v>0</v></c></row>' for n in range(3, 33))
     data = raw_xlsx(HEADER_ROWS + rows, shared=[letters(100_000)])
     message = refusal(data)
-    assert "The sheet 'Products' holds 3,000,5" in message
+    assert "The sheet 'Products' holds at least 3,000,540 bytes" in message
     assert (
         "bytes of text once shared or repeated cells are copied into each cell, over the "
         "limit of 2,097,152 bytes" in message
@@ -227,6 +230,86 @@ def test_an_xls_over_its_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert WorkbookSource(io.BytesIO(book)).total_rows == 2
     monkeypatch.setattr(limits, "MAX_XLS_BYTES", 1000)
     assert f"The .xls file is {len(book):,} bytes, over the limit of 1,000 bytes" in refusal(book)
+
+
+def test_an_xls_is_walked_record_by_record_before_calamine_opens_it(tmp_path: Path) -> None:
+    """A 6 KB .xls with a value at IV65536 took calamine to 1 GB; one long shared string in
+    20,000 cells would be 1.3 GB of copies. Both are refused at the default limits."""
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Products")
+    sheet.write(0, 0, "sku")
+    sheet.write(0, 1, "name")
+    sheet.write(65535, 255, "x")
+    corner = io.BytesIO()
+    book.save(corner)
+    message = "The sheet 'Products' spans 65,536 rows by 256 columns"
+    assert message in refusal(corner.getvalue())
+    refused, peak = read_in_a_process(tmp_path, corner.getvalue(), "corner.xls")
+    assert "16,777,216 cells, over the limit of 12,000,000 cells" in refused
+    assert peak < MEMORY_BOUND_MB
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Products")
+    sheet.write(0, 0, "sku")
+    long = letters(32_767)
+    for row in range(1, 20_001):
+        sheet.write(row, 0, long)
+    copies = io.BytesIO()
+    book.save(copies)
+    assert "The sheet 'Products' holds at least 1,310,680,006 bytes of text once shared" in refusal(
+        copies.getvalue()
+    )
+
+
+def _record(kind: int, payload: bytes) -> bytes:
+    """An .xlsb record: type and size as 7-bit varints, then the payload."""
+    head = bytes([kind]) if kind < 0x80 else bytes([(kind & 0x7F) | 0x80, kind >> 7])
+    size, encoded = len(payload), b""
+    while True:
+        encoded += bytes([(size & 0x7F) | (0x80 if size > 0x7F else 0)])
+        size >>= 7
+        if not size:
+            break
+    return head + encoded + payload
+
+
+def _wide(text: str) -> bytes:
+    return struct.pack("<I", len(text)) + text.encode("utf-16-le")
+
+
+def _xlsb(cells: list[tuple[int, int, int]], shared: list[str]) -> bytes:
+    """The parts of an .xlsb the limits read: (row, column, shared string) cells."""
+    bundle = _record(0x9C, struct.pack("<II", 0, 1) + _wide("rId1") + _wide("Products"))
+    sheet = b""
+    for row, column, index in cells:
+        sheet += _record(0x00, struct.pack("<I", row) + bytes(8))
+        sheet += _record(0x07, struct.pack("<III", column, 0, index))
+    strings = b"".join(_record(0x13, b"\x00" + _wide(text)) for text in shared)
+    rels = (
+        '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+        'package/2006/relationships"><Relationship Id="rId1" Type="worksheet" '
+        'Target="worksheets/sheet1.bin"/></Relationships>'
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.bin", bundle)
+        archive.writestr("xl/_rels/workbook.bin.rels", rels)
+        archive.writestr("xl/worksheets/sheet1.bin", sheet)
+        archive.writestr("xl/sharedStrings.bin", strings)
+    return out.getvalue()
+
+
+def test_an_xlsb_sheet_is_walked_record_by_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    def check(data: bytes) -> None:
+        limits.check_archive(io.BytesIO(data))
+        limits.check_sheet(io.BytesIO(data), "Products")
+
+    check(_xlsb([(0, 0, 0), (0, 1, 1), (1, 0, 0)], ["sku", "name"]))
+    with pytest.raises(limits.WorkbookTooLarge, match="spans 1,048,576 rows by 16,384 columns"):
+        check(_xlsb([(0, 0, 0), (1_048_575, 16_383, 1)], ["sku", "name"]))
+    monkeypatch.setattr(limits, "MAX_TEXT_BYTES", limits.MIB)
+    many = [(row, 0, 1) for row in range(30)]
+    with pytest.raises(limits.WorkbookTooLarge, match="holds at least 1,080,000 bytes of text"):
+        check(_xlsb(many, ["sku", letters(20_000)]))
 
 
 def test_a_realistic_big_workbook_fits_the_limits() -> None:

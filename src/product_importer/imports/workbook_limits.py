@@ -227,9 +227,9 @@ class Extent:
             )
         if self.text > MAX_TEXT_BYTES:
             raise WorkbookTooLarge(
-                f"{where} holds {_n(self.text)} bytes of text once shared or repeated cells "
-                f"are copied into each cell, over the limit of {_n(MAX_TEXT_BYTES)} bytes; "
-                f"{SAVE_SMALLER}."
+                f"{where} holds at least {_n(self.text)} bytes of text once shared or repeated "
+                f"cells are copied into each cell, over the limit of {_n(MAX_TEXT_BYTES)} "
+                f"bytes; {SAVE_SMALLER}."
             )
 
 
@@ -637,7 +637,7 @@ def _ods_row(xml: bytes, row: int, times: int, extent: Extent) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# .xls: an OLE file calamine reads whole
+# .xls: an OLE file calamine reads whole, every sheet as it opens the file
 
 
 def _check_xls(raw: BinaryIO) -> None:
@@ -647,3 +647,174 @@ def _check_xls(raw: BinaryIO) -> None:
             f"The .xls file is {_n(size)} bytes, over the limit of {_n(MAX_XLS_BYTES)} bytes "
             f"for that older format; save it as .xlsx or CSV and upload it again."
         )
+    try:
+        stream = _ole_stream(raw, ("Workbook", "Book"))
+    except (struct.error, IndexError, ValueError):
+        return  # not an OLE file we can follow: calamine says what is wrong with it
+    if stream is not None:
+        _scan_biff(stream)
+
+
+_END_OF_CHAIN = 0xFFFFFFFA  # this and above: end of chain, free, FAT or DIFAT sector
+
+
+def _ole_stream(raw: BinaryIO, names: tuple[str, ...]) -> bytes | None:
+    """The named stream of an OLE (compound) file, or None when it has none (an encrypted
+    .xlsx): just enough of the format to follow a stream's sectors."""
+    raw.seek(0)
+    header = raw.read(512)
+    shift = struct.unpack_from("<H", header, 30)[0]
+    if shift not in (9, 12):
+        return None
+    sector_size = 1 << shift
+    mini_size = 1 << struct.unpack_from("<H", header, 32)[0]
+    fat_count, directory_start = struct.unpack_from("<II", header, 44)
+    mini_cutoff, minifat_start, _minifat_count, difat_start = struct.unpack_from(
+        "<IIII", header, 56
+    )
+    total = (raw.seek(0, 2) + sector_size - 1) // sector_size
+
+    def sector(number: int) -> bytes:
+        raw.seek((number + 1) * sector_size)
+        return raw.read(sector_size)
+
+    difat = list(struct.unpack_from("<109I", header, 76))
+    following = difat_start
+    for _ in range(total):
+        if following >= _END_OF_CHAIN:
+            break
+        ids = struct.unpack(f"<{sector_size // 4}I", sector(following))
+        difat.extend(ids[:-1])
+        following = ids[-1]
+    fat: array[int] = array("I")
+    for number in [n for n in difat if n < _END_OF_CHAIN][:fat_count]:
+        fat.frombytes(sector(number))
+
+    def chain(start: int, table: array[int]) -> list[int]:
+        numbers: list[int] = []
+        while start < _END_OF_CHAIN and len(numbers) <= len(table):  # a loop ends here too
+            numbers.append(start)
+            start = table[start]
+        return numbers
+
+    directory = b"".join(sector(n) for n in chain(directory_start, fat))
+    entries = [directory[at : at + 128] for at in range(0, len(directory) - 127, 128)]
+    if not entries:
+        return None
+    for entry in entries:
+        length = struct.unpack_from("<H", entry, 64)[0]
+        if (
+            entry[66] != 2
+            or entry[: max(length - 2, 0)].decode("utf-16-le", "replace") not in names
+        ):
+            continue
+        start = struct.unpack_from("<I", entry, 116)[0]
+        size = struct.unpack_from("<Q", entry, 120)[0] & (0xFFFFFFFF if shift == 9 else -1)
+        if size >= mini_cutoff:
+            return b"".join(sector(n) for n in chain(start, fat))[:size]
+        root_start = struct.unpack_from("<I", entries[0], 116)[0]
+        mini_stream = b"".join(sector(n) for n in chain(root_start, fat))
+        minifat: array[int] = array("I")
+        minifat.frombytes(b"".join(sector(n) for n in chain(minifat_start, fat)))
+        return b"".join(
+            mini_stream[n * mini_size : (n + 1) * mini_size] for n in chain(start, minifat)
+        )[:size]
+    return None
+
+
+_BIFF_BOF = 0x0809
+_BIFF_BOUNDSHEET = 0x0085
+_BIFF_SST = 0x00FC
+_BIFF_CONTINUE = 0x003C
+_BIFF_LABELSST = 0x00FD
+_BIFF_MULRK = 0x00BD
+# NUMBER, LABEL, RK, BOOLERR, FORMULA, RSTRING: a row and a column first (BLANK cells are empty)
+_BIFF_CELLS = {0x0203, 0x0204, 0x027E, 0x0205, 0x0006, 0x00D6, _BIFF_LABELSST, _BIFF_MULRK}
+
+
+def _scan_biff(stream: bytes) -> None:
+    """Every sheet's extent (calamine reads them all when it opens the file)."""
+    names: dict[int, str] = {}
+    sizes: array[int] = array("Q")
+    sst: list[bytes] = []
+    extent: Extent | None = None
+    pos, end = 0, len(stream)
+    unpack = struct.unpack_from
+    while pos + 4 <= end:
+        kind, length = unpack("<HH", stream, pos)
+        data = stream[pos + 4 : pos + 4 + length]
+        if sst and kind != _BIFF_CONTINUE:  # the shared strings are complete
+            sizes, sst = _sst_sizes(sst), []
+        if kind in _BIFF_CELLS and extent is not None and length >= 4:
+            row, column = unpack("<HH", data)
+            if kind == _BIFF_MULRK and length >= 6:
+                column = unpack("<H", data, length - 2)[0]
+            extent.rows = max(extent.rows, row + 1)
+            extent.columns = max(extent.columns, column + 1)
+            if kind == _BIFF_LABELSST and length >= 10:
+                index = unpack("<I", data, 6)[0]
+                extent.text += sizes[index] if index < len(sizes) else 0
+        elif kind == _BIFF_BOF:
+            if extent is not None:
+                extent.check()
+            sheet_kind = unpack("<H", data, 2)[0] if length >= 4 else 0
+            extent = Extent(names.get(pos, "?")) if sheet_kind == 0x0010 else None
+        elif kind == _BIFF_BOUNDSHEET and length >= 8:
+            chars, high = data[6], data[7] & 1
+            names[unpack("<I", data)[0]] = data[8 : 8 + chars * (1 + high)].decode(
+                "utf-16-le" if high else "latin-1", "replace"
+            )
+        if kind == _BIFF_SST:
+            sst = [data]
+        elif kind == _BIFF_CONTINUE and sst:
+            sst.append(data)
+        pos += 4 + length
+    if extent is not None:
+        extent.check()
+
+
+def _sst_sizes(parts: list[bytes]) -> array[int]:
+    """Bytes of each shared string of an .xls (UTF-16 counted), read across CONTINUE records:
+    where a string's characters run into the next record, that record starts with a flags byte."""
+    sizes: array[int] = array("Q")
+    part, data, pos = 0, parts[0], 8
+    count = struct.unpack_from("<I", parts[0], 4)[0] if len(parts[0]) >= 8 else 0
+
+    def skip(size: int) -> None:
+        nonlocal part, data, pos
+        while size > 0:
+            if pos >= len(data):
+                part += 1
+                data, pos = parts[part], 0
+            step = min(size, len(data) - pos)
+            pos += step
+            size -= step
+
+    try:
+        for _ in range(count):
+            if pos + 3 > len(data):
+                part += 1
+                data, pos = parts[part], 0
+            chars, flags = struct.unpack_from("<HB", data, pos)
+            pos += 3
+            runs = extra = 0
+            if flags & 0x08:
+                runs = struct.unpack_from("<H", data, pos)[0]
+                pos += 2
+            if flags & 0x04:
+                extra = struct.unpack_from("<I", data, pos)[0]
+                pos += 4
+            width, left = 1 + (flags & 1), chars
+            while left > 0:
+                if pos >= len(data):
+                    part += 1
+                    data = parts[part]
+                    width, pos = 1 + (data[0] & 1), 1
+                take = min(left, (len(data) - pos) // width) or left
+                pos += take * width
+                left -= take
+            sizes.append(2 * chars)  # at most 65,535 characters: no cell limit to check
+            skip(4 * runs + extra)
+    except (IndexError, struct.error):
+        pass  # cut short: calamine will say the file is damaged
+    return sizes
