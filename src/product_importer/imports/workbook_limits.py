@@ -341,8 +341,9 @@ def _shared_string_sizes(archive: zipfile.ZipFile, sheet: str) -> array[int]:
 
 
 _SI = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s>]")
-_REF_COLUMN = re.compile(rb'<c r="([A-Za-z]+)')
 _REF_ROW = re.compile(rb'<c r="[A-Za-z]+([0-9]+)"')
+# Any r="B7" (faster than with "<c " first): another element's would only overstate the width.
+_REF_COLUMN = re.compile(rb'r="([A-Za-z]+)[0-9]')
 _SHARED = re.compile(rb' t="s"[^>/]*>\s*<v>\s*([0-9]{1,12})\s*</v>')
 
 
@@ -391,7 +392,7 @@ def _count_references(buf: bytes, extent: Extent, sizes: array[int]) -> bool:
             return False
     if not rows:
         return True
-    extent.rows = max(extent.rows, max(map(int, rows)))
+    extent.rows = max(extent.rows, max(map(int, set(rows))))
     columns = set(_REF_COLUMN.findall(buf))
     extent.columns = max(extent.columns, max(map(column_number, columns)))
     if sizes:
