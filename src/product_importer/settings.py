@@ -171,7 +171,7 @@ class Settings(BaseSettings):
         path = self.home / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.ensure_home()
         key = secrets.token_urlsafe(48)
         # Create with owner-only permissions; a second process racing us keeps the first key.
         try:
@@ -183,7 +183,8 @@ class Settings(BaseSettings):
         return key
 
     def ensure_home(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        # Owner only when we create it: it holds the database, the secret key and uploads.
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def get_settings() -> Settings:
