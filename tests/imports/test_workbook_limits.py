@@ -331,3 +331,32 @@ def test_a_damaged_part_is_still_reported_as_damage() -> None:
     data = raw_xlsx(HEADER_ROWS, shared=["sku"], shared_declared_size=5)
     with pytest.raises(FileFormatError, match="damaged"):
         WorkbookSource(io.BytesIO(data))
+
+
+def _with_part(data: bytes, name: str, content: str) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            target.writestr(item, content if item.filename == name else source.read(item))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "target", ["/xl/worksheets/sheet1.xml", "worksheets/../worksheets/sheet1.xml", "nowhere.xml"]
+)
+def test_the_sheet_part_is_found_however_the_relationship_names_it(target: str) -> None:
+    """An absolute or roundabout target is followed; one that cannot be followed makes every
+    worksheet part checked, since calamine may still find the sheet."""
+    data = raw_xlsx(HEADER_ROWS + '<row r="1048576">' + cell("XFD1048576", "x") + "</row>")
+    rels = (
+        '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://'
+        'schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+        f'Target="{target}"/></Relationships>'
+    )
+    moved = _with_part(data, "xl/_rels/workbook.xml.rels", rels)
+    with pytest.raises(FileFormatError):  # over the limit, or a sheet calamine cannot find
+        WorkbookSource(io.BytesIO(moved))
+    with pytest.raises(limits.WorkbookTooLarge, match="17,179,869,184 cells"):
+        limits.check_sheet(io.BytesIO(moved), "Products")
