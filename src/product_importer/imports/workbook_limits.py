@@ -38,8 +38,8 @@ MAX_COLUMNS = 16_384
 # rows x columns from A1 to the last cell with a value: 500,000 rows (header included) of 24
 # columns. calamine holds 32 bytes a cell (366 MiB here), whatever the cells hold.
 MAX_CELLS = 12_000_000
-# One cell's text, as one CSV field (a longer one is almost surely not a product).
-MAX_CELL_BYTES = 16 * MIB
+# One cell's text, as one CSV row (a longer one is almost surely not a product).
+MAX_CELL_BYTES = 8 * MIB
 # Text that shared strings and repeated cells add once copied into each cell using them.
 MAX_TEXT_BYTES = 1024 * MIB
 # Unpacked bytes of one part of the ZIP (a sheet, content.xml); shared strings stay in memory
