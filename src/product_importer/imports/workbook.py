@@ -2,6 +2,8 @@
 
 calamine reads one sheet's cells into memory (compactly, in Rust) and we turn one row at a time
 into the text a person sees in the spreadsheet, so the rest of the import is the CSV pipeline.
+calamine holds a dense grid and has no limits of its own, so `workbook_limits` checks the file
+before calamine reads any of it.
 Bytes say nothing about progress here (the sheet is read before the first row), so progress is
 rows done out of the sheet's height.
 """
