@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,12 +86,24 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def create_private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only, before SQLite would create it with
+    the umask's mode: it holds user password and API token hashes and webhook signing secrets.
+    SQLite gives the -wal and -shm files it creates the database file's mode. An existing file
+    is left as it is."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = parsed.database
+        # Not for ":memory:" nor a "file:" URI (SQLite's own syntax, options and all).
+        if database and database != ":memory:" and not database.startswith("file:"):
+            create_private_file(Path(database))
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=False
         )

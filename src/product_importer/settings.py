@@ -39,10 +39,22 @@ class Settings(BaseSettings):
     signin_limit_per_address: str = Field(
         default="20/15 minutes", description="Failed sign-ins allowed per client address."
     )
+    signin_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Passwords one web process checks at once; more sign-ins at once get 429.",
+    )
     audit_retention_days: float = Field(
         default=180, gt=0, description="Audit log entries older than this are pruned."
     )
     max_upload_bytes: int = Field(default=GIB, ge=1)
+    max_decompressed_bytes: int = Field(
+        default=10 * GIB,
+        ge=1,
+        description="A .csv.gz is refused once it inflates past this (a 1 MB gzip can hold "
+        "terabytes); CSV compresses 3-5x, so 10x the upload limit leaves room.",
+    )
     upload_retention_days: float = Field(
         default=7,
         ge=0,
@@ -159,7 +171,7 @@ class Settings(BaseSettings):
         path = self.home / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.ensure_home()
         key = secrets.token_urlsafe(48)
         # Create with owner-only permissions; a second process racing us keeps the first key.
         try:
@@ -171,7 +183,8 @@ class Settings(BaseSettings):
         return key
 
     def ensure_home(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        # Owner only when we create it: it holds the database, the secret key and uploads.
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def get_settings() -> Settings:

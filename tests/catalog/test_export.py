@@ -28,6 +28,37 @@ HOSTILE = [
     "normal",
     "a=b",
 ]
+# Spreadsheets skip leading spaces before a formula: each of these runs one when opened.
+SPACED = [
+    " =1+1",
+    "   +33",
+    "\u00a0=cmd|' /C calc'!A0",  # no-break space
+    "\u00a0\u00a0-2",
+    "\n=1+1",
+    "\r\n@SUM(A1)",
+    "\t =1",
+    "\x0b=1",  # vertical tab
+    "\x0c=1",  # form feed
+    "\u2003=1",  # em space
+    "\u3000=1",  # ideographic space
+    "\u200b=1",  # zero-width space
+    "\ufeff=1",  # byte order mark
+    " \u00a0\n\t=1",
+    "'  =already quoted after spaces",
+]
+
+
+@pytest.mark.parametrize("value", SPACED)
+def test_formulas_after_leading_spaces_are_neutralised_and_restore_exactly(value: str) -> None:
+    safe = neutralise_cell(value)
+    assert safe == "'" + value
+    assert restore_cell(safe) == value
+
+
+@pytest.mark.parametrize("value", ["  plain", "\u00a0text", "\nline", " 5", "a =b", "   "])
+def test_leading_spaces_alone_change_nothing(value: str) -> None:
+    assert neutralise_cell(value) == value
+    assert restore_cell(value) == value
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -65,6 +96,24 @@ def test_export_streams_every_product_and_reads_back_the_same(database: Database
         for name, sku, d, active in rows[1:]
     ]  # fmt: skip
     assert read_back == [{"active": True} | row for row in products]
+
+
+def test_export_neutralises_formulas_behind_spaces_on_each_database(database: Database) -> None:
+    products = [
+        {"sku": "NBSP-1", "name": '\u00a0=HYPERLINK("http://x")', "description": "\n=1+1"},
+        {"sku": " -2", "name": "\r\n@cmd", "description": "\u2003 +3"},
+    ]
+    add_products(database, products)
+    rows = parse(b"".join(stream_csv(database, ProductFilters())).decode("utf-8"))
+    for cells in rows[1:]:
+        assert all(cell[:1] == "'" for cell in cells[:3] if cell != "NBSP-1"), cells
+    read_back = [
+        {"sku": restore_cell(sku), "name": restore_cell(name), "description": restore_cell(d)}
+        for name, sku, d, _active in rows[1:]
+    ]
+    assert sorted(read_back, key=lambda row: row["name"]) == sorted(
+        products, key=lambda row: row["name"]
+    )
 
 
 def test_export_applies_the_list_filters(database: Database) -> None:

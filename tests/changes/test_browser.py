@@ -129,3 +129,38 @@ def test_the_table_fits_at_1280_and_390(page: Page, live_server: LiveServer) -> 
         if width == 1280:  # the whole row fits in the card, Delete included
             assert box["x"] + box["width"] <= card["x"] + card["width"], (box, card)
         screenshot(page, f"products-table-{width}")
+
+
+def test_an_editor_is_not_offered_deleting_every_product(
+    page: Page, live_server: LiveServer
+) -> None:
+    from product_importer.auth.roles import Role
+    from tests.factories import DEFAULT_PASSWORD, make_user
+
+    add_products(live_server.database, numbered(30, prefix="OAK-", name="Oak chair"))
+    make_user(live_server.database, "ed", role=Role.editor)
+    page.goto("/login")
+    page.get_by_label("Username").fill("ed")
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto("/products?page_size=25")
+    page.get_by_label("Select all products on this page").check()
+    delete = page.locator("#bulk-delete")
+    expect(delete).to_be_visible()  # 25 of 30: an editor may
+    page.get_by_role("button", name="Select all 30 products matching these filters").click()
+    expect(page.locator("#bulk-count")).to_have_text(
+        "All 30 products matching these filters are selected."
+    )
+    expect(delete).to_be_hidden()
+    expect(page.locator("#bulk-delete-note")).to_have_text(
+        "Deleting every product needs the admin role."
+    )
+    expect(page.get_by_role("button", name="Deactivate", exact=True)).to_be_visible()
+    screenshot(page, "products-bulk-editor-everything-1280")
+    # A filter that leaves some products out gives Delete back.
+    page.get_by_role("button", name="Clear selection").click()
+    page.goto("/products?sku=OAK-0000*")
+    page.get_by_label("Select all products on this page").check()
+    expect(delete).to_be_visible()
+    expect(page.locator("#bulk-delete-note")).to_be_hidden()

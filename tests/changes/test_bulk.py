@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from product_importer.auth.roles import Role
 from product_importer.catalog.locking import CatalogueLock
 from product_importer.changes import bulk
 from product_importer.db import Database
 from tests.catalog.helpers import events, wait_for
 from tests.changes.helpers import catalogue, csv_of, undo, wait_for_change
+from tests.factories import sign_in
 from tests.imports.conftest import run_import
 
 ROWS = csv_of(
@@ -136,3 +138,128 @@ def test_hostile_bulk_requests_get_422_and_change_nothing(
     assert response.status_code == 422, response.text
     assert "detail" in response.json()
     assert len(catalogue(database)) == 20
+
+
+def _editor(client: TestClient, database: Database) -> TestClient:
+    """A second browser on the same app, signed in as an editor."""
+    editor = TestClient(client.app)
+    sign_in(editor, database, "ed", role=Role.editor)
+    return editor
+
+
+ALL_IDS = object()  # stands for "every product's id", known only once they exist
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {"filter": {}, "expected_total": 20},
+        {"filter": {"active": None, "q": None}, "expected_total": 20},
+        {"filter": {"name": "i"}, "expected_total": 20},  # "chair" and "Pine" both
+        {"filter": {"sku": "*"}, "expected_total": 20},
+        {"ids": ALL_IDS},
+    ],
+    ids=["empty-filter", "unset-filters", "filter-covering-all", "sku-star", "every-id"],
+)
+def test_an_editor_cannot_bulk_delete_every_product(
+    client: TestClient, database: Database, selection: dict[str, object]
+) -> None:
+    run_import(client, ROWS)
+    if selection.get("ids") is ALL_IDS:
+        items = client.get("/api/products", params={"page_size": 50}).json()["items"]
+        selection = {"ids": [item["id"] for item in items]}
+    before = catalogue(database)
+    editor = _editor(client, database)
+
+    refused = editor.post("/api/products/bulk", json={"action": "delete", **selection})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["detail"] == (
+        "This would delete every product in the catalogue (20), which needs the admin role. "
+        "Your role is editor."
+    )
+    assert catalogue(database) == before
+    assert client.get("/api/changes", params={"kind": "bulk"}).json()["total"] == 0
+    # The dry run says so, for the UI; deactivating everything is an editor's to do.
+    count = editor.post("/api/products/bulk?dry_run=true", json={"action": "delete", **selection})
+    assert count.json() == {"action": "delete", "matched": 20, "everything": True}
+    deactivated = editor.post("/api/products/bulk", json={"action": "deactivate", **selection})
+    assert deactivated.status_code == 200, deactivated.text
+    # An admin may, as with delete-all.
+    done = client.post("/api/products/bulk", json={"action": "delete", **selection})
+    assert done.status_code == 200, done.text
+    assert done.json()["deleted"] == 20 and catalogue(database) == {}
+
+
+def test_an_editor_may_bulk_delete_all_but_one(client: TestClient, database: Database) -> None:
+    run_import(client, ROWS)
+    editor = _editor(client, database)
+    count = editor.post(
+        "/api/products/bulk?dry_run=true", json={"action": "delete", "filter": {"q": "oak"}}
+    )
+    assert count.json() == {"action": "delete", "matched": 12, "everything": False}
+    done = editor.post(
+        "/api/products/bulk",
+        json={"action": "delete", "filter": {"q": "oak"}, "expected_total": 12},
+    )
+    assert done.status_code == 200, done.text
+    assert len(catalogue(database)) == 8
+
+
+def test_an_editor_cannot_queue_a_large_delete_of_everything(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "INLINE_LIMIT", 5)
+    run_import(client, ROWS)
+    editor = _editor(client, database)
+    body = {"action": "delete", "filter": {}, "expected_total": 20}
+    refused = editor.post("/api/products/bulk", json=body)
+    assert refused.status_code == 403, refused.text
+    assert "every product" in refused.json()["detail"]
+    assert client.get("/api/changes", params={"kind": "bulk"}).json()["total"] == 0
+    assert len(catalogue(database)) == 20
+
+
+def test_a_queued_delete_that_comes_to_cover_everything_fails_for_an_editor(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job counts again under the lock, in its own transaction: products deleted while it
+    waited cannot turn an editor's partial delete into a delete of everything."""
+    monkeypatch.setattr(bulk, "INLINE_LIMIT", 5)
+    run_import(client, ROWS)
+    editor = _editor(client, database)
+    lock = CatalogueLock(database)
+    assert wait_for(lock.try_acquire, timeout=5)
+    try:
+        queued = editor.post(
+            "/api/products/bulk",
+            json={"action": "delete", "filter": {"q": "oak"}, "expected_total": 12},
+        )
+        assert queued.status_code == 202, queued.text
+        pine = client.get("/api/products", params={"sku": "PINE-*"}).json()["items"]
+        assert len(pine) == 8
+        for item in pine:  # one by one, as an editor may
+            assert editor.delete(f"/api/products/{item['id']}").status_code == 204
+    finally:
+        lock.release()
+    change = wait_for_change(client, queued.json()["id"])
+    assert change["status"] == "failed", change
+    assert change["error"] == (
+        "This would delete every product in the catalogue (12), which needs the admin role."
+    )
+    assert len(catalogue(database)) == 12
+
+
+def test_the_inline_check_counts_in_the_deleting_transaction(database: Database) -> None:
+    """The service refuses by itself, whatever the route counted before."""
+    from product_importer.changes import service as changes_service
+    from product_importer.changes.schemas import BulkRequest
+    from tests.factories import make_product
+
+    ids = [make_product(database, f"ONE-{i}") for i in range(3)]
+    request = BulkRequest(action="delete", ids=ids)
+    with pytest.raises(changes_service.RemovesEverything), database.session() as session:
+        bulk.run_inline(session, request, "ed", matched=2)
+    assert len(catalogue(database)) == 3
+    with database.session() as session:
+        bulk.run_inline(session, request, "admin", 3, may_remove_all=True)
+    assert catalogue(database) == {}

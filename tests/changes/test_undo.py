@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from product_importer.catalog import service as catalog_service
+from product_importer.catalog.locking import CatalogueLock
 from product_importer.changes import service
 from product_importer.db import Database
 from product_importer.history import repository
@@ -241,28 +243,16 @@ def test_kept_csv_only_for_an_undo(client: TestClient) -> None:
     assert client.get("/api/changes/999999/kept").status_code == 404
 
 
-def test_roles_editor_undoes_viewer_reads_only_admin_redeletes_everything(
-    anon_client: TestClient, database: Database
-) -> None:
+def test_roles_editor_undoes_viewer_reads_only(anon_client: TestClient, database: Database) -> None:
     from product_importer.auth.roles import Role
     from tests.factories import sign_in
 
     sign_in(anon_client, database, "ed", role=Role.editor)
+    # Another product first: undoing an import that created the whole catalogue is admin only.
+    assert anon_client.post("/api/products", json={"sku": "X-1", "name": "One"}).is_success
     job = run_import(anon_client, FILE_A)
     undone = undo(anon_client, job["change_id"])
     assert undone["status"] == "completed"
-    # Undoing a delete-all's undo would delete everything again: admin only.
-    with database.session() as session:
-        from product_importer.history.models import ChangeSet
-
-        session.execute(
-            ChangeSet.__table__.update()
-            .where(ChangeSet.id == job["change_id"])
-            .values(kind="delete_all")
-        )
-    assert anon_client.post(f"/api/changes/{undone['id']}/undo?dry_run=true").status_code == 200
-    refused = anon_client.post(f"/api/changes/{undone['id']}/undo")
-    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
     anon_client.post("/logout")
     viewer = TestClient(anon_client.app)
     sign_in(viewer, database, "vi", role=Role.viewer)
@@ -271,3 +261,97 @@ def test_roles_editor_undoes_viewer_reads_only_admin_redeletes_everything(
     assert (
         viewer.post("/api/products/bulk", json={"action": "delete", "ids": [1]}).status_code == 403
     )
+
+
+def _as_editor(client: TestClient, database: Database) -> TestClient:
+    from product_importer.auth.roles import Role
+    from tests.factories import sign_in
+
+    editor = TestClient(client.app)
+    sign_in(editor, database, "ed", role=Role.editor)
+    return editor
+
+
+def _refused_as_removing_everything(response: Any, total: int) -> None:
+    assert response.status_code == 403, response.text
+    assert response.json()["detail"] == (
+        f"This would delete every product in the catalogue ({total}), which needs the admin "
+        "role. Your role is editor."
+    )
+
+
+def test_no_chain_of_undos_lets_an_editor_delete_everything(
+    client: TestClient, database: Database
+) -> None:
+    """delete-all, undo, undo, undo: the fourth undo deletes everything again, as the second
+    did, however far back the delete-all is."""
+    run_import(client, FILE_A)
+    before = catalogue(database)
+    editor = _as_editor(client, database)
+    response = client.delete("/api/products", params={"confirm": "true"})
+    delete_all = wait_for_delete_job(client, response.json()["id"])["change_id"]
+    first = undo(editor, delete_all)  # restores: an editor's to do
+    _refused_as_removing_everything(editor.post(f"/api/changes/{first['id']}/undo"), 20)
+    second = undo(client, first["id"])  # deletes everything again: the admin may
+    assert catalogue(database) == {}
+    third = undo(editor, second["id"])
+    assert catalogue(database) == before
+    refused = editor.post(f"/api/changes/{third['id']}/undo")
+    _refused_as_removing_everything(refused, 20)
+    assert catalogue(database) == before
+    # The dry run stays open to an editor; an admin may undo.
+    assert editor.post(f"/api/changes/{third['id']}/undo?dry_run=true").status_code == 200
+    assert undo(client, third["id"])["deleted"] == 20
+
+
+def test_an_editor_cannot_undo_back_a_catalogue_wide_bulk_delete(
+    client: TestClient, database: Database
+) -> None:
+    run_import(client, FILE_A)
+    editor = _as_editor(client, database)
+    wiped = client.post(
+        "/api/products/bulk", json={"action": "delete", "filter": {}, "expected_total": 20}
+    )
+    assert wiped.status_code == 200, wiped.text
+    restored = undo(editor, wiped.json()["id"])
+    assert len(catalogue(database)) == 20
+    _refused_as_removing_everything(editor.post(f"/api/changes/{restored['id']}/undo"), 20)
+    assert len(catalogue(database)) == 20
+
+
+def test_undoing_an_import_that_made_the_whole_catalogue_needs_an_admin(
+    client: TestClient, database: Database
+) -> None:
+    editor = _as_editor(client, database)
+    job = run_import(editor, FILE_A)
+    _refused_as_removing_everything(editor.post(f"/api/imports/{job['id']}/undo"), 20)
+    # Once a product is kept (edited since), the undo no longer empties the catalogue.
+    product = editor.get("/api/products", params={"sku": "SKU-001"}).json()["items"][0]
+    assert editor.patch(f"/api/products/{product['id']}", json={"name": "kept"}).is_success
+    result = undo(editor, job["change_id"])
+    assert (result["deleted"], result["kept"]) == (19, 1)
+
+
+def test_an_undo_job_checks_again_in_its_own_transaction(
+    client: TestClient, database: Database
+) -> None:
+    """Allowed when asked (another product existed), refused when run (it had gone since)."""
+    editor = _as_editor(client, database)
+    other = editor.post("/api/products", json={"sku": "OTHER-1", "name": "Other"}).json()
+    job = run_import(editor, FILE_A)
+    lock = CatalogueLock(database)
+    assert wait_for(lock.try_acquire, timeout=5)
+    try:
+        queued = editor.post(f"/api/changes/{job['change_id']}/undo")
+        assert queued.status_code == 202, queued.text
+        assert editor.delete(f"/api/products/{other['id']}").status_code == 204
+    finally:
+        lock.release()
+    result = wait_for_change(client, queued.json()["id"])
+    assert result["status"] == "failed", result
+    assert result["error"] == (
+        "This would delete every product in the catalogue (20), which needs the admin role."
+    )
+    assert len(catalogue(database)) == 20
+    # Nothing of it was kept: the import can still be undone, by an admin.
+    assert undo(client, job["change_id"])["deleted"] == 20

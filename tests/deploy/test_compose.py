@@ -5,6 +5,8 @@ the real thing (tests/docker/)."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from product_importer.settings import Settings
 from tests.processes import cli_env
@@ -169,3 +172,51 @@ def test_ci_override_only_swaps_the_registry_images() -> None:
         assert service["image"].startswith("local/"), service
         folder = ROOT / "deploy" / "ci" / "images" / name
         assert (folder / "Dockerfile").is_file(), folder
+
+
+def test_web_trusts_forwarded_headers_from_nginx_only() -> None:
+    """uvicorn with "*" takes the leftmost X-Forwarded-For entry, which the client chooses: the
+    web processes trust nginx's fixed address on a network of their own instead."""
+    compose = _compose()
+    services = compose["services"]
+    trusted = services["web"]["environment"]["FORWARDED_ALLOW_IPS"]
+    assert "*" not in trusted
+    nginx_address = services["nginx"]["networks"]["proxy"]["ipv4_address"]
+    assert trusted == nginx_address
+    assert set(services["nginx"]["networks"]) == {"proxy"}, "nginx reaches web on proxy only"
+    assert set(services["web"]["networks"]) == {"default", "proxy"}
+    for name in ("worker", "webhook-worker", "postgres", "redis"):
+        assert "networks" not in services[name], f"{name} stays off the proxy network"
+    [pool] = compose["networks"]["proxy"]["ipam"]["config"]
+    subnet, dynamic = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_network(pool["ip_range"])
+    address = ipaddress.ip_address(nginx_address)
+    # In the network, not its gateway, and outside the range other containers are given.
+    assert address in subnet and address != next(subnet.hosts()) and address not in dynamic
+    assert dynamic.subnet_of(subnet)  # type: ignore[arg-type]
+
+
+def test_the_compose_trust_gives_the_app_the_real_client_address() -> None:
+    """uvicorn's own proxy-headers middleware with the compose value: nginx sends only the
+    address it saw (deploy/nginx.conf); anyone else's header is ignored."""
+    trusted = _compose()["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"]
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx
+
+    def client_seen(peer: str, forwarded: str) -> str:
+        seen: list[str] = []
+
+        async def app(scope: Any, _receive: Any, _send: Any) -> None:
+            seen.append(scope["client"][0])
+
+        scope = {
+            "type": "http",
+            "client": (peer, 50000),
+            "headers": [(b"x-forwarded-for", forwarded.encode())],
+        }
+        asyncio.run(ProxyHeadersMiddleware(app, trusted_hosts=trusted)(scope, None, None))  # type: ignore[arg-type]
+        return seen[0]
+
+    assert client_seen(trusted, "198.51.100.7") == "198.51.100.7"
+    # Another container, or the host through the published port: its header is not believed.
+    for peer in ("10.213.83.1", "10.213.83.130", "172.18.0.1", "127.0.0.1"):
+        assert client_seen(peer, "203.0.113.66") == peer

@@ -11,6 +11,7 @@ fails if the committed file drifts from what it expects.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import re
@@ -19,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,14 +92,25 @@ def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+# Few, so the per-address limit is reached in a few requests; over a window no other test uses,
+# since the counters live in the shared Redis (cleared by the test that fills them).
+SIGNIN_LIMIT_PER_ADDRESS = 3
+SIGNIN_WINDOW_MINUTES = 13
+
+
 class ProxiedFleet(Fleet):
-    """Web processes as they run behind TLS: secure cookies, and a small upload limit."""
+    """Web processes as they run behind TLS: secure cookies, a small upload limit, and
+    X-Forwarded-* believed from nginx's address only (here loopback), as compose.yaml does."""
 
     def env(self, name: str) -> dict[str, str]:
         env = super().env(name)
         env.update(
             PRODUCT_IMPORTER_COOKIE_SECURE="true",
             PRODUCT_IMPORTER_MAX_UPLOAD_BYTES=str(APP_UPLOAD_LIMIT),
+            PRODUCT_IMPORTER_SIGNIN_LIMIT_PER_ADDRESS=(
+                f"{SIGNIN_LIMIT_PER_ADDRESS}/{SIGNIN_WINDOW_MINUTES} minutes"
+            ),
+            FORWARDED_ALLOW_IPS="127.0.0.1",
         )
         return env
 
@@ -220,6 +233,9 @@ def test_nginx_config_fits_the_app_routes_and_limits(tmp_path: Path) -> None:
     assert "text/event-stream" not in config.split("gzip_types", 1)[1].split(";", 1)[0]
     for header in ("X-Forwarded-For", "X-Forwarded-Proto", 'Connection ""'):
         assert f"proxy_set_header {header}" in config
+    # The client's own X-Forwarded-For is replaced, never passed on with nginx's entry added.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in config
+    assert "$proxy_add_x_forwarded_for" not in config
     assert "proxy_http_version 1.1;" in config
     assert "return 301 https://$host$request_uri;" in config
 
@@ -339,3 +355,50 @@ def test_nginx_redirects_plain_http_and_enforces_upload_limits(proxy: Proxy) -> 
             content=b'{"sku": "X", "name": "' + b"n" * 2_000_000 + b'"}',
         )
         assert big_json.status_code == 413
+
+
+def _clear_address_counters() -> None:
+    """Forget this test's per-address sign-in counters (its own window only) in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        pattern = f"LIMITS:*address:*/{SIGNIN_LIMIT_PER_ADDRESS}/{SIGNIN_WINDOW_MINUTES}/minute"
+        for key in list(client.scan_iter(match=pattern, count=1000)):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def test_a_forged_x_forwarded_for_is_not_the_address_the_app_sees(proxy: Proxy) -> None:
+    """A client that names its own address in X-Forwarded-For still counts, for the per-address
+    sign-in limit and in the audit log, as the address nginx saw (loopback here)."""
+    database = proxy.fleet.database
+    auth = {"Authorization": f"Bearer {make_token(database)}"}
+    forged = [f"203.0.113.{i}" for i in range(1, SIGNIN_LIMIT_PER_ADDRESS + 2)]
+    statuses = []
+    _clear_address_counters()
+    with contextlib.ExitStack() as cleanup, proxy.client() as client:
+        cleanup.callback(_clear_address_counters)
+        for number, address in enumerate(forged):
+            page = client.get("/login")
+            match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert match, page.text
+            response = client.post(
+                "/login",
+                # Another account each time: only the per-address limit can stop these.
+                data={
+                    "username": f"nobody-{uuid.uuid4().hex[:8]}-{number}",
+                    "password": "wrong",
+                    "csrf_token": match[1],
+                },
+                headers={"X-Forwarded-For": address},
+            )
+            statuses.append(response.status_code)
+        audit = client.get(
+            "/api/audit", params={"action": "auth.sign_in_failed"}, headers=auth
+        ).json()
+    # Each forged address would have had a limit of its own; the real one has only one.
+    assert statuses == [401] * SIGNIN_LIMIT_PER_ADDRESS + [429], statuses
+    addresses = {entry["ip"] for entry in audit["items"]}
+    assert addresses == {"127.0.0.1"}, audit

@@ -115,6 +115,7 @@ def test_map_saved_mapping_sheet_and_encoding_options(database: Database, tmp_pa
         (["--map", "price=x", "--map", "sku=a", "--map", "name=b"], "unknown fields"),
         (["--mapping", "nope"], "no saved mapping named 'nope' (saved: ERP)"),
         (["--encoding", "rot13"], "Unknown text encoding"),
+        (["--encoding", "idna"], "The encoding 'idna' cannot be used for CSV text"),
         (["--sheet", "7"], "no sheet number 7"),
     ):
         result = run_cli("import", str(book), *args, env=env)

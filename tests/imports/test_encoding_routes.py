@@ -46,8 +46,14 @@ def test_hostile_encodings_are_refused_and_a_wrong_one_fails_the_job(
         assert response.status_code == 422, (bad, response.text)
     assert "Unknown text encoding 'rot13'" in post(client, b"sku,name\n", encoding="rot13").text
     assert client.get("/api/imports").json()["total"] == 0
-    # UTF-8 asked for, but a later row is Windows-1252: the job fails with the reason.
+    # UTF-8 asked for, but a row near the start is Windows-1252: refused at upload.
     rows = b"".join(b"R-%d,Row\n" % i for i in range(3000))
+    content = b"sku,name\n" + rows + "X-1,Café\n".encode("cp1252")
+    response = post(client, content, "?encoding=utf-8")
+    assert response.status_code == 422
+    assert "The start of the file cannot be decoded as utf-8" in response.json()["detail"]
+    # ... and one far into the file: the job fails with the reason.
+    rows = b"".join(b"R-%d,Row\n" % i for i in range(40_000))
     content = b"sku,name\n" + rows + "X-1,Café\n".encode("cp1252")
     job = wait_for(client, post(client, content, "?encoding=utf-8").json()["id"])
     assert job["status"] == "failed"
@@ -81,3 +87,29 @@ def test_a_quote_left_open_fails_the_file_naming_the_line(
     assert job["status"] == "failed"
     assert job["error"].startswith("Line 102: a quote opened on this line is never closed")
     assert list(catalogue(database)) == ["keep-1"]
+
+
+def test_encodings_that_cannot_read_csv_text_get_a_precise_422(
+    client: TestClient, database: Database
+) -> None:
+    content = "sku,name\nA-1,Äpfel\n".encode("utf-16-le")  # no byte-order mark
+    for path in ("/api/imports", "/api/imports/preview"):
+        response = client.post(
+            path + "?encoding=utf-16", files={"file": ("p.csv", content, "text/csv")}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].startswith(
+            "The file does not start with a byte-order mark, so its UTF-16 byte order is unknown: "
+            "choose utf-16-le"
+        )
+        for name in ("idna", "punycode"):
+            response = client.post(
+                path,
+                files={"file": ("p.csv", b"sku,name\nA-1,B\n", "text/csv")},
+                data={"encoding": name},
+            )
+            assert response.status_code == 422, response.text
+            assert f"The encoding '{name}' cannot be used for CSV text" in response.json()["detail"]
+    assert client.get("/api/imports").json()["total"] == 0
+    job = wait_for(client, post(client, content, "?encoding=utf-16-le").json()["id"])
+    assert job["status"] == "completed" and catalogue(database)["a-1"][1] == "Äpfel"

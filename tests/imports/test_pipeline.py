@@ -190,3 +190,73 @@ def test_recovery_leaves_live_jobs_alone(database: Database, settings: Settings)
     assert _status(database, job_id).status == "running"
     with database.session() as session:
         session.execute(update(ImportJob).values(status="failed"))
+
+
+def _stale_running(database: Database, job_id: int, phase: str) -> None:
+    with database.session() as session:
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(
+                status="running",
+                phase=phase,
+                attempts=ImportJob.attempts + 1,
+                heartbeat_at=utcnow() - timedelta(minutes=5),
+            )
+        )
+
+
+def test_a_job_whose_worker_stopped_while_reading_is_resumed_once_then_fails(
+    database: Database, settings: Settings
+) -> None:
+    """A file that kills its worker (out of memory) would kill every worker it is given to."""
+    storage = UploadStorage(settings.home / "uploads")
+    job_id = _job(database, storage, b"sku,name\nR-1,Read\n")
+    context = TaskContext(database=database, settings=settings)
+    _stale_running(database, job_id, "Reading and validating")
+    import_tasks.recover(context)
+    job = _status(database, job_id)
+    assert (job.status, job.phase) == ("queued", "Interrupted; will resume")
+    assert job.warnings[0].startswith("The worker stopped while reading this file (after 0 rows)")
+
+    _stale_running(database, job_id, "Opening the workbook")  # the second attempt dies too
+    import_tasks.recover(context)
+    job = _status(database, job_id)
+    assert (job.status, job.attempts) == ("failed", 2)
+    assert job.error == (
+        "The worker stopped twice while reading this file, possibly out of memory; it is not "
+        "tried again. Nothing was imported. Limits while reading: rows up to 8 MiB each, and a "
+        ".gz file up to 10,737,418,240 bytes decompressed "
+        "(PRODUCT_IMPORTER_MAX_DECOMPRESSED_BYTES). Split the file into smaller ones, or save "
+        "a big workbook as CSV, then upload it again."
+    )
+    assert skus(database) == {}
+
+
+def test_a_resumed_job_keeps_the_note_and_a_shutdown_is_not_an_attempt(
+    database: Database, settings: Settings
+) -> None:
+    storage = UploadStorage(settings.home / "uploads")
+    job_id = _job(database, storage, big_file(50_000))
+    context = TaskContext(database=database, settings=settings)
+    _stale_running(database, job_id, "Reading and validating")
+    import_tasks.recover(context)
+    stopping = threading.Event()
+    stopping.set()
+    pipeline.run_import(database, storage, job_id, stopping)  # handed back at shutdown
+    job = _status(database, job_id)
+    assert (job.status, job.attempts) == ("queued", 1)
+    pipeline.run_import(database, storage, job_id)
+    job = _status(database, job_id)
+    assert (job.status, job.attempts, len(skus(database))) == ("completed", 2, 50_000)
+    assert job.warnings[0].startswith("The worker stopped while reading this file")
+
+
+def test_an_orphan_whose_cancel_was_asked_is_cancelled_not_resumed(
+    database: Database, settings: Settings
+) -> None:
+    storage = UploadStorage(settings.home / "uploads")
+    job_id = _job(database, storage, b"sku,name\nC-1,Cancel\n", cancel_requested=True)
+    _stale_running(database, job_id, "Cancelling")
+    import_tasks.recover(TaskContext(database=database, settings=settings))
+    assert _status(database, job_id).status == "cancelled"

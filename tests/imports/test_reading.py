@@ -5,14 +5,18 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import tracemalloc
 
 import pytest
 
 from product_importer.imports.reading import (
     FIELD_SIZE_LIMIT,
+    MAX_ROW_CHARS,
+    READ_CHARS,
     CsvSource,
     FileFormatError,
     NotCsvError,
+    check_encoding,
     check_header,
     detect_format,
 )
@@ -181,5 +185,95 @@ def test_a_quote_left_open_to_the_end_fails_naming_the_line_it_opened() -> None:
 
 def test_a_field_past_the_csv_limit_fails_naming_its_line() -> None:
     data = b'sku,name\nA-1,One\nB-1,"' + b"y" * (FIELD_SIZE_LIMIT + 10) + b'"\nC-1,Three\n'
-    with pytest.raises(FileFormatError, match="Line 3: a field that starts on this line is longer"):
+    with pytest.raises(FileFormatError, match="Line 3 is longer than 8 MiB"):
         _all_rows(data)
+
+
+def test_lines_are_cut_only_at_cr_and_lf_across_slice_boundaries() -> None:
+    """Text is read in slices: a CRLF cut in two, old Mac CR ends and characters that
+    str.splitlines would break at (form feed, NEL, U+2028) must not move a line number."""
+    pad = "p" * (READ_CHARS - len("sku,name\r\n") - len("A-1,") - 1)
+    data = f'sku,name\r\nA-1,{pad}\r\nB-1,form\x0cfeed\x85nel\u2028sep\rC-1,"two\r\nlines"\r\n'
+    header, rows = rows_of(data.encode())
+    assert header == ["sku", "name"]
+    assert rows == [
+        (2, ["A-1", pad]),
+        (3, ["B-1", "form\x0cfeed\x85nel\u2028sep"]),
+        (4, ["C-1", "two\r\nlines"]),
+    ]
+
+
+def test_one_endless_gzipped_line_is_refused_without_reading_it_whole() -> None:
+    member = gzip.compress(b"a" * (1024 * 1024))
+    for head, line in ((b"", 1), (b"sku,name\n", 2)):
+        raw = io.BytesIO(gzip.compress(head) + member * 300)  # a 300 MB line in ~300 KB
+        tracemalloc.start()
+        try:
+            with pytest.raises(FileFormatError, match=f"^Line {line} is longer than 8 MiB"):
+                rows_of(raw.getvalue())
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 * MAX_ROW_CHARS  # the line as bytes and text, at most, not 300 MB
+
+
+def test_a_row_of_many_short_lines_is_bounded_too() -> None:
+    """csv.reader bounds one field, not a row: quoted fields with line breaks, a million of them."""
+    row = b'"a\nb",' * (MAX_ROW_CHARS // 5)
+    with pytest.raises(
+        FileFormatError, match=r"^Line 3: the row that starts on this line is longer"
+    ):
+        rows_of(b"sku,name\nA-1,One\n" + row + b"\nB-1,Two\n")
+
+
+def test_a_gzip_past_the_decompressed_limit_fails_as_it_is_read() -> None:
+    data = gzip.compress(b"sku,name\n" + b"A-1,Chair\n" * 200_000)
+    raw = io.BytesIO(data)
+    source = CsvSource(raw, detect_format(raw), max_decompressed_bytes=1_000_000)
+    source.read_header()
+    with pytest.raises(FileFormatError, match="larger than 1,000,000 bytes once decompressed"):
+        list(source.rows())
+    raw = io.BytesIO(data)
+    source = CsvSource(raw, detect_format(raw), max_decompressed_bytes=2_000_010)
+    source.read_header()
+    assert len(list(source.rows())) == 200_000
+
+
+def test_blank_lines_still_hand_control_back_between_slices() -> None:
+    raw = io.BytesIO(b"sku,name\n" + b"\n" * (4 * 1024 * 1024) + b"A-1,Chair\n")
+    source = CsvSource(raw, detect_format(raw))
+    source.read_header()
+    calls: list[int] = []
+    source.on_read = lambda: calls.append(source.bytes_read)
+    assert list(source.rows()) == [(4 * 1024 * 1024 + 2, ["A-1", "Chair"])]
+    assert len(calls) >= 16  # one per 256 Ki characters
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("idna", "cannot be used for CSV text"),
+        ("punycode", "cannot be used for CSV text"),
+        ("unicode_escape", "cannot be used for CSV text"),
+        ("raw_unicode_escape", "cannot be used for CSV text"),
+        ("utf-7", "cannot be used for CSV text"),
+        ("undefined", "cannot be used for CSV text"),
+        ("rot13", "Unknown text encoding"),
+    ],
+)
+def test_codecs_that_cannot_read_csv_text_are_refused(name: str, message: str) -> None:
+    with pytest.raises(FileFormatError, match=message):
+        check_encoding(name)
+
+
+def test_utf16_needs_a_byte_order_mark_or_an_explicit_byte_order() -> None:
+    plain = "sku,name\nÄ-1,Äpfel\n".encode("utf-16-le")
+    with pytest.raises(FileFormatError, match=r"does not start with a byte-order mark.*utf-16-le"):
+        detect_format(io.BytesIO(plain), "utf-16")
+    for data, name in ((plain, "utf-16-le"), (codecs.BOM_UTF16_LE + plain, "utf-16-le")):
+        raw = io.BytesIO(data)
+        source = CsvSource(raw, detect_format(raw, name))
+        source.read_header()
+        assert source.header == ["sku", "name"]  # the mark is not part of the first column
+        assert list(source.rows()) == [(2, ["Ä-1", "Äpfel"])]
+    assert check_encoding("shift_jis_2004") == "shift_jis_2004"  # reads \ as ¥, still CSV

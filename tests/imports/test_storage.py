@@ -101,3 +101,21 @@ def test_keys_cannot_be_chosen_to_escape(database: Database) -> None:
     for key in ("", "../x", "a/b", ".hidden", "x" * 65):
         with pytest.raises(ValueError, match="invalid storage key"):
             storage.open_write(key)
+
+
+def test_local_uploads_are_the_owners_only(tmp_path: Path) -> None:
+    """A folder and files only the server's user can read, whatever the umask."""
+    previous = os.umask(0o022)
+    try:
+        storage = UploadStorage(tmp_path / "home" / "uploads")
+        key = storage.new_key(".csv")
+        with storage.open_write(key) as sink:
+            sink.write(b"sku,name\nA-1,One\n")
+    finally:
+        os.umask(previous)
+    assert os.stat(storage.root).st_mode & 0o777 == 0o700
+    assert os.stat(storage.path(key)).st_mode & 0o777 == 0o600
+    with storage.open_read(key) as source:
+        assert source.read() == b"sku,name\nA-1,One\n"
+    with pytest.raises(FileExistsError):  # a key is written once
+        storage.open_write(key)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from product_importer.db import Database
@@ -13,6 +16,7 @@ from tests.factories import make_product
 from tests.imports import workbooks
 from tests.imports.conftest import wait_for
 from tests.imports.test_routes import catalogue
+from tests.processes import cli_env, free_port, run_cli, start_server
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -117,3 +121,90 @@ def test_hostile_workbooks_are_refused_and_change_nothing(
     assert long_sheet.status_code == 422
     assert client.get("/api/imports").json()["total"] == 0
     assert list(catalogue(database)) == ["keep-1"]
+
+
+CORNER_MESSAGE = (
+    "The sheet 'Products' spans 1,048,576 rows by 16,384 columns (its last value is in row "
+    "1,048,576, column XFD): 17,179,869,184 cells, over the limit of 12,000,000 cells"
+)
+
+
+def corner_workbook(ref: str = "XFD1048576") -> bytes:
+    """The 5 KB .xlsx that made calamine abort the server: one value in the sheet's far corner."""
+    return workbooks.raw_xlsx(
+        workbooks.HEADER_ROWS + '<row r="1048576">' + workbooks.cell(ref, "x") + "</row>"
+    )
+
+
+@functools.cache
+def shared_string_bomb() -> bytes:
+    """200 MB of shared string packed into about 200 KB (built once: packing takes seconds)."""
+    return workbooks.raw_xlsx(
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>',
+        shared=["sku", "x" * (200 * 1024 * 1024)],
+    )
+
+
+def test_a_workbook_over_a_limit_is_refused_by_preview_and_upload(
+    client: TestClient, database: Database
+) -> None:
+    make_product(database, "KEEP-1", name="Kept")
+    cases = [
+        (corner_workbook(), CORNER_MESSAGE),
+        (corner_workbook("BZ1048576"), "81,788,928 cells, over the limit of 12,000,000 cells"),
+        (shared_string_bomb(), "times its packed size, over the limit of 100 times"),
+    ]
+    for content, message in cases:
+        preview = client.post(
+            "/api/imports/preview", files={"file": ("book.xlsx", content, XLSX_TYPE)}
+        )
+        assert preview.status_code == 422, preview.text
+        assert message in preview.json()["detail"]
+        for dry_run in ("true", "false"):
+            upload = client.post(
+                f"/api/imports?dry_run={dry_run}",
+                files={"file": ("book.xlsx", content, XLSX_TYPE)},
+            )
+            assert upload.status_code == 422, upload.text
+            assert message in upload.json()["detail"]
+    good = workbooks.xlsx({"Products": [["sku", "name"], ["A-1", "One"]]})
+    still = client.post("/api/imports/preview", files={"file": ("good.xlsx", good, XLSX_TYPE)})
+    assert still.status_code == 200 and still.json()["rows"][0]["sku"] == "A-1"
+    assert client.get("/api/imports").json()["total"] == 0
+    assert list(catalogue(database)) == ["keep-1"]
+
+
+def test_a_real_server_refuses_the_corner_workbook_and_stays_small(
+    database: Database, tmp_path: Path
+) -> None:
+    """The reported crash, end to end: the server process answers 422 and keeps answering, and
+    its peak memory (VmHWM) stays under 500 MB."""
+    env = cli_env(tmp_path, database.engine.url.render_as_string(hide_password=False))
+    token = run_cli("token", "create", "limits-test", env=env).stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(env, port)
+    try:
+        for content, message in (
+            (corner_workbook(), CORNER_MESSAGE),
+            (corner_workbook("BZ1048576"), "81,788,928 cells"),
+            (shared_string_bomb(), "over the limit of 100 times"),
+        ):
+            for path in ("/api/imports/preview", "/api/imports?dry_run=true"):
+                response = httpx.post(
+                    url + path,
+                    headers=headers,
+                    files={"file": ("book.xlsx", content, XLSX_TYPE)},
+                    timeout=60,
+                )
+                assert response.status_code == 422, response.text
+                assert message in response.json()["detail"]
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert httpx.get(f"{url}/api/imports", headers=headers).json()["total"] == 0
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        peak_mb = next(int(line.split()[1]) for line in status.splitlines() if "VmHWM" in line)
+        assert peak_mb // 1024 < 500, f"server peak {peak_mb // 1024} MB"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

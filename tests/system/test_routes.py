@@ -137,7 +137,40 @@ def test_distributed_mode_with_a_broker_that_does_not_answer(
         ("amqp://guest:guest@rabbit:5672//", "amqp://guest:***@rabbit:5672//"),
         ("rediss://:pw@h/1", "rediss://:***@h/1"),
         ("redis://u:p@[::1:6379/0", "<unparseable URL>"),
+        # A password given as a query parameter, as redis-py and kombu accept it.
+        ("redis://host:6379/0?password=secret", "redis://host:6379/0?password=***"),
+        ("amqp://host/?password=x", "amqp://host/?password=***"),
+        (
+            "redis://h/0?sentinel_password=s&socket_timeout=5",
+            "redis://h/0?sentinel_password=***&socket_timeout=5",
+        ),
+        (
+            "rediss://:pw@h/1?ssl_cert_reqs=required&ssl_keyfile_password=k",
+            "rediss://:***@h/1?ssl_cert_reqs=required&ssl_keyfile_password=***",
+        ),
+        ("redis://h/0?PASSWORD=a&Auth_Token=b", "redis://h/0?PASSWORD=***&Auth_Token=***"),
+        ("redis://h/0?api%5Fkey=a;client_secret=b", "redis://h/0?api%5Fkey=***;client_secret=***"),
+        ("redis://h/0?password=a%26b&db=1", "redis://h/0?password=***&db=1"),
+        ("redis://h/0?password=", "redis://h/0?password=***"),
+        ("redis://h/0#password=x", "redis://h/0#password=***"),
+        ("redis://h/0?passwordless=1", "redis://h/0?passwordless=***"),  # better safe
     ],
 )
 def test_broker_url_is_shown_without_its_password(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_the_system_page_hides_a_broker_password_given_as_a_query_parameter(
+    tmp_path: Path, database: Database
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database.engine.url.render_as_string(hide_password=False),
+        broker_url="redis://127.0.0.1:1/0?password=s3cret&sentinel_password=s3cret2",
+    )
+    app = create_app(settings, database, dispatcher=EmbeddedDispatcher())
+    token = make_token(database)
+    with TestClient(app) as client:
+        response = client.get("/api/system", headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["broker"] == ("redis://127.0.0.1:1/0?password=***&sentinel_password=***")
+    assert "s3cret" not in response.text

@@ -9,8 +9,16 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from product_importer.accounts import schemas
 from product_importer.accounts import service as accounts
 from product_importer.audit import service as audit
-from product_importer.auth.dependencies import Admin, DbSession, Guard, Viewer, client_address
+from product_importer.auth.dependencies import (
+    Admin,
+    DbSession,
+    Guard,
+    NoStore,
+    Viewer,
+    client_address,
+)
 from product_importer.auth.models import ApiToken, User
+from product_importer.auth.ratelimit import BUSY_MESSAGE, TooManyAttempts
 
 router = APIRouter(tags=["accounts"])
 
@@ -58,6 +66,7 @@ def list_users(session: DbSession, _principal: Admin) -> list[schemas.UserRead]:
     "/api/users",
     status_code=status.HTTP_201_CREATED,
     summary="Create a user",
+    dependencies=[NoStore],
     responses={409: {"description": "The user name is taken."}},
 )
 def create_user(
@@ -115,7 +124,11 @@ def update_user(
     return _user(user)
 
 
-@router.post("/api/users/{user_id}/reset-password", summary="Reset a user's password")
+@router.post(
+    "/api/users/{user_id}/reset-password",
+    summary="Reset a user's password",
+    dependencies=[NoStore],
+)
 def reset_password(
     user_id: UserId, request: Request, session: DbSession, principal: Admin
 ) -> schemas.PasswordReset:
@@ -143,6 +156,7 @@ def list_tokens(session: DbSession, _principal: Admin) -> list[schemas.TokenRead
     "/api/tokens",
     status_code=status.HTTP_201_CREATED,
     summary="Create an API token",
+    dependencies=[NoStore],
     responses={403: {"description": "The role asked for is above the creator's."}},
 )
 def create_token(
@@ -211,22 +225,28 @@ def change_own_password(
         username = accounts.get_user(session, user_id).username
     except accounts.AccountError as exc:
         raise _http(exc) from None
-    blocked = guard.blocked(username, address)
-    if blocked is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            blocked.message,
-            headers={"Retry-After": str(blocked.retry_after)},
-        )
-    try:
-        user = accounts.change_own_password(
-            session, user_id, body.current_password, body.new_password
-        )
-    except accounts.Forbidden as exc:
-        guard.failed(username, address)
-        raise _http(exc) from None
-    except accounts.AccountError as exc:
-        raise _http(exc) from None
+    with guard.slot() as admitted:
+        if not admitted:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS, BUSY_MESSAGE, headers={"Retry-After": "1"}
+            )
+        attempt = guard.attempt(username, address)  # counted before the password is checked
+        if isinstance(attempt, TooManyAttempts):
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                attempt.message,
+                headers={"Retry-After": str(attempt.retry_after)},
+            )
+        try:
+            user = accounts.change_own_password(
+                session, user_id, body.current_password, body.new_password
+            )
+        except accounts.Forbidden as exc:
+            raise _http(exc) from None
+        except accounts.AccountError as exc:
+            guard.succeeded(attempt)  # the current password was right
+            raise _http(exc) from None
+        guard.succeeded(attempt)
     if principal.kind == "user":
         request.session["gen"] = user.session_generation  # this session goes on
     audit.record(

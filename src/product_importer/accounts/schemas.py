@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import (
@@ -30,6 +30,17 @@ Username = Annotated[
     AfterValidator(_printable),
 ]
 Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=1024)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-14:00 is a valid input that no UTC datetime can hold.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall between the years 1 and 9999 once converted to UTC") from None
+
+
+Expiry = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 TokenName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=150),
@@ -76,7 +87,7 @@ class TokenCreate(BaseModel):
 
     name: TokenName
     role: Role = Role.viewer
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Expiry | None = Field(
         default=None, description="When the token stops working (with a time zone); none: never."
     )
 

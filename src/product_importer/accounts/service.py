@@ -53,6 +53,8 @@ def create_user(session: Session, username: str, role: Role) -> tuple[User, str]
     password = auth_service.generate_password()
     try:
         user = auth_service.create_user(session, username, password, role)
+    except auth_service.NameTaken as exc:
+        raise Conflict(str(exc)) from None
     except auth_service.AuthError as exc:
         raise AccountError(str(exc)) from None
     return user, password

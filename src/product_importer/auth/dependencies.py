@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from sqlalchemy.orm import Session
 
 from product_importer.auth import auditing as audit_service
@@ -39,6 +39,15 @@ def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterato
 
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+# On answers that carry a secret shown once (a token, a password, a signing secret): no cache
+# on the way, nor the browser's, keeps a copy. HTML pages get it from SecurityHeadersMiddleware.
+NoStore = Depends(_no_store)
 
 
 def client_address(request: Request) -> str:
@@ -97,9 +106,10 @@ def _resolve(request: Request, session: Session, settings: Settings) -> auth_ser
         return principal  # bearer requests carry no ambient credentials, so no CSRF check
     user_id = request.session.get("user_id")
     generation = request.session.get("gen", 0)
+    session_id = request.session.get("sid")
     principal = (
-        auth_service.principal_for_session(session, user_id, generation)
-        if isinstance(user_id, int) and isinstance(generation, int)
+        auth_service.principal_for_session(session, user_id, generation, session_id)
+        if isinstance(user_id, int) and isinstance(generation, int) and isinstance(session_id, str)
         else None
     )
     if principal is None:

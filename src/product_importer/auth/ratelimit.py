@@ -1,17 +1,28 @@
-"""Sign-in rate limits: failed password proofs are counted per account and per client address
-with the `limits` library's fixed-window strategy.
+"""Sign-in rate limits: password proofs are counted per account and per client address with
+the `limits` library's fixed-window strategy.
+
+An attempt is counted *before* its password is checked, in one atomic increment that also
+answers whether the attempt is within the limit; a right password gives its count back. So
+however many attempts arrive at once, no more than the limit are ever checked (a separate
+"test, then count the failure" let 12 parallel attempts through a limit of 5).
 
 The counters must be shared by every web process, so they live in Redis when the broker is
 Redis, and otherwise in the database (a small `limits` storage over the `rate_limit_counters`
-table: one upsert per failed attempt, in its own short transaction, so a failure counts even
-though the request's own unit of work is rolled back).
+table: one upsert per attempt, in its own short transaction, so it counts at once for every
+other request and even though the request's own unit of work is rolled back).
+
+Password hashing is slow and memory-hungry (argon2: 64 MiB each), so each web process also
+checks at most `signin_concurrency` passwords at once; an attempt beyond that is answered 429
+at once instead of queueing for a thread and a database connection.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -20,6 +31,7 @@ from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from product_importer.auth import usernames
 from product_importer.db import Database
 from product_importer.settings import Settings
 
@@ -56,6 +68,17 @@ class DatabaseStorage(Storage):
                 _INCR, {"key": key, "amount": amount, "expires": now + expiry, "now": now}
             ).scalar_one()
         return int(count)
+
+    def give_back(self, key: str) -> None:
+        """Undo one increment of a window that is still open."""
+        with self.database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE rate_limit_counters SET count = count - 1"
+                    " WHERE key = :key AND expires_at > :now AND count > 0"
+                ),
+                {"key": key, "now": time.time()},
+            )
 
     def get(self, key: str) -> int:
         with self.database.engine.connect() as connection:
@@ -101,6 +124,23 @@ def prune_expired(database: Database) -> int:
     return int(result.rowcount)
 
 
+# Atomic in Redis: a key that expired meanwhile is not brought back as -1.
+_REDIS_GIVE_BACK = b"""
+if tonumber(redis.call('get', KEYS[1]) or '0') > 0 then
+    return redis.call('decr', KEYS[1])
+end
+return 0
+"""
+
+
+def _give_back(storage: Storage, key: str) -> None:
+    if isinstance(storage, DatabaseStorage):
+        storage.give_back(key)
+    elif isinstance(storage, RedisStorage):
+        script = storage.get_connection().register_script(_REDIS_GIVE_BACK)
+        script([storage.prefixed_key(key)])
+
+
 def storage_for(settings: Settings, database: Database) -> Storage:
     broker = settings.broker_url or ""
     if broker.startswith(("redis://", "rediss://")):
@@ -119,29 +159,62 @@ class TooManyAttempts:
         return f"Too many failed sign-in attempts. Try again in {wait}."
 
 
+BUSY = TooManyAttempts(retry_after=1)
+BUSY_MESSAGE = "Too many sign-ins at this moment. Try again in a second."
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt counted against each limit, to give back if the password is right."""
+
+    counted: tuple[tuple[RateLimitItem, str], ...]
+
+
 class SignInGuard:
-    """Counts failed password proofs; says when the next attempt must wait."""
+    """Counts password proofs before they are checked; says when the next attempt must wait."""
 
     def __init__(self, settings: Settings, database: Database) -> None:
-        self.limiter = FixedWindowRateLimiter(storage_for(settings, database))
+        self.storage = storage_for(settings, database)
+        self.limiter = FixedWindowRateLimiter(self.storage)
         self.per_account: RateLimitItem = parse(settings.signin_limit_per_account)
         self.per_address: RateLimitItem = parse(settings.signin_limit_per_address)
+        self._checking = threading.BoundedSemaphore(settings.signin_concurrency)
+
+    @contextmanager
+    def slot(self) -> Iterator[bool]:
+        """True while this request may check a password; False at once when all are taken."""
+        acquired = self._checking.acquire(blocking=False)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._checking.release()
 
     def _keys(self, username: str, address: str) -> list[tuple[RateLimitItem, str]]:
         # Hashed: the key never holds what was typed (a password typed in the wrong field).
-        account = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:40]
+        # By skeleton: `Alice` and `alice` (or a look-alike of it) share one count.
+        account = usernames.key(username)[:40]
         return [
             (self.per_account, f"account:{account}"),
             (self.per_address, f"address:{address}"),
         ]
 
-    def blocked(self, username: str, address: str) -> TooManyAttempts | None:
+    def attempt(self, username: str, address: str) -> Attempt | TooManyAttempts:
+        """Count an attempt against both limits, or say how long to wait if either is spent."""
+        counted: list[tuple[RateLimitItem, str]] = []
         for item, key in self._keys(username, address):
-            if not self.limiter.test(item, "signin", key):
+            if not self.limiter.hit(item, "signin", key):
+                # Left counted: the window is spent either way, and its end does not move.
+                self._give_back(counted)
                 reset = self.limiter.get_window_stats(item, "signin", key).reset_time
                 return TooManyAttempts(max(1, math.ceil(reset - time.time())))
-        return None
+            counted.append((item, key))
+        return Attempt(tuple(counted))
 
-    def failed(self, username: str, address: str) -> None:
-        for item, key in self._keys(username, address):
-            self.limiter.hit(item, "signin", key)
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: the limits count failures only."""
+        self._give_back(attempt.counted)
+
+    def _give_back(self, counted: Sequence[tuple[RateLimitItem, str]]) -> None:
+        for item, key in counted:
+            _give_back(self.storage, item.key_for("signin", key))

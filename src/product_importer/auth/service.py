@@ -6,15 +6,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from product_importer.auth.models import ApiToken, User
+from product_importer.auth import usernames
+from product_importer.auth.models import ApiToken, User, UserSession
 from product_importer.auth.roles import Role, lowest
 from product_importer.db import SQLITE_BUSY_TIMEOUT_MS, utcnow
 
@@ -26,6 +27,10 @@ PASSWORD_MIN_LENGTH = 8
 
 class AuthError(Exception):
     """A rule about users or tokens was broken; the message is safe to show."""
+
+
+class NameTaken(AuthError):
+    """The user name, or one a reader could take for it, belongs to another user."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,31 @@ def create_user(session: Session, username: str, password: str, role: Role = Rol
         raise AuthError("Username must not contain control characters.")
     check_password(password)
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise AuthError(f"User '{username}' already exists.")
-    user = User(username=username, password_hash=hash_password(password), role=role.value)
+        raise NameTaken(f"User '{username}' already exists.")
+    key = usernames.key(username)
+    alike = session.scalar(select(User.username).where(User.username_key == key))
+    if alike is not None:
+        raise NameTaken(_too_alike(username, alike))
+    user = User(
+        username=username,
+        username_key=key,
+        password_hash=hash_password(password),
+        role=role.value,
+    )
     session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # two at once: the unique key refuses the second
+            session.flush()
+    except IntegrityError:
+        raise NameTaken(f"User '{username}' already exists, or one too like it.") from None
     return user
+
+
+def _too_alike(username: str, existing: str) -> str:
+    return (
+        f"User name '{username}' is too like the existing user '{existing}' "
+        "(names are compared ignoring case and look-alike letters)."
+    )
 
 
 def set_password(session: Session, username: str, password: str) -> None:
@@ -109,14 +134,24 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with this name and password, or None (and the same time spent)."""
     user = find_user(session, username)
+    if not password_matches(user, password) or user is None:
+        return None
+    rehash_if_needed(user, password)
+    return user
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Whether an active user's password is this one. Reads only loaded attributes, so a caller
+    can hand its database connection back while the hash is checked (argon2 is slow)."""
     if user is None or not user.active:
         verify_password_hash(_DUMMY_HASH if user is None else user.password_hash, password)
-        return None
-    if not verify_password(user, password):
-        return None
+        return False
+    return verify_password(user, password)
+
+
+def rehash_if_needed(user: User, password: str) -> None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    return user
 
 
 def verify_password_hash(password_hash: str, password: str) -> bool:
@@ -219,9 +254,42 @@ def _record_use(session: Session, token_id: int, now: datetime) -> None:
                 connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
-def principal_for_session(session: Session, user_id: int, generation: int) -> Principal | None:
-    """The user of a session cookie, unless the user was deactivated or their sessions ended."""
-    user = session.get(User, user_id)
+def start_session(session: Session, user: User, max_age_seconds: int) -> str:
+    """Record a new signed-in session of the user; returns the id the cookie carries."""
+    now = utcnow()
+    # Pruned here, not by a periodic task: a sign-in is when rows are added.
+    session.execute(delete(UserSession).where(UserSession.expires_at <= now))
+    clear = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            id=_digest(clear),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=max_age_seconds),
+        )
+    )
+    return clear
+
+
+def end_session(session: Session, session_id: str) -> None:
+    """Sign one session out: its cookie no longer authenticates, even if a copy was kept."""
+    session.execute(delete(UserSession).where(UserSession.id == _digest(session_id)))
+
+
+def principal_for_session(
+    session: Session, user_id: int, generation: int, session_id: str
+) -> Principal | None:
+    """The user of a session cookie, unless it was signed out or expired, the user was
+    deactivated, or all their sessions were ended. One indexed lookup per request."""
+    user = session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.id == _digest(session_id),
+            UserSession.expires_at > utcnow(),
+            User.id == user_id,
+        )
+    )
     if user is None or not user.active or user.session_generation != generation:
         return None
     return Principal(kind="user", name=user.username, role=Role(user.role), user_id=user.id)

@@ -1,9 +1,10 @@
 """CSV export: streamed in batches from a server-side cursor, safe to open in a spreadsheet.
 
-A cell a spreadsheet would run as a formula (starting with =, +, -, @, tab or carriage return)
-gets a leading apostrophe. The escape is reversible: a cell that already starts with
-apostrophes before such a character gets one more, so `restore_cell` undoes it exactly and
-an exported file imports back to the same catalogue.
+A cell a spreadsheet would run as a formula gets a leading apostrophe: one starting with =, +,
+-, @, tab or carriage return, also after leading spaces, tabs, line breaks, no-break or other
+Unicode spaces (spreadsheets skip them). The escape is reversible: a cell that already starts
+with apostrophes before such a start gets one more, so `restore_cell` undoes it exactly and an
+exported file imports back to the same catalogue.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from product_importer.db import Database
 
 HEADER = ("name", "sku", "description", "active")
 BATCH_ROWS = 5_000
-_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+# `\s` is every Unicode space (NBSP, U+2000-U+200A, U+3000, line breaks...); the zero-width
+# characters are not spaces to Python but are invisible, so are skipped the same way.
+_FORMULA = re.compile(r"'*(?:[\t\r]|[\s\u200b-\u200d\u2060\ufeff]*[=+\-@])")
 
 
 def neutralise_cell(value: str) -> str:

@@ -213,8 +213,9 @@ def delete_all_products(
     description=(
         "Streams `name,sku,description,active` (UTF-8, RFC 4180) for the whole catalogue or "
         "the same filters as the list, in creation order. Cells that a spreadsheet would run "
-        "as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) get a leading "
-        "apostrophe (one more if it already starts with apostrophes), a reversible escape: "
+        "as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return, also after "
+        "leading spaces, no-break spaces or line breaks) get a leading apostrophe (one more "
+        "if it already starts with apostrophes), a reversible escape: "
         "`catalog.export.restore_cell` gives back the stored value."
     ),
     response_class=StreamingResponse,

@@ -27,7 +27,7 @@ from product_importer.catalog.schemas import (
 )
 from product_importer.db import utcnow
 from product_importer.history import record_tables, recording
-from product_importer.history import repository as changes_repository
+from product_importer.history import repository as history_repository
 from product_importer.history import service as history
 from product_importer.history.models import ChangeSet, ProductChange
 from product_importer.tasks import dispatch
@@ -402,16 +402,16 @@ def record_delete_all(session: Session, job_id: int, up_to_id: int | None = None
         # A delete-all is rare and usually large: on PostgreSQL it always has a table of its
         # own, indexed with the first batch; later batches (when TRUNCATE cannot get its lock)
         # add to it, each in its own transaction.
-        target = changes_repository.open_records(
+        target = history_repository.open_records(
             session, change.id, record_tables.OWN_TABLE_MIN_ROWS
         )
     else:
-        target = changes_repository.target_of(session, job.change_id)
+        target = history_repository.target_of(session, job.change_id)
     dialect = session.get_bind().dialect.name
     sql, params = recording.record_deleted_statement(dialect, target, up_to_id)
     session.execute(sa.text(sql), params)
     if first:
-        changes_repository.close_records(session, target)
+        history_repository.close_records(session, target)
 
 
 def complete_delete_job(session: Session, job_id: int) -> bool:

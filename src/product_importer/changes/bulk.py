@@ -3,6 +3,8 @@
 The selection is resolved in SQL (never loaded into Python), recorded set-based in
 the change's records and applied from those records, in one transaction with its change set. A
 filter comes with the total the user saw: if it now matches another number, nothing happens.
+A delete that would remove every product needs the admin role, like delete-all: what it would
+remove is compared with the catalogue under the lock, in the delete's own transaction.
 """
 
 from __future__ import annotations
@@ -65,34 +67,47 @@ def _summary(request: BulkRequest, matched: int) -> str:
     return f"Bulk {request.action}: {matched} products selected {how}"
 
 
-def start(session: Session, request: BulkRequest, actor: str) -> tuple[ChangeSet, int]:
+def start(
+    session: Session, request: BulkRequest, actor: str, *, may_remove_all: bool = False
+) -> tuple[ChangeSet, int]:
     """A queued bulk job for a large selection (its task re-checks the count when it runs)."""
     matched = count_selected(session, request)
+    stored = {**request.model_dump(mode="json"), changes_service.MAY_REMOVE_ALL: may_remove_all}
     change = history.open_change(
         session,
         "bulk",
         actor,
         _summary(request, matched),
         status="queued",
-        request=request.model_dump_json(),
+        request=json.dumps(stored),
     )
     dispatch.enqueue(session, changes_service.RUN_TASK, change_id=change.id)
     return change, matched
 
 
-def run_inline(session: Session, request: BulkRequest, actor: str, matched: int) -> ChangeSet:
+def run_inline(
+    session: Session,
+    request: BulkRequest,
+    actor: str,
+    matched: int,
+    *,
+    may_remove_all: bool = False,
+) -> ChangeSet:
     """Apply a small bulk action in the caller's transaction (the caller holds the lock)."""
     change = history.open_change(session, "bulk", actor, _summary(request, matched))
-    apply(session, change, request, matched, lambda _p: None)
+    apply(session, change, request, matched, lambda _p: None, may_remove_all=may_remove_all)
     return change
 
 
 def run_job(session: Session, change: ChangeSet, progress: Callable[[float], None]) -> None:
     assert change.request is not None
-    request = BulkRequest.model_validate(json.loads(change.request))
+    stored = json.loads(change.request)
+    # A job queued before the role was kept with it may not delete everything.
+    may_remove_all = bool(stored.pop(changes_service.MAY_REMOVE_ALL, False))
+    request = BulkRequest.model_validate(stored)
     matched = count_selected(session, request)
     progress(10.0)
-    apply(session, change, request, matched, progress)
+    apply(session, change, request, matched, progress, may_remove_all=may_remove_all)
     session.execute(
         sa.update(ChangeSet)
         .where(ChangeSet.id == change.id)
@@ -106,6 +121,8 @@ def apply(
     request: BulkRequest,
     matched: int,
     progress: Callable[[float], None],
+    *,
+    may_remove_all: bool = False,
 ) -> None:
     repository.lock_products(session)
     selected = _selection(session, request).scalar_subquery()
@@ -156,6 +173,13 @@ def apply(
     destination = sa.table(target.table, *(sa.column(name) for name in columns))
     session.execute(insert(destination).from_select(columns, rows))
     progress(50.0)
+    if request.action == "delete" and not may_remove_all:
+        # Under the lock, before deleting: what it would delete against the catalogue. (The
+        # insert's rowcount is -1 on psycopg, so the records are counted.)
+        count = select(func.count()).select_from(recorded.subquery())
+        removing = int(session.scalar(count) or 0)
+        if changes_service.covers_everything(session, removing):
+            raise changes_service.RemovesEverything(removing)
     if request.action == "delete":
         if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's search rows cascade
             session.execute(

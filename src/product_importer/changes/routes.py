@@ -20,7 +20,6 @@ from product_importer.auth.dependencies import (
     DbSession,
     Editor,
     Viewer,
-    forbidden_message,
 )
 from product_importer.auth.roles import Role, at_least
 from product_importer.catalog.export import neutralise_cell
@@ -53,6 +52,7 @@ KEPT_BATCH = 2000
 UNDO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": UndoDryRun, "description": "The dry run's counts."},
     202: {"model": ChangeSetRead, "description": "The undo's change set (queued)."},
+    403: {"description": "The undo would delete every product; that needs the admin role."},
     404: {"description": "No such change (or import)."},
     409: {"description": "Not undoable: not completed, already undone, or past retention."},
 }
@@ -67,6 +67,10 @@ def _read(request: Request, session: Any, settings: Any, change: Any) -> ChangeS
 
 def _actor(principal: Any) -> str:
     return history.actor_name(principal.kind, principal.name)
+
+
+def _forbidden_everything(exc: changes_service.RemovesEverything, principal: Any) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, f"{exc} Your role is {principal.role.value}.")
 
 
 @router.get("/changes", summary="Change sets, newest first")
@@ -115,17 +119,19 @@ def undo_response(
     dry_run: bool,
 ) -> ChangeSetRead | UndoDryRun:
     retention = settings.history_retention_days
+    admin = at_least(principal.role, Role.admin)
     try:
         change = find()
-        # Undoing the undo of a delete-all deletes every product again: the delete-all's role.
-        admin_only = not dry_run and changes_service.deletes_everything(session, change)
-        if admin_only and not at_least(principal.role, Role.admin):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, forbidden_message(Role.admin, principal.role)
-            )
         if dry_run:
             return changes_service.dry_run(session, change.id, retention)
-        undo = changes_service.start_undo(session, change.id, _actor(principal), retention)
+        # An undo that would delete every product (the undo of a delete-all's undo, say) needs
+        # the delete-all's role; the job checks again in its own transaction.
+        removes = 0 if admin else changes_service.undo_removes_everything(session, change)
+        if removes:
+            raise _forbidden_everything(changes_service.RemovesEverything(removes), principal)
+        undo = changes_service.start_undo(
+            session, change.id, _actor(principal), retention, may_remove_all=admin
+        )
     except changes_service.ChangeNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except changes_service.NotUndoable as exc:
@@ -275,6 +281,10 @@ def kept_products(
             "description": "Done: the change set (or, for a dry run, the count).",
         },
         202: {"model": ChangeSetRead, "description": "Queued: the change set, as a job."},
+        403: {
+            "description": "A delete that would remove every product, asked for without the "
+            "admin role."
+        },
         409: {
             "description": "`expected_total` is stale, or an import or another bulk change "
             "holds the catalogue."
@@ -295,9 +305,12 @@ def bulk_action(
 ) -> ChangeSetRead | BulkCount:
     database: Database = request.app.state.database
     actor = _actor(principal)
+    admin = at_least(principal.role, Role.admin)
     if dry_run:
         unchecked = body.model_copy(update={"expected_total": None})
-        return BulkCount(action=body.action, matched=bulk.count_selected(session, unchecked))
+        matched = bulk.count_selected(session, unchecked)
+        everything = changes_service.covers_everything(session, matched)
+        return BulkCount(action=body.action, matched=matched, everything=everything)
     if body.filter is not None and body.expected_total is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -306,8 +319,16 @@ def bulk_action(
         )
     try:
         matched = bulk.count_selected(session, body)
+        # Deleting every product is delete-all, whatever the selection: admin only. Checked
+        # here to refuse at once, and again under the lock in the delete's transaction.
+        if (
+            body.action == "delete"
+            and not admin
+            and changes_service.covers_everything(session, matched)
+        ):
+            raise changes_service.RemovesEverything(matched)
         if matched > bulk.INLINE_LIMIT:
-            change, _matched = bulk.start(session, body, actor)
+            change, _matched = bulk.start(session, body, actor, may_remove_all=admin)
             audit(
                 "products.bulk", f"change:{change.id}", {"action": body.action, "matched": matched}
             )
@@ -325,12 +346,14 @@ def bulk_action(
             # Its own transaction, committed before the lock is released.
             with database.session() as own:
                 matched = bulk.count_selected(own, body)
-                change = bulk.run_inline(own, body, actor, matched)
+                change = bulk.run_inline(own, body, actor, matched, may_remove_all=admin)
                 change_id = change.id
         finally:
             lock.release()
     except bulk.TotalMismatch as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except changes_service.RemovesEverything as exc:
+        raise _forbidden_everything(exc, principal) from None
     audit("product.bulk", f"change:{change_id}", {"action": body.action, "matched": matched})
     return _read(request, session, settings, changes_service.get(session, change_id))
 

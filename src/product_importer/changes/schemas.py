@@ -136,3 +136,7 @@ class BulkRequest(BaseModel):
 class BulkCount(BaseModel):
     action: str
     matched: int = Field(description="Products the selection matches now (exact)")
+    everything: bool = Field(
+        default=False,
+        description="The selection is every product: deleting it needs the admin role.",
+    )

@@ -6,6 +6,7 @@ themselves set-based through `history.recording` (imports, delete-all) or `chang
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,31 @@ class ChangeNotFound(Exception):
 
 class NotUndoable(Exception):
     """The change cannot be undone; the message says why."""
+
+
+class RemovesEverything(Exception):
+    """The change would delete every product, which only an admin may do (as with delete-all)."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(
+            f"This would delete every product in the catalogue ({total:,}), which needs the "
+            "admin role."
+        )
+        self.total = total
+
+
+# A background job (an undo, a large bulk action) may delete every product only if whoever
+# asked for it could: kept under this key in its `request` (JSON) until the job runs.
+MAY_REMOVE_ALL = "may_remove_all"
+
+
+def covers_everything(session: Session, count: int) -> bool:
+    """Whether `count` products are every product there is (at least one). Reads at most
+    count + 1 rows, so a small selection in a large catalogue costs little."""
+    if count <= 0:
+        return False
+    some = select(Product.id).limit(count + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(some)) or 0) <= count
 
 
 # Percent of the undos and bulk jobs running in this process: a SQLite undo holds the write
@@ -160,12 +186,18 @@ def list_page(
 # --- undo -----------------------------------------------------------------------------------
 
 
-def deletes_everything(session: Session, change: ChangeSet) -> bool:
-    """Whether undoing this change is the undo of a delete-all's undo (it deletes everything)."""
-    if change.kind != "undo" or change.undoes_id is None:
-        return False
-    undone = session.get(ChangeSet, change.undoes_id)
-    return undone is not None and undone.kind == "delete_all"
+def undo_removes_everything(session: Session, change: ChangeSet) -> int:
+    """How many products undoing the change now would delete, if that is every product (else
+    0): the undo of a delete-all's undo (or of a catalogue-wide bulk delete's), however many
+    undos deep, or of an import that created the whole catalogue. Judged by what the undo would
+    do, so no chain of undos hides one; `run_undo` checks again in its own transaction."""
+    # An undo deletes only products its change created: an import's or an edit's new products,
+    # or those an undo re-created (counted in its `restored`).
+    if not covers_everything(session, change.created + change.restored):
+        return 0
+    counts = repository.dry_run_counts(session, change.id)
+    removes = counts["would_delete"]
+    return removes if counts["would_restore"] == 0 and covers_everything(session, removes) else 0
 
 
 def dry_run(session: Session, change_id: int, retention_days: float) -> UndoDryRun:
@@ -176,8 +208,16 @@ def dry_run(session: Session, change_id: int, retention_days: float) -> UndoDryR
     return UndoDryRun(change_id=change.id, **repository.dry_run_counts(session, change.id))
 
 
-def start_undo(session: Session, change_id: int, actor: str, retention_days: float) -> ChangeSet:
-    """Queue the undo of a change; it runs as a background job (`changes.run`)."""
+def start_undo(
+    session: Session,
+    change_id: int,
+    actor: str,
+    retention_days: float,
+    *,
+    may_remove_all: bool = False,
+) -> ChangeSet:
+    """Queue the undo of a change; it runs as a background job (`changes.run`). Unless
+    `may_remove_all`, the job fails (changing nothing) if it would delete every product."""
     change = get(session, change_id)
     reason = undo_refusal(session, change, retention_days)
     if reason is not None:
@@ -189,6 +229,7 @@ def start_undo(session: Session, change_id: int, actor: str, retention_days: flo
         f"Undo of change {change.id}: {change.summary}",
         status="queued",
         undoes_id=change.id,
+        request=json.dumps({MAY_REMOVE_ALL: may_remove_all}),
     )
     dispatch.enqueue(session, RUN_TASK, change_id=undo.id)
     return undo
@@ -223,6 +264,9 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     restored = repository.undo_restore_updated(session, records, now)
     progress(70.0)
     restored += repository.undo_recreate_deleted(session, undone, records, now)
+    may_remove_all = bool(json.loads(undo.request or "{}").get(MAY_REMOVE_ALL))
+    if deleted and not may_remove_all and not session.scalar(select(Product.id).limit(1)):
+        raise RemovesEverything(deleted)  # the caller rolls the whole undo back
     progress(90.0)
     repository.close_records(session, records)
     progress(95.0)

@@ -68,7 +68,11 @@ def run(context: TaskContext, change_id: int) -> None:
                     bulk.run_job(
                         session, change, lambda p: changes_service.set_live_percent(key, p)
                     )
-        except (changes_service.NotUndoable, bulk.TotalMismatch) as exc:
+        except (
+            changes_service.NotUndoable,
+            changes_service.RemovesEverything,
+            bulk.TotalMismatch,
+        ) as exc:
             _fail(database, change_id, str(exc))
         except SQLAlchemyError as exc:
             log.exception("change %s failed on a database error", change_id)

@@ -84,7 +84,7 @@ def _store(
         shutil.copyfileobj(source, target, 1024 * 1024)
     try:
         with storage.open_read(key) as raw:
-            sources.inspect(raw, options)
+            sources.inspect(raw, options, settings.max_decompressed_bytes)
     except FileFormatError:
         storage.delete(key)
         raise
@@ -120,7 +120,14 @@ def run(
         in_context = contextvars.copy_context()  # a new thread does not inherit it
     worker = threading.Thread(
         target=in_context.run,
-        args=(pipeline.run_import, database, storage_for(settings, database), job_id),
+        args=(
+            pipeline.run_import,
+            database,
+            storage_for(settings, database),
+            job_id,
+            None,
+            settings.max_decompressed_bytes,
+        ),
         name="pi-cli-import",
         daemon=True,
     )

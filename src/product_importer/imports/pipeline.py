@@ -28,7 +28,11 @@ from product_importer.imports.columns import FileFormatError
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
 from product_importer.imports.progress import ImportCancelled, ProgressReporter
-from product_importer.imports.reading import detect_format
+from product_importer.imports.reading import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    CsvSource,
+    detect_format,
+)
 from product_importer.imports.sources import ReadOptions, RowSource, open_source
 from product_importer.imports.storage import UploadStorage
 from product_importer.imports.validation import normalise
@@ -43,7 +47,18 @@ MAX_STORED_REJECTS = 100_000
 # A rejected row keeps its fields for the download, each cut to this many characters (a 2 MB
 # description is not worth keeping 100,000 times).
 MAX_STORED_FIELD = 10_000
+# ... and at most this many fields (a row of a million tiny fields is a few MB of file but
+# ~60 bytes a field in memory).
+MAX_STORED_FIELDS = 1_000
+# Rejected rows waiting to be written are written once they hold this many characters, so a
+# run of huge rejected rows never piles up in memory.
+REJECT_FLUSH_CHARS = 4 * 1024 * 1024
 MAX_ATTEMPTS = 3
+# Phases of a job that is reading its file. A worker that stops uncleanly here may have been
+# killed by the file itself (out of memory), and would be again: recovery resumes such a job
+# once, leaving this note in its warnings, and fails it the second time (see tasks.recover).
+READING_PHASES = ("Reading and validating", "Opening the workbook")
+STOPPED_WHILE_READING = "The worker stopped while reading this file"
 FALLBACK_ENCODING = "cp1252"
 ANALYZE_AFTER_ROWS = 50_000
 
@@ -65,17 +80,24 @@ class _Rejects:
         self._database = database
         self._job_id = job_id
         self._pending: list[dict[str, Any]] = []
+        self._pending_chars = 0
         self.count = 0
 
     def __call__(self, line: int, reason: str, fields: list[str]) -> None:
         self.count += 1
         if self.count <= MAX_STORED_REJECTS:
-            if any(len(value) > MAX_STORED_FIELD for value in fields):
+            if len(fields) > MAX_STORED_FIELDS:
+                cut = f"[... cut: {len(fields):,} fields in the row]"
+                fields = [*fields[:MAX_STORED_FIELDS], cut]
+            size = sum(map(len, fields))
+            if size > MAX_STORED_FIELD and any(len(value) > MAX_STORED_FIELD for value in fields):
                 fields = [_shortened(value) for value in fields]
+                size = sum(map(len, fields))
             self._pending.append(
                 {"job_id": self._job_id, "line": line, "reason": reason, "fields": fields}
             )
-            if len(self._pending) >= REJECT_FLUSH_ROWS:
+            self._pending_chars += size
+            if len(self._pending) >= REJECT_FLUSH_ROWS or self._pending_chars >= REJECT_FLUSH_CHARS:
                 self.flush()
 
     def flush(self) -> None:
@@ -83,9 +105,11 @@ class _Rejects:
             with self._database.session() as session:
                 session.execute(insert(ImportReject), self._pending)
             self._pending = []
+            self._pending_chars = 0
 
     def clear(self) -> None:
         self._pending = []
+        self._pending_chars = 0
         self.count = 0
         with self._database.session() as session:
             session.execute(delete(ImportReject).where(ImportReject.job_id == self._job_id))
@@ -134,9 +158,18 @@ def _ticking(
     stopping: threading.Event | None,
     counter: list[int],
 ) -> Iterator[tuple[int, list[str]]]:
-    """Pass rows through, reporting progress and checking for cancel/shutdown every few rows."""
+    """Pass rows through, reporting progress and checking for cancel/shutdown every few rows,
+    and between slices of a CSV file's text: a file of blank lines has no rows to count."""
     count = 0
     next_report = PROGRESS_EVERY_ROWS
+
+    def between_slices() -> None:
+        reporter.reading(source.bytes_read, counter[0], rejects.count, source.fraction_read)
+        if stopping is not None and stopping.is_set():
+            raise ImportInterrupted
+
+    if isinstance(source, CsvSource):
+        source.on_read = between_slices
     for item in source.rows():
         count += 1
         if count >= next_report:
@@ -155,12 +188,13 @@ def _open_ticking(
     encoding: str | None,
     reporter: ProgressReporter,
     stopping: threading.Event | None,
+    max_decompressed_bytes: int,
 ) -> RowSource:
     """Open the file. A workbook's sheet is read (by calamine, which lets go of the GIL) before
     its first row, for seconds on a big one: meanwhile progress stays alive and a cancel or a
     shutdown is noticed."""
     if not workbook.is_workbook(raw):
-        return open_source(raw, options, encoding)
+        return open_source(raw, options, encoding, max_decompressed_bytes)
     reporter.phase("Opening the workbook")
     box: dict[str, Any] = {}
 
@@ -192,11 +226,12 @@ def _stage_file(
     reporter: ProgressReporter,
     rejects: _Rejects,
     stopping: threading.Event | None,
+    max_decompressed_bytes: int,
 ) -> tuple[int, bool, list[str], list[str]]:
     """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
     options = service.options_of(job)
     with storage.open_read(job.storage_key) as raw:
-        source = _open_ticking(raw, options, encoding, reporter, stopping)
+        source = _open_ticking(raw, options, encoding, reporter, stopping, max_decompressed_bytes)
         try:
             columns = source.read_header(options.mapping)
             warnings = list(source.warnings)
@@ -265,6 +300,7 @@ def run_import(
     storage: UploadStorage,
     job_id: int,
     stopping: threading.Event | None = None,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> None:
     lock = CatalogueLock(database)
     if not _wait_for_lock(database, lock, job_id, stopping):
@@ -281,12 +317,13 @@ def run_import(
     try:
         rejects.clear()
         merger = merger_for(database.engine)
-        warnings: list[str] = []
+        # Recovery's note that an earlier attempt stopped while reading stays with the job.
+        warnings = [w for w in job.warnings or [] if w.startswith(STOPPED_WHILE_READING)]
         try:
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, None, reporter, rejects, stopping
+                merger, storage, job, None, reporter, rejects, stopping, max_decompressed_bytes
             )
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # idna-like codecs raise UnicodeError, not a decode error
             with storage.open_read(job.storage_key) as raw:
                 file_format = detect_format(raw, job.encoding)
             if file_format.chosen or file_format.encoding not in ("utf-8", "utf-8-sig"):
@@ -299,7 +336,14 @@ def run_import(
             merger.reset()
             rejects.clear()
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, FALLBACK_ENCODING, reporter, rejects, stopping
+                merger,
+                storage,
+                job,
+                FALLBACK_ENCODING,
+                reporter,
+                rejects,
+                stopping,
+                max_decompressed_bytes,
             )
         warnings.extend(more)
         rejects.flush()
@@ -352,7 +396,7 @@ def run_import(
         lock.release()
         _refresh_statistics(database, counts)
     except ImportCancelled:
-        _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
+        mark_cancelled(database, job_id)
     except ImportInterrupted:
         _requeue(database, job_id)
     except FileFormatError as exc:
@@ -452,12 +496,26 @@ def _record_read(
 
 
 def _requeue(database: Database, job_id: int) -> None:
+    """A graceful hand-back at shutdown: not counted as an attempt, since nothing went wrong."""
     with database.session() as session:
         session.execute(
             update(ImportJob)
             .where(ImportJob.id == job_id)
-            .values(status="queued", phase="Interrupted; will resume", percent=0.0)
+            .values(
+                status="queued",
+                phase="Interrupted; will resume",
+                percent=0.0,
+                attempts=ImportJob.attempts - 1,
+            )
         )
+
+
+def stopped_while_reading_before(warnings: list[str] | None) -> bool:
+    return any(w.startswith(STOPPED_WHILE_READING) for w in warnings or [])
+
+
+def mark_cancelled(database: Database, job_id: int) -> None:
+    _finish(database, job_id, status="cancelled", phase="Cancelled", error=None)
 
 
 def fail(database: Database, job_id: int, message: str) -> None:

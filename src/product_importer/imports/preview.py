@@ -8,14 +8,18 @@ cut short, and it is left out, as are errors at the cut.
 from __future__ import annotations
 
 import csv
-import itertools
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports.columns import Columns, FileFormatError
-from product_importer.imports.reading import CsvSource
+from product_importer.imports.reading import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    MAX_ROW_CHARS,
+    READ_CHARS,
+    CsvSource,
+)
 from product_importer.imports.saved_mappings import Suggestion
 from product_importer.imports.schemas import ImportPreview, PreviewRow
 from product_importer.imports.sources import ReadOptions, RowSource, describe, open_source
@@ -24,6 +28,24 @@ from product_importer.imports.validation import normalise
 PREVIEW_ROWS = 20
 FALLBACK_ENCODING = "cp1252"
 SHOWN_CHARS = 2000
+# A preview reads no more text than this looking for its rows (runs of blank lines could
+# otherwise keep a request reading a whole inflated .csv.gz); a row of the largest size fits.
+PREVIEW_MAX_CHARS = 2 * MAX_ROW_CHARS
+
+
+class _ReadEnough(Exception):
+    """The preview has read PREVIEW_MAX_CHARS of text: it shows the rows found so far."""
+
+
+def _stop_after(limit: int) -> Callable[[], None]:
+    slices = [0]
+
+    def on_read() -> None:
+        slices[0] += 1
+        if slices[0] * READ_CHARS > limit:
+            raise _ReadEnough
+
+    return on_read
 
 
 def _head(
@@ -34,7 +56,12 @@ def _head(
     wanted = count + 1 if partial else count
     taken: list[tuple[int, list[str]]] = []
     try:
-        taken.extend(itertools.islice(rows, wanted))
+        for item in rows:
+            taken.append(item)
+            if len(taken) == wanted:
+                break
+    except _ReadEnough:
+        partial = False  # the rows read are whole; the rest of the file is not looked at
     except (csv.Error, EOFError, zlib.error, FileFormatError):
         if not partial:
             raise  # in a partial sample, the error is at the cut: the rows before it stand
@@ -86,20 +113,23 @@ def preview(
     options: ReadOptions,
     suggestion_for: Callable[[Sequence[str]], Suggestion],
     partial: bool = False,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> ImportPreview:
     """Raises FileFormatError when the file cannot be read at all (the upload would be refused
     too); a mapping that does not fit is reported in the answer, not raised."""
     encoding: str | None = None
     while True:
-        source = open_source(raw, options, encoding)
+        source = open_source(raw, options, encoding, max_decompressed_bytes)
+        if isinstance(source, CsvSource):
+            source.on_read = _stop_after(PREVIEW_MAX_CHARS)
         try:
             return _preview(source, options, suggestion_for, partial)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # idna-like codecs raise UnicodeError, not a decode error
             chosen = isinstance(source, CsvSource) and source.format.chosen
             if chosen or encoding is not None or not isinstance(source, CsvSource):
-                raise FileFormatError(
-                    f"The file cannot be decoded as {exc.encoding}: {exc.reason}."
-                ) from None
+                name = getattr(exc, "encoding", None) or getattr(source, "encoding", "")
+                reason = getattr(exc, "reason", None) or str(exc)
+                raise FileFormatError(f"The file cannot be decoded as {name}: {reason}.") from None
             encoding = FALLBACK_ENCODING  # as the import does when UTF-8 turns out wrong
         except csv.Error as exc:
             raise FileFormatError(f"Line {source.line_num}: {exc}.") from None

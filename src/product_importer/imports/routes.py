@@ -87,9 +87,11 @@ def _sheet_missing(exc: workbook.SheetNotFound) -> JSONResponse:
     )
 
 
-def inspect_stored_file(storage: UploadStorage, key: str, options: ReadOptions) -> None:
+def inspect_stored_file(
+    storage: UploadStorage, key: str, options: ReadOptions, max_decompressed_bytes: int
+) -> None:
     with storage.open_read(key) as raw:
-        sources.inspect(raw, options)
+        sources.inspect(raw, options, max_decompressed_bytes)
 
 
 @router.post(
@@ -132,7 +134,9 @@ async def upload(
             _merge_option("encoding", encoding, stored.fields),
             _merge_option("sheet", sheet, stored.fields),
         )
-        await to_thread.run_sync(inspect_stored_file, storage, stored.key, options)
+        await to_thread.run_sync(
+            inspect_stored_file, storage, stored.key, options, settings.max_decompressed_bytes
+        )
     except HTTPException:
         await to_thread.run_sync(discard, storage, stored)
         raise
@@ -211,6 +215,7 @@ async def preview_file(
                 options,
                 lambda header: saved_mappings.for_header(session, header),
                 partial=partial,
+                max_decompressed_bytes=settings.max_decompressed_bytes,
             )
 
     try:

@@ -14,7 +14,12 @@ from typing import BinaryIO, Protocol
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import workbook
 from product_importer.imports.columns import Columns, FileFormatError
-from product_importer.imports.reading import CsvSource, check_encoding, detect_format
+from product_importer.imports.reading import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    CsvSource,
+    check_encoding,
+    detect_format,
+)
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,18 @@ def parse_options(
     return ReadOptions(mapping=parsed, encoding=encoding, sheet=sheet)
 
 
-def open_source(raw: BinaryIO, options: ReadOptions, encoding: str | None = None) -> RowSource:
-    """A row source over the file; `encoding` (CSV only) replaces the detected one."""
+def open_source(
+    raw: BinaryIO,
+    options: ReadOptions,
+    encoding: str | None = None,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> RowSource:
+    """A row source over the file; `encoding` (CSV only) replaces the detected one; a .csv.gz
+    that inflates past `max_decompressed_bytes` fails as it is read."""
     if workbook.is_workbook(raw):
         return workbook.WorkbookSource(raw, options.sheet)
     file_format = detect_format(raw, options.encoding)
-    return CsvSource(raw, file_format, encoding)
+    return CsvSource(raw, file_format, encoding, max_decompressed_bytes)
 
 
 def describe(source: RowSource) -> FileInfo:
@@ -107,17 +118,22 @@ def describe(source: RowSource) -> FileInfo:
     )
 
 
-def inspect(raw: BinaryIO, options: ReadOptions) -> FileInfo:
+def inspect(
+    raw: BinaryIO,
+    options: ReadOptions,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> FileInfo:
     """What can be refused before an import starts: not a usable file, no usable header, a
     mapping or sheet that does not fit. Raises FileFormatError (HeaderMismatch, SheetNotFound)."""
-    source = open_source(raw, options)
+    source = open_source(raw, options, max_decompressed_bytes=max_decompressed_bytes)
     try:
         try:
             source.read_header(options.mapping)
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:
             if isinstance(source, CsvSource) and source.format.chosen:
+                reason = getattr(exc, "reason", None) or str(exc)
                 raise FileFormatError(
-                    f"The header cannot be decoded as {source.encoding}: {exc.reason}."
+                    f"The start of the file cannot be decoded as {source.encoding}: {reason}."
                 ) from None
             # The sample looked fine; the worker falls back to Windows-1252 if needed.
         except csv.Error as exc:

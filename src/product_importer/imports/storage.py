@@ -42,8 +42,10 @@ class UploadStorage:
         return self.root / key
 
     def open_write(self, key: str) -> BinaryIO:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return self.path(key).open("xb")
+        # Owner only: an upload is the catalogue's data, and the folder sits beside secrets.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        return os.fdopen(os.open(self.path(key), flags, 0o600), "wb")
 
     def open_read(self, key: str) -> BinaryIO:
         return self.path(key).open("rb")

@@ -12,6 +12,7 @@ from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import utcnow
 from product_importer.imports import pipeline
 from product_importer.imports.models import ImportJob
+from product_importer.imports.reading import MAX_ROW_CHARS
 from product_importer.imports.retention import OrphanWatch, prune_stored_uploads
 from product_importer.imports.service import RUN_TASK, import_ready_to_start
 from product_importer.imports.storage import storage_for
@@ -37,7 +38,11 @@ _resent_at: dict[int, float] = {}
 @task(RUN_TASK, queue="imports")
 def run(context: TaskContext, job_id: int) -> None:
     pipeline.run_import(
-        context.database, storage_for(context.settings, context.database), job_id, context.stopping
+        context.database,
+        storage_for(context.settings, context.database),
+        job_id,
+        context.stopping,
+        context.settings.max_decompressed_bytes,
     )
 
 
@@ -131,16 +136,31 @@ def _resend_forgotten(context: TaskContext) -> None:
 
 
 def _recover_orphan(context: TaskContext, job_id: int) -> None:
+    """A job whose worker stopped without handing it back (killed, out of memory, power lost).
+    Resuming blindly could kill the next worker the same way, so: a job whose worker stopped
+    while reading its file is resumed once (the file may not be the cause) and fails the second
+    time; one stopped in the merge is resumed up to MAX_ATTEMPTS; a cancel asked for is done."""
     database = context.database
     with database.session() as session:
         job = session.get(ImportJob, job_id)
         if job is None or job.status != "running":
             return
-        phase, attempts = job.phase, job.attempts
+        phase, attempts, cancel = job.phase, job.attempts, job.cancel_requested
+        warnings, rows = list(job.warnings or []), job.rows_processed
     if phase == "Merged":
         log.info("import %s: its merge had committed; marking it completed", job_id)
         pipeline.complete_merged(database, storage_for(context.settings, context.database), job_id)
-    elif attempts >= pipeline.MAX_ATTEMPTS:
+        return
+    if cancel:
+        log.info("import %s: its worker stopped; cancelled as asked", job_id)
+        pipeline.mark_cancelled(database, job_id)
+        return
+    reading = phase in pipeline.READING_PHASES
+    if reading and pipeline.stopped_while_reading_before(warnings):
+        log.warning("import %s: its worker stopped while reading it twice; giving up", job_id)
+        pipeline.fail(database, job_id, _stopped_reading_twice(context))
+        return
+    if not reading and attempts >= pipeline.MAX_ATTEMPTS:
         log.warning("import %s: interrupted %s times; giving up", job_id, attempts)
         pipeline.fail(
             database,
@@ -148,11 +168,32 @@ def _recover_orphan(context: TaskContext, job_id: int) -> None:
             f"The import was interrupted {attempts} times (the worker stopped). "
             "Nothing was imported; retry it when the server is stable.",
         )
-    else:
-        log.info("import %s: its worker stopped; queued again", job_id)
-        with database.session() as session:
-            session.execute(
-                update(ImportJob)
-                .where(ImportJob.id == job_id, ImportJob.status == "running")
-                .values(status="queued", phase="Interrupted; will resume", percent=0.0)
+        return
+    if reading:
+        warnings.append(
+            f"{pipeline.STOPPED_WHILE_READING} (after {rows:,} rows); it was started again. "
+            "If it stops again while reading, the import fails."
+        )
+    log.info("import %s: its worker stopped (%s); queued again", job_id, phase)
+    with database.session() as session:
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, ImportJob.status == "running")
+            .values(
+                status="queued",
+                phase="Interrupted; will resume",
+                percent=0.0,
+                warnings=warnings,
             )
+        )
+
+
+def _stopped_reading_twice(context: TaskContext) -> str:
+    return (
+        "The worker stopped twice while reading this file, possibly out of memory; it is not "
+        "tried again. Nothing was imported. Limits while reading: rows up to "
+        f"{MAX_ROW_CHARS // (1024 * 1024)} MiB each, and a .gz file up to "
+        f"{context.settings.max_decompressed_bytes:,} bytes decompressed "
+        "(PRODUCT_IMPORTER_MAX_DECOMPRESSED_BYTES). Split the file into smaller ones, or save "
+        "a big workbook as CSV, then upload it again."
+    )

@@ -2,6 +2,8 @@
 
 calamine reads one sheet's cells into memory (compactly, in Rust) and we turn one row at a time
 into the text a person sees in the spreadsheet, so the rest of the import is the CSV pipeline.
+calamine holds a dense grid and has no limits of its own, so `workbook_limits` checks the file
+before calamine reads any of it.
 Bytes say nothing about progress here (the sheet is read before the first row), so progress is
 rows done out of the sheet's height.
 """
@@ -18,6 +20,7 @@ from typing import BinaryIO
 import python_calamine as calamine
 
 from product_importer.imports import mapping as column_mapping
+from product_importer.imports import workbook_limits
 from product_importer.imports.columns import Columns, FileFormatError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -155,10 +158,13 @@ class WorkbookSource:
     """Streams (spreadsheet row number, cells as text) from one sheet of a workbook."""
 
     def __init__(self, raw: BinaryIO, sheet: str | None = None) -> None:
+        workbook_limits.check_archive(raw)
         workbook = _open(raw)
         try:
             self.sheets = list(workbook.sheet_names)
             self.sheet = pick_sheet(self.sheets, sheet)
+            # calamine builds the sheet's whole grid at once: check what it would take first.
+            workbook_limits.check_sheet(raw, self.sheet)
             data = workbook.get_sheet_by_name(self.sheet)
         except calamine.PasswordError:
             raise FileFormatError(PROTECTED_MESSAGE) from None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends
 
@@ -17,17 +18,41 @@ from product_importer.system.schemas import QueueRead, SystemRead, WorkerRead
 router = APIRouter(prefix="/api/system", tags=["system"])
 
 
+# A query parameter whose name holds one of these carries a credential (`password`,
+# `sentinel_password`, `ssl_keyfile_password`, `ssl_keyfile`, `token`, `secret`, ...).
+SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
+
+
+def _secret_name(name: str) -> bool:
+    lowered = unquote_plus(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def _redact_query(query: str) -> str:
+    """The query with the value of every credential parameter replaced, the rest as it was."""
+    parts = []
+    for part in re.split(r"([&;])", query):
+        name, equals, _value = part.partition("=")
+        parts.append(f"{name}=***" if equals and _secret_name(name) else part)
+    return "".join(parts)
+
+
 def redact_url(url: str) -> str:
-    """The URL with its password replaced, for showing to users."""
+    """The URL with its password (in the user part or the query) replaced, for showing to
+    users."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.hostname or ""
+            if parts.port is not None:
+                host = f"{host}:{parts.port}"
+            parts = parts._replace(netloc=f"{user}:***@{host}")
+        # The fragment too: nothing reads it, but a mistyped `#password=` would show.
+        parts = parts._replace(
+            query=_redact_query(parts.query), fragment=_redact_query(parts.fragment)
+        )
+        return urlunsplit(parts)
     except ValueError:
         return "<unparseable URL>"
 

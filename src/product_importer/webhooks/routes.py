@@ -7,7 +7,14 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from product_importer.auth.dependencies import Admin, AppSettings, AuditLog, DbSession, Viewer
+from product_importer.auth.dependencies import (
+    Admin,
+    AppSettings,
+    AuditLog,
+    DbSession,
+    NoStore,
+    Viewer,
+)
 from product_importer.webhooks import delivery, events, schemas, service, signing
 from product_importer.webhooks.models import Endpoint
 
@@ -50,6 +57,7 @@ def list_webhooks(session: DbSession, _principal: Admin) -> list[schemas.Webhook
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add a webhook endpoint",
+    dependencies=[NoStore],
     responses={422: {"description": "Invalid URL or unknown event type."}},
 )
 def create_webhook(
@@ -175,7 +183,10 @@ def send_test(
 
 
 @router.post(
-    "/{endpoint_id}/rotate-secret", summary="Replace the signing secret", responses=NOT_FOUND
+    "/{endpoint_id}/rotate-secret",
+    summary="Replace the signing secret",
+    responses=NOT_FOUND,
+    dependencies=[NoStore],
 )
 def rotate_secret(
     endpoint_id: EndpointId, session: DbSession, _principal: Admin, audit: AuditLog

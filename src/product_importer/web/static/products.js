@@ -11,8 +11,9 @@
 
   const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [], searchPending: false };
   // Bulk selection: products picked one by one (id -> product), or every product matching the
-  // filters (`allMatching`, with the exact count the user confirms).
-  const selection = { ids: new Map(), allMatching: false, matched: 0 };
+  // filters (`allMatching`, with the exact count the user confirms, and whether that is every
+  // product: deleting every product is the admin's, as Delete all is).
+  const selection = { ids: new Map(), allMatching: false, matched: 0, everything: false };
   const retentionDays = document.getElementById("table-card").dataset.retentionDays;
   let loadSeq = 0;
   let debounceTimer = null;
@@ -189,6 +190,12 @@
     return selection.allMatching ? selection.matched : selection.ids.size;
   }
 
+  function selectsEverything() {
+    if (selection.allMatching) return selection.everything;
+    const filtered = Object.keys(state.filters).length > 0;
+    return !filtered && !state.estimate && state.total > 0 && selection.ids.size >= state.total;
+  }
+
   function renderSelection() {
     const count = selectedCount();
     const onPage = state.items.length;
@@ -205,12 +212,17 @@
     const more = $("bulk-all-matching");
     more.hidden = selection.allMatching || !(header.checked && state.total > onPage);
     more.textContent = `Select all ${totalText()} products matching these filters`;
+    // The server refuses it anyway (403); an editor is not offered it.
+    const adminOnly = selectsEverything() && !PI.can("admin");
+    $("bulk-delete").hidden = adminOnly;
+    $("bulk-delete-note").hidden = !adminOnly;
   }
 
   function clearSelection() {
     selection.ids.clear();
     selection.allMatching = false;
     selection.matched = 0;
+    selection.everything = false;
   }
 
   function selectPage(checked) {
@@ -239,6 +251,7 @@
       selection.ids.clear();
       selection.allMatching = true;
       selection.matched = count.matched;
+      selection.everything = count.everything;
       render();
     } catch (error) {
       PI.toast(`Could not count the matching products: ${error.message}`, "error");
