@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import posixpath
 import re
 import struct
@@ -245,6 +246,21 @@ def _cell_too_long(sheet: str, size: int | None = None) -> WorkbookTooLarge:
 def check_sheet(raw: BinaryIO, sheet: str) -> None:
     """Raises WorkbookTooLarge when reading `sheet` would go past a limit."""
     raw.seek(0)
+    try:
+        _check_sheet(raw, sheet)
+    finally:
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Give the scan's freed buffers back before calamine builds its grid: glibc keeps them, and
+    the grid then grew beside them (the 500,000-row bench import peaked at 409 MB against 325 MB
+    without the scan)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _check_sheet(raw: BinaryIO, sheet: str) -> None:
     try:
         if not zipfile.is_zipfile(raw):
             return
