@@ -20,6 +20,7 @@ import pytest
 import xlwt
 
 from product_importer.imports import workbook_limits as limits
+from product_importer.imports import workbook_scan
 from product_importer.imports.columns import FileFormatError
 from product_importer.imports.workbook import WorkbookSource
 from tests.imports import workbooks
@@ -300,8 +301,8 @@ def _xlsb(cells: list[tuple[int, int, int]], shared: list[str]) -> bytes:
 
 def test_an_xlsb_sheet_is_walked_record_by_record(monkeypatch: pytest.MonkeyPatch) -> None:
     def check(data: bytes) -> None:
-        limits.check_archive(io.BytesIO(data))
-        limits.check_sheet(io.BytesIO(data), "Products")
+        workbook_scan.check_archive(io.BytesIO(data))
+        workbook_scan.check_sheet(io.BytesIO(data), "Products")
 
     check(_xlsb([(0, 0, 0), (0, 1, 1), (1, 0, 0)], ["sku", "name"]))
     with pytest.raises(limits.WorkbookTooLarge, match="spans 1,048,576 rows by 16,384 columns"):
@@ -359,4 +360,4 @@ def test_the_sheet_part_is_found_however_the_relationship_names_it(target: str) 
     with pytest.raises(FileFormatError):  # over the limit, or a sheet calamine cannot find
         WorkbookSource(io.BytesIO(moved))
     with pytest.raises(limits.WorkbookTooLarge, match="17,179,869,184 cells"):
-        limits.check_sheet(io.BytesIO(moved), "Products")
+        workbook_scan.check_sheet(io.BytesIO(moved), "Products")

@@ -20,7 +20,7 @@ from typing import BinaryIO
 import python_calamine as calamine
 
 from product_importer.imports import mapping as column_mapping
-from product_importer.imports import workbook_limits
+from product_importer.imports import workbook_scan
 from product_importer.imports.columns import Columns, FileFormatError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -158,13 +158,13 @@ class WorkbookSource:
     """Streams (spreadsheet row number, cells as text) from one sheet of a workbook."""
 
     def __init__(self, raw: BinaryIO, sheet: str | None = None) -> None:
-        workbook_limits.check_archive(raw)
+        workbook_scan.check_archive(raw)
         workbook = _open(raw)
         try:
             self.sheets = list(workbook.sheet_names)
             self.sheet = pick_sheet(self.sheets, sheet)
             # calamine builds the sheet's whole grid at once: check what it would take first.
-            workbook_limits.check_sheet(raw, self.sheet)
+            workbook_scan.check_sheet(raw, self.sheet)
             data = workbook.get_sheet_by_name(self.sheet)
         except calamine.PasswordError:
             raise FileFormatError(PROTECTED_MESSAGE) from None
