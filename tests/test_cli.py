@@ -26,6 +26,7 @@ def test_migrate_creates_the_embedded_database(tmp_path: Path) -> None:
         ("mysql://root@localhost/x", 2, "only sqlite and postgresql"),
         ("::not a url::", 2, "not a valid database URL"),
         ("postgresql://nobody:hunter2@127.0.0.1:1/x", 3, "cannot use the database at"),
+        ("postgresql://nobody@127.0.0.1:1/x?password=hunter2", 3, "cannot use the database at"),
     ],
 )
 def test_bad_database_url_gives_a_clear_error(

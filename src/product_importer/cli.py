@@ -16,7 +16,6 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,7 @@ from product_importer.auth import service as auth_service
 from product_importer.auth.roles import Role
 from product_importer.db import Database, DatabaseConfigError, utcnow
 from product_importer.observability import logs, metrics_dir
-from product_importer.settings import Settings
+from product_importer.settings import Settings, redact_url
 
 app = typer.Typer(
     help="Import, manage and publish a product catalogue.",
@@ -56,10 +55,8 @@ def load_settings() -> Settings:
 
 
 def _display_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
+    """A database or broker URL without its credentials (user part and query)."""
+    return redact_url(url)
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Database:

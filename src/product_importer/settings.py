@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, NonNegativeFloat, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -189,3 +191,42 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+# A query parameter whose name holds one of these carries a credential (`password`,
+# `sentinel_password`, `ssl_keyfile_password`, `ssl_keyfile`, `token`, `secret`, ...).
+SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
+
+
+def _secret_name(name: str) -> bool:
+    lowered = unquote_plus(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def _redact_query(query: str) -> str:
+    """The query with the value of every credential parameter replaced, the rest as it was."""
+    parts = []
+    for part in re.split(r"([&;])", query):
+        name, equals, _value = part.partition("=")
+        parts.append(f"{name}=***" if equals and _secret_name(name) else part)
+    return "".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (in the user part or the query) replaced, for showing to
+    users."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            user = parts.username or ""
+            host = parts.hostname or ""
+            if parts.port is not None:
+                host = f"{host}:{parts.port}"
+            parts = parts._replace(netloc=f"{user}:***@{host}")
+        # The fragment too: nothing reads it, but a mistyped `#password=` would show.
+        parts = parts._replace(
+            query=_redact_query(parts.query), fragment=_redact_query(parts.fragment)
+        )
+        return urlunsplit(parts)
+    except ValueError:
+        return "<unparseable URL>"

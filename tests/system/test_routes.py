@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from product_importer.app import create_app
 from product_importer.db import Database, utcnow
 from product_importer.imports.models import ImportJob
-from product_importer.settings import Settings
-from product_importer.system.routes import redact_url
+from product_importer.settings import Settings, redact_url
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.models import WorkerHeartbeat
 from product_importer.webhooks.models import Delivery, Endpoint, Event

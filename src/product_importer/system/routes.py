@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends
 
 from product_importer import __version__
 from product_importer.auth.dependencies import AppSettings, DbSession, Viewer, get_database
 from product_importer.db import Database, utcnow
+from product_importer.settings import redact_url
 from product_importer.system import queues as system_queues
 from product_importer.system import service
 from product_importer.system.schemas import QueueRead, SystemRead, WorkerRead
 
 router = APIRouter(prefix="/api/system", tags=["system"])
-
-
-# A query parameter whose name holds one of these carries a credential (`password`,
-# `sentinel_password`, `ssl_keyfile_password`, `ssl_keyfile`, `token`, `secret`, ...).
-SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
-
-
-def _secret_name(name: str) -> bool:
-    lowered = unquote_plus(name).lower()
-    return any(word in lowered for word in SECRET_WORDS)
-
-
-def _redact_query(query: str) -> str:
-    """The query with the value of every credential parameter replaced, the rest as it was."""
-    parts = []
-    for part in re.split(r"([&;])", query):
-        name, equals, _value = part.partition("=")
-        parts.append(f"{name}=***" if equals and _secret_name(name) else part)
-    return "".join(parts)
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password (in the user part or the query) replaced, for showing to
-    users."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            user = parts.username or ""
-            host = parts.hostname or ""
-            if parts.port is not None:
-                host = f"{host}:{parts.port}"
-            parts = parts._replace(netloc=f"{user}:***@{host}")
-        # The fragment too: nothing reads it, but a mistyped `#password=` would show.
-        parts = parts._replace(
-            query=_redact_query(parts.query), fragment=_redact_query(parts.fragment)
-        )
-        return urlunsplit(parts)
-    except ValueError:
-        return "<unparseable URL>"
 
 
 @router.get("", summary="Workers, queue depths and warnings", response_model=SystemRead)
