@@ -145,6 +145,8 @@ def test_an_editor_is_not_offered_deleting_every_product(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/login" not in url)
     page.goto("/products?page_size=25")
+    # The rows first: checking before they load leaves nothing to select (a flake under load).
+    expect(page.locator("#products-body tr")).to_have_count(25)
     page.get_by_label("Select all products on this page").check()
     delete = page.locator("#bulk-delete")
     expect(delete).to_be_visible()  # 25 of 30: an editor may
@@ -161,6 +163,7 @@ def test_an_editor_is_not_offered_deleting_every_product(
     # A filter that leaves some products out gives Delete back.
     page.get_by_role("button", name="Clear selection").click()
     page.goto("/products?sku=OAK-0000*")
+    expect(page.locator("#products-body tr")).to_have_count(10)  # OAK-00000 to OAK-00009
     page.get_by_label("Select all products on this page").check()
     expect(delete).to_be_visible()
     expect(page.locator("#bulk-delete-note")).to_be_hidden()

@@ -10,6 +10,7 @@ import ipaddress
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,11 @@ def test_the_compose_trust_gives_the_app_the_real_client_address() -> None:
             "client": (peer, 50000),
             "headers": [(b"x-forwarded-for", forwarded.encode())],
         }
-        asyncio.run(ProxyHeadersMiddleware(app, trusted_hosts=trusted)(scope, None, None))  # type: ignore[arg-type]
+        middleware = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
+        # A loop of its own in a thread of its own: a browser test earlier in this process may
+        # have left Playwright's loop running in this thread, where asyncio.run refuses.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, middleware(scope, None, None)).result(timeout=30)  # type: ignore[arg-type]
         return seen[0]
 
     assert client_seen(trusted, "198.51.100.7") == "198.51.100.7"
