@@ -34,7 +34,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-from product_importer import migrate, sampledata
+from product_importer import migrate, sampledata, wiring
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog import tasks as catalog_tasks
 from product_importer.catalog.models import Product
@@ -48,6 +48,9 @@ from product_importer.imports.models import ImportJob
 from product_importer.imports.storage import storage_for
 from product_importer.settings import Settings
 from product_importer.tasks.registry import TaskContext
+
+# Every domain registers its tasks, as the app and the CLI do at start-up.
+wiring.connect()
 
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/pi-changes-bench"))
 PG_ADMIN = os.environ.get(

@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from product_importer import migrate, sampledata
+from product_importer import migrate, sampledata, wiring
 from product_importer.catalog import export as catalog_export
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog import tasks as catalog_tasks
@@ -48,6 +48,9 @@ from product_importer.catalog.schemas import ProductFilters, ProductSort
 from product_importer.db import Database
 from product_importer.settings import Settings
 from product_importer.tasks.registry import TaskContext
+
+# Every domain registers its tasks, as the app and the CLI do at start-up.
+wiring.connect()
 
 PG_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

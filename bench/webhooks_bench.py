@@ -21,13 +21,16 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from product_importer import migrate
+from product_importer import migrate, wiring
 from product_importer.db import Database
 from product_importer.settings import Settings
 from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
 from product_importer.webhooks import events, schemas
 from product_importer.webhooks import service as webhook_service
+
+# Every domain registers its tasks, as the app and the CLI do at start-up.
+wiring.connect()
 
 
 class Receiver:
