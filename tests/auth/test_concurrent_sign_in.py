@@ -117,7 +117,10 @@ def test_a_burst_of_sign_ins_gets_429_not_500_and_the_api_still_answers(
         stop.set()
         reader.join(timeout=60)
     assert set(statuses) <= {303, 401, 429}, statuses
-    assert 429 in statuses and 303 in statuses
+    # Which two of the forty take the slots is up to the scheduler (all may be wrong
+    # passwords), so the right one is asked again once the burst is over.
+    assert 429 in statuses, statuses
+    assert _all_at_once(default_server, [("alice", DEFAULT_PASSWORD)]) == [303]
     # Before the fix a request stalled 30 s waiting for a pooled connection; what is left is
     # CPU shared with the hashing (and with whatever else this machine runs).
     assert timings and max(timings) < 5.0, sorted(timings)[-5:]
