@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, Text, true
+from sqlalchemy import JSON, Boolean, Integer, String, Text, text, true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
@@ -10,6 +12,10 @@ from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
 SKU_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 500
 DESCRIPTION_MAX_LENGTH = 10_000
+
+# Custom field values: a JSON object keyed by field key (catalog.field_types has the forms).
+# JSONB on PostgreSQL, JSON text on SQLite; each field has an expression index of its own.
+FieldValues = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def sku_key(sku: str) -> str:
@@ -35,12 +41,30 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    fields: Mapped[dict[str, Any]] = mapped_column(
+        FieldValues, default=dict, server_default=text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # ORM updates and deletes check that `updated_at` is still what was loaded (optimistic
     # locking), so two edits racing past the If-Match check cannot both win.
     __mapper_args__ = {"version_id_col": updated_at, "version_id_generator": next_version}
+
+
+class CustomField(Base):
+    """A field an admin defined: its key in `products.fields`, its label and its type."""
+
+    __tablename__ = "custom_fields"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(63), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))
+    # For `choice`: the allowed values, a JSON list; null for other types.
+    choices: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 DELETE_JOB_STATUSES = ("queued", "running", "completed", "failed")

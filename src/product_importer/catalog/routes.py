@@ -18,7 +18,7 @@ from product_importer.auth.dependencies import (
     Viewer,
     get_database,
 )
-from product_importer.catalog import export
+from product_importer.catalog import custom_fields, export
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog.schemas import (
     FILTER_MAX_LENGTH,
@@ -166,6 +166,8 @@ def create_product(
         product = catalog_service.create(session, body, _actor(principal))
     except catalog_service.SkuConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except custom_fields.FieldValuesInvalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     audit("product.create", f"product:{product.id} {product.sku}")
     response.headers["Location"] = f"/api/products/{product.id}"
     return _with_etag(response, product)
@@ -306,6 +308,8 @@ def update_product(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except catalog_service.PreconditionFailed as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
+    except custom_fields.FieldValuesInvalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     audit(
         "product.update",
         f"product:{product.id} {product.sku}",

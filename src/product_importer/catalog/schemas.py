@@ -67,6 +67,7 @@ _EXAMPLE: dict[str, Any] = {
     "name": "Oak dining chair",
     "description": "Solid oak, oiled finish.",
     "active": True,
+    "fields": {"price": "129.00", "stock": 4, "tags": ["dining", "oak"]},
 }
 
 
@@ -83,6 +84,11 @@ class ProductCreate(BaseModel):
         default="", description=f"Up to {DESCRIPTION_MAX_LENGTH} characters; may span lines."
     )
     active: bool = True
+    fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Custom field values by key (see `GET /api/fields`); decimals as strings.",
+        max_length=1000,
+    )
 
 
 class ProductUpdate(BaseModel):
@@ -98,6 +104,12 @@ class ProductUpdate(BaseModel):
     name: Name | None = None
     description: Description | None = None
     active: bool | None = None
+    fields: dict[str, Any] | None = Field(
+        default=None,
+        description="Custom field values to set; `null` for a key unsets it, omitted keys are "
+        "kept.",
+        max_length=1000,
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -131,6 +143,9 @@ class ProductRead(BaseModel):
     name: str
     description: str
     active: bool
+    fields: dict[str, Any] = Field(
+        default_factory=dict, description="Custom field values by key; unset fields are absent."
+    )
     created_at: datetime
     updated_at: datetime
 

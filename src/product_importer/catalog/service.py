@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from product_importer.catalog import repository, search_index
+from product_importer.catalog import custom_fields, repository, search_index
 from product_importer.catalog.models import DeleteAllJob, Product, SearchBacklog, sku_key
 from product_importer.catalog.schemas import (
     ProductCreate,
@@ -119,6 +119,9 @@ def _payload(product: Product) -> dict[str, object]:
 
 def create(session: Session, data: ProductCreate, actor: str = "") -> Product:
     _ensure_sku_free(session, data.sku, None)
+    values = custom_fields.check_values(
+        custom_fields.by_key(session), data.fields, allow_null=False
+    )
     now = utcnow()
     product = Product(
         sku=data.sku,
@@ -126,6 +129,7 @@ def create(session: Session, data: ProductCreate, actor: str = "") -> Product:
         name=data.name,
         description=data.description,
         active=data.active,
+        fields=values,
         created_at=now,
         updated_at=now,
     )
@@ -147,13 +151,20 @@ def update(
     product = get(session, product_id)
     _check_if_match(product, if_match)
     fields = changes.model_dump(exclude_unset=True)
+    if fields.get("fields") is not None:
+        patch = custom_fields.check_values(
+            custom_fields.by_key(session), fields["fields"], allow_null=True
+        )
+        fields["fields"] = custom_fields.apply(custom_fields.values_of(product), patch)
+    else:
+        fields.pop("fields", None)
     if "sku" in fields:
         _ensure_sku_free(session, fields["sku"], product.id)
         fields["sku_key"] = sku_key(fields["sku"])
     changed = {name: value for name, value in fields.items() if getattr(product, name) != value}
     if not changed:
         return product  # nothing to write, no event, same ETag
-    before = {name: getattr(product, name) for name in history.FIELDS}
+    before = _values(product)
     for name, value in changed.items():
         setattr(product, name, value)
     _flush(session, fields.get("sku", product.sku))
@@ -168,7 +179,7 @@ def delete(session: Session, product_id: int, if_match: str | None = None, actor
     product = get(session, product_id)
     _check_if_match(product, if_match)
     data = {"id": product.id, "sku": product.sku}
-    before = {name: getattr(product, name) for name in history.FIELDS}
+    before = _values(product)
     session.delete(product)
     _flush(session, product.sku)
     search_index.unindex_product(session, product_id)
@@ -337,11 +348,16 @@ def set_delete_total(session: Session, job_id: int, total: int) -> None:
 
 
 def _values(product: Product | dict[str, Any] | None) -> dict[str, Any]:
+    """The recorded attributes, custom field values (a copy) included."""
+    names = (*history.FIELDS, "fields")
     if product is None:
-        return dict.fromkeys(history.FIELDS)
+        return dict.fromkeys(names)
     if isinstance(product, dict):
-        return {name: product.get(name) for name in history.FIELDS}
-    return {name: getattr(product, name) for name in history.FIELDS}
+        values = {name: product.get(name) for name in names}
+    else:
+        values = {name: getattr(product, name) for name in names}
+    values["fields"] = dict(values["fields"]) if values["fields"] is not None else None
+    return values
 
 
 def record_edit(
@@ -355,6 +371,7 @@ def record_edit(
     """One product created, edited or deleted through the API or the UI: a change set of its
     own, written in the edit's transaction (after the product, so ids follow commit order)."""
     old, new = _values(before), _values(after)
+    fields_changed = op == "updated" and (old["fields"] or {}) != (new["fields"] or {})
     key = sku_key(new["sku"] if after is not None else old["sku"])
     old_key = sku_key(old["sku"]) if before is not None and after is not None else None
     change = history.open_change(
@@ -376,6 +393,10 @@ def record_edit(
             after_name=new["name"],
             after_description=new["description"],
             after_active=new["active"],
+            # The whole object where it matters: before a delete, after a create, both when
+            # an edit changed a field; null otherwise ("unchanged").
+            before_fields=old["fields"] if op == "deleted" or fields_changed else None,
+            after_fields=new["fields"] if op == "created" or fields_changed else None,
         )
     )
     session.flush()

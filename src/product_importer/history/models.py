@@ -10,8 +10,10 @@ change on PostgreSQL keeps its rows in a table of its own instead (`history.reco
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
@@ -20,8 +22,10 @@ from product_importer.db import Base, BigIntId, UTCDateTime, utcnow
 # (catalog.models; history sits below the catalogue, and a test checks the two agree).
 SKU_MAX_LENGTH = 255
 NAME_MAX_LENGTH = 500
+# As catalog.models.FieldValues.
+FieldValues = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
-KINDS = ("import", "delete_all", "bulk", "undo", "edit")
+KINDS = ("import", "delete_all", "bulk", "undo", "edit", "fields")
 STATUSES = ("queued", "running", "completed", "failed")
 OPERATIONS = ("created", "updated", "deleted")
 
@@ -89,6 +93,10 @@ class ProductChange(Base):
     after_name: Mapped[str | None] = mapped_column(String(NAME_MAX_LENGTH), default=None)
     after_description: Mapped[str | None] = mapped_column(Text, default=None)
     after_active: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    # Custom field values, the whole object: before for a deleted product and for an update
+    # that changed a field; after for a created product and for such an update.
+    before_fields: Mapped[dict[str, Any] | None] = mapped_column(FieldValues, default=None)
+    after_fields: Mapped[dict[str, Any] | None] = mapped_column(FieldValues, default=None)
 
     # The ORM's identity; in the database the unique (sku_key, change_id) index keeps it.
     __mapper_args__ = {"primary_key": [change_id, sku_key]}

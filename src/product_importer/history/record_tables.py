@@ -29,7 +29,8 @@ PREFIX = "change_records_"
 SHARED = "product_changes"
 RECORD_COLUMNS = (
     "sku_key, product_id, op, before_sku_key, before_sku, before_name, before_description, "
-    "before_active, after_sku, after_name, after_description, after_active"
+    "before_active, after_sku, after_name, after_description, after_active, before_fields, "
+    "after_fields"
 )
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
 
@@ -76,7 +77,7 @@ def create_statements(target: RecordTarget) -> list[str]:
         f"CREATE TABLE {target.table} (sku_key text NOT NULL, product_id bigint, "
         "op varchar(8) NOT NULL, before_sku_key text, before_sku text, before_name text, "
         "before_description text, before_active boolean, after_sku text, after_name text, "
-        "after_description text, after_active boolean)"
+        "after_description text, after_active boolean, before_fields jsonb, after_fields jsonb)"
     ]
 
 

@@ -1,0 +1,85 @@
+"""A custom field's value in SQL, per database and type, and the index that serves it.
+
+Every field gets an expression index on `products` when it is created, so an equality or range
+filter, or a sort, on any field reads an index rather than every product's JSON. A query must
+use the very expression the index was built on for the planner to take it: `value_sql` is the
+one place that spells it. Keys match `field_types.KEY_PATTERN` (lower-case letters, digits and
+underscores), so they are written into the SQL as they are; values are always parameters.
+"""
+
+from __future__ import annotations
+
+from product_importer.catalog.field_types import KEY_PATTERN
+
+# Texts are compared and sorted by their lower-cased first 200 characters (a PostgreSQL
+# b-tree entry must stay under ~2,700 bytes); equality rechecks the whole text.
+TEXT_PREFIX = 200
+TEXT_LIKE = ("text", "url", "choice")
+
+
+def _checked(key: str) -> str:
+    if not KEY_PATTERN.match(key):
+        raise ValueError(f"not a field key: {key!r}")
+    return key
+
+
+def raw_sql(dialect: str, key: str, table: str = "products") -> str:
+    """The value as text (lists as their JSON text), NULL when the product has none."""
+    key = _checked(key)
+    if dialect == "postgresql":
+        return f"({table}.fields ->> '{key}')"
+    return f"json_extract({table}.fields, '$.{key}')"
+
+
+def value_sql(dialect: str, key: str, kind: str, table: str = "products") -> str:
+    """The value, typed so that SQL compares and sorts it as the field's type does."""
+    raw = raw_sql(dialect, key, table)
+    if kind in TEXT_LIKE or kind == "list":
+        return f"lower(substr({raw}, 1, {TEXT_PREFIX}))"
+    if dialect == "postgresql":
+        if kind == "integer":
+            return f"({raw}::bigint)"
+        if kind == "decimal":
+            return f"({raw}::numeric)"
+        if kind == "boolean":
+            return f"({raw}::boolean)"
+        return raw  # date: ISO text, whose order is the dates' order
+    if kind == "decimal":
+        # SQLite has no exact decimal type: REAL orders and compares prices correctly up to
+        # 15 significant digits; the stored value itself stays the exact text.
+        return f"CAST({raw} AS REAL)"
+    return raw  # integer and boolean are JSON numbers/booleans (1/0), date is ISO text
+
+
+def index_name(field_id: int) -> str:
+    return f"ix_products_field_{int(field_id)}"
+
+
+def index_statements(dialect: str, field_id: int, key: str, kind: str) -> list[str]:
+    """CREATE INDEX for a new field (or a field whose type changed)."""
+    name = index_name(field_id)
+    statements = [f"CREATE INDEX {name} ON products (({value_sql(dialect, key, kind)}))"]
+    if kind == "list" and dialect == "postgresql":
+        # "contains this element": fields->'tags' @> '["summer"]'
+        statements.append(
+            f"CREATE INDEX {name}_items ON products USING gin "
+            f"((fields -> '{_checked(key)}') jsonb_path_ops)"
+        )
+    return statements
+
+
+def drop_statements(dialect: str, field_id: int) -> list[str]:
+    name = index_name(field_id)
+    return [f"DROP INDEX IF EXISTS {name}", f"DROP INDEX IF EXISTS {name}_items"]
+
+
+def remove_key_sql(dialect: str, key: str) -> str:
+    """The products' fields without this key."""
+    key = _checked(key)
+    if dialect == "postgresql":
+        return f"(fields - '{key}')"
+    return f"json_remove(fields, '$.{key}')"
+
+
+def has_key_sql(dialect: str, key: str) -> str:
+    return f"{raw_sql(dialect, key)} IS NOT NULL"
