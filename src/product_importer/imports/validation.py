@@ -16,8 +16,10 @@ from product_importer.catalog.models import (
 )
 from product_importer.imports.reading import Columns
 
-# (line, sku_key, sku, name, description, active); active is None when the file has no value.
-StagedRow = tuple[int, str, str, str, str, bool | None]
+# (line, sku_key, sku, name, description, active, fields); active is None when the file has
+# no value; fields is None when the row sets no custom field, else compact JSON of a merge
+# patch: {key: stored value} and, with empty_cells=clear, {key: null} to unset.
+StagedRow = tuple[int, str, str, str, str, bool | None, str | None]
 RejectSink = Callable[[int, str, list[str]], None]
 
 # What other systems write for "on sale" (Shopify status, WooCommerce, ERPs), any letter case.
@@ -104,4 +106,4 @@ def normalise(
                         row,
                     )
                     continue
-        yield line, sku.casefold(), sku, name, description, active
+        yield line, sku.casefold(), sku, name, description, active, None
