@@ -12,10 +12,12 @@ from product_importer.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
-# Page, its title in the navigation, and the least role that may open it.
+# Page, its title in the navigation, and the least role that sees it there (and may open it,
+# but for Fields: every role may read the fields; only admins, who change them, find it listed).
 PAGES: dict[str, tuple[str, Role]] = {
     "import": ("Import", Role.viewer),
     "products": ("Products", Role.viewer),
+    "fields": ("Fields", Role.admin),
     "webhooks": ("Webhooks", Role.admin),
     "system": ("System", Role.viewer),
     "users": ("Users", Role.admin),
@@ -72,6 +74,12 @@ def import_page(request: Request, principal: ViewerPage) -> Response:
 def products_page(request: Request, principal: ViewerPage) -> Response:
     days = request.app.state.settings.history_retention_days
     return _render(request, principal, "products", retention_days=f"{days:g}")
+
+
+@router.get("/fields", response_class=HTMLResponse)
+def fields_page(request: Request, principal: ViewerPage) -> Response:
+    days = request.app.state.settings.history_retention_days
+    return _render(request, principal, "fields", retention_days=f"{days:g}")
 
 
 @router.get("/webhooks", response_class=HTMLResponse)
