@@ -22,7 +22,7 @@ def run(data: str) -> tuple[list[StagedRow], list[tuple[int, str]]]:
 def test_valid_rows_are_trimmed_and_keyed_case_insensitively() -> None:
     staged, rejects = run("sku,name,description\n  ÄPFEL-1 , Apples ,  Red  \n")
     assert rejects == []
-    assert staged == [(2, "äpfel-1", "ÄPFEL-1", "Apples", "Red", None)]
+    assert staged == [(2, "äpfel-1", "ÄPFEL-1", "Apples", "Red", None, None)]
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def _rows(source: RowSource, columns: Columns, partial: bool) -> list[PreviewRow
         )
 
     head = list(_head(source, partial))
-    for line, _key, sku, name, description, active in normalise(head, columns, reject):
+    for line, _key, sku, name, description, active, _fields in normalise(head, columns, reject):
         results[line] = PreviewRow(
             line=line,
             sku=sku,
