@@ -152,6 +152,8 @@ def apply(
             sa.null(),
             sa.null(),
             sa.null(),
+            Product.fields,  # before_fields: what an undo recreates
+            sa.null(),
         ).where(Product.id.in_(selected))
     else:
         # Only `active` changes: name and description stay null ("unchanged"), as in an import.
@@ -169,6 +171,8 @@ def apply(
             sa.null(),
             sa.null(),
             literal(active),
+            sa.null(),  # fields unchanged
+            sa.null(),
         ).where(Product.id.in_(selected), Product.active.is_not(active))
     destination = sa.table(target.table, *(sa.column(name) for name in columns))
     session.execute(insert(destination).from_select(columns, rows))
