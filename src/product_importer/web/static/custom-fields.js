@@ -142,33 +142,31 @@ PI.fields = (() => {
     );
   }
 
-  // The key of the custom field a server message names, if it names one of `fields`: in a
-  // validation error's location (["body", "fields", "price"]), or in its words ("fields.price",
-  // "'price'", "price:").
+  // Which custom fields a server's 422 names, each with its reason: [{key, message}] (key null
+  // when an item names none of `fields`). The API says "field 'price' is not a number; field
+  // 'stock' must be a whole number"; a validation error names it in `loc` (body, fields, key).
   function named(fields, error) {
     const keys = new Set(fields.map((field) => field.key));
-    const found = [];
     const detail = error && error.body && error.body.detail;
-    const items = Array.isArray(detail) ? detail : [{ msg: typeof detail === "string" ? detail : error.message }];
-    for (const item of items) {
-      const loc = (item.loc || []).map(String);
-      let key = null;
-      const at = loc.indexOf("fields");
-      if (at >= 0 && keys.has(loc[at + 1])) key = loc[at + 1];
-      const msg = String(item.msg || "").replace(/^Value error, /, "");
-      if (!key) {
-        for (const match of msg.matchAll(/(?:fields?\.|['"‘“`])([a-z][a-z0-9_]*)/g)) {
-          if (keys.has(match[1])) {
-            key = match[1];
-            break;
-          }
-        }
+    const found = [];
+    if (Array.isArray(detail)) {
+      for (const item of detail) {
+        const loc = (item.loc || []).map(String);
+        const at = loc.indexOf("fields");
+        const key = at >= 0 && keys.has(loc[at + 1]) ? loc[at + 1] : null;
+        found.push({ key, message: String(item.msg || "").replace(/^Value error, /, "") });
       }
-      if (!key) {
-        const first = /^([a-z][a-z0-9_]*)\b/.exec(msg);
-        if (first && keys.has(first[1])) key = first[1];
+      return found;
+    }
+    const text = typeof detail === "string" ? detail : error.message;
+    for (const part of text.split(/;\s+(?=fields?\b)/)) {
+      const match = /^fields?\s*(?:\.|['"‘“])?([a-z][a-z0-9_]*)['"’”]?\s*(?::\s*)?(.*)$/s.exec(part.trim());
+      if (match && keys.has(match[1])) {
+        const reason = match[2].trim();
+        found.push({ key: match[1], message: reason ? reason[0].toUpperCase() + reason.slice(1) : part });
+      } else {
+        found.push({ key: null, message: part });
       }
-      found.push({ key, message: msg });
     }
     return found;
   }

@@ -6,6 +6,10 @@
   const FILTERS = ["q", "sku", "name", "description", "active"];
   const TEXT_FILTERS = ["q", "name", "description"];
   const SORTS = ["sku", "-sku", "name", "-name", "updated_at", "-updated_at", "created_at", "-created_at"];
+  const BUILT_IN = new Set(["sku", "name", "description", "active"]);
+  // A custom field filter in the URL: field.<key> or field.<key>.<operator>.
+  const FIELD_PARAM = /^field\.([a-z][a-z0-9_]*)(?:\.(contains|gt|gte|lt|lte|set))?$/;
+  const COLUMNS_KEY = "products.columns";
   const numberFormat = new Intl.NumberFormat();
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
@@ -17,6 +21,10 @@
   const retentionDays = document.getElementById("table-card").dataset.retentionDays;
   let loadSeq = 0;
   let debounceTimer = null;
+  // The custom fields (GET /api/fields), by key, and those the user shows as columns.
+  let fields = [];
+  let fieldsByKey = new Map();
+  let columns = [];
 
   // --- URL <-> state ------------------------------------------------------------------------
 
@@ -27,15 +35,26 @@
       const value = params.get(key);
       if (value) state.filters[key] = value;
     }
+    // One custom field filter (the first the URL names, of a defined field).
+    let fieldFilter = null;
+    for (const [name, value] of params) {
+      const match = FIELD_PARAM.exec(name);
+      if (match && value && fieldsByKey.has(match[1])) {
+        fieldFilter = { key: match[1], op: match[2] === "set" ? `set:${value === "true"}` : match[2] || "", value };
+        state.filters[name] = value;
+        break;
+      }
+    }
     const page = parseInt(params.get("page") || "1", 10);
     state.page = Number.isFinite(page) && page > 0 ? page : 1;
     const size = parseInt(params.get("page_size") || "50", 10);
     state.pageSize = [25, 50, 100, 200].includes(size) ? size : 50;
     const sort = params.get("sort");
-    state.sort = SORTS.includes(sort) ? sort : "sku";
+    state.sort = SORTS.includes(sort) || sortableField(sort) ? sort : "sku";
     const form = $("filters");
     for (const key of FILTERS) form.elements[key].value = state.filters[key] || "";
     $("page-size").value = String(state.pageSize);
+    showFieldFilter(fieldFilter);
   }
 
   function query(extra = {}) {
@@ -140,6 +159,7 @@
         activeCell.textContent = product.active ? "Active" : "Inactive";
       }
       tr.appendChild(activeCell);
+      for (const key of columns) tr.appendChild(fieldCell(fieldsByKey.get(key), (product.fields || {})[key]));
       const updated = cell(dateFormat.format(new Date(product.updated_at)), "col-updated");
       updated.title = product.updated_at;
       tr.appendChild(updated);
@@ -333,15 +353,177 @@
     }, 500);
   }
 
+  // --- custom fields: columns, a filter, sorting ---------------------------------------------
+
+  function sortableField(sort) {
+    const match = /^-?field\.([a-z][a-z0-9_]*)$/.exec(sort || "");
+    return !!match && fieldsByKey.has(match[1]);
+  }
+
+  function fieldCell(field, value) {
+    const td = document.createElement("td");
+    td.className = `col-field col-field-${field.type}`;
+    const text = PI.fields.format(field, value);
+    if (field.type === "url" && text) {
+      const link = document.createElement("a");
+      link.href = text;
+      link.rel = "noopener noreferrer";
+      link.target = "_blank";
+      link.textContent = text;
+      td.appendChild(link);
+    } else {
+      td.textContent = text;
+    }
+    td.title = text;
+    return td;
+  }
+
+  function readColumns() {
+    let saved = [];
+    try {
+      saved = JSON.parse(localStorage.getItem(COLUMNS_KEY) || "[]");
+    } catch (_error) {
+      saved = [];
+    }
+    return Array.isArray(saved) ? saved.filter((key) => fieldsByKey.has(key)) : [];
+  }
+
+  function saveColumns() {
+    try {
+      localStorage.setItem(COLUMNS_KEY, JSON.stringify(columns));
+    } catch (_error) {
+      // Storage full or refused (private mode): the choice lasts until the page is left.
+    }
+  }
+
+  // The chooser: one checkbox per defined field, in their order.
+  function renderChooser() {
+    $("columns-chooser").hidden = fields.length === 0;
+    const list = $("columns-list");
+    list.replaceChildren();
+    for (const field of fields) {
+      const label = document.createElement("label");
+      label.className = "checkbox";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = field.key;
+      box.checked = columns.includes(field.key);
+      box.addEventListener("change", () => {
+        const chosen = new Set([...list.querySelectorAll("input:checked")].map((input) => input.value));
+        columns = fields.filter((f) => chosen.has(f.key)).map((f) => f.key);
+        saveColumns();
+        renderHeader();
+        render();
+      });
+      label.append(box, ` ${field.label}`);
+      list.appendChild(label);
+    }
+  }
+
+  // Header cells of the chosen fields, before "Updated"; each sorts by its field.
+  function renderHeader() {
+    for (const th of document.querySelectorAll("#products-table th.col-field")) th.remove();
+    const updated = $("th-updated");
+    for (const key of columns) {
+      const field = fieldsByKey.get(key);
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.className = "col-field";
+      th.dataset.key = key;
+      if (field.type === "list") {
+        th.textContent = field.label;
+      } else {
+        th.dataset.sort = `field.${key}`;
+        const sort = document.createElement("button");
+        sort.type = "button";
+        sort.className = "sort";
+        sort.textContent = field.label;
+        th.appendChild(sort);
+      }
+      updated.before(th);
+    }
+  }
+
+  function fieldOption(value, text) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = text;
+    return option;
+  }
+
+  // The filter row: a field, a condition that fits its type, and a value input of its type.
+  function showFieldFilter(filter) {
+    const keySelect = $("ff-key");
+    keySelect.value = filter ? filter.key : "";
+    fieldFilterChosen(filter);
+  }
+
+  function fieldFilterChosen(filter) {
+    const field = fieldsByKey.get($("ff-key").value);
+    const op = $("ff-op");
+    op.replaceChildren();
+    op.disabled = !field;
+    if (field) {
+      for (const [value, words] of PI.fields.operators(field.type)) {
+        op.appendChild(fieldOption(value.startsWith("set=") ? `set:${value.slice(4)}` : value, words));
+      }
+      op.value = filter ? filter.op : "";
+      if (op.selectedIndex < 0) op.value = "";
+    }
+    // The value input fits the type: yes/no and choices are picked, numbers and dates typed.
+    const old = $("ff-value");
+    let input;
+    if (field && (field.type === "boolean" || field.type === "choice")) {
+      input = document.createElement("select");
+      input.appendChild(fieldOption("", "(choose)"));
+      const values = field.type === "boolean" ? [["true", "Yes"], ["false", "No"]] : (field.choices || []).map((c) => [c, c]);
+      for (const [value, words] of values) input.appendChild(fieldOption(value, words));
+    } else {
+      input = document.createElement("input");
+      input.autocomplete = "off";
+      input.maxLength = 200;
+      input.type = field ? { integer: "number", decimal: "number", date: "date" }[field.type] || "search" : "search";
+      if (field && field.type === "integer") input.step = "1";
+      if (field && field.type === "decimal") input.step = "any";
+    }
+    input.id = "ff-value";
+    input.name = "ff-value";
+    input.value = filter && !String(filter.op).startsWith("set:") ? filter.value : "";
+    old.replaceWith(input);
+    fieldOpChosen();
+  }
+
+  function fieldOpChosen() {
+    const field = fieldsByKey.get($("ff-key").value);
+    const presence = $("ff-op").value.startsWith("set:");
+    $("ff-value").disabled = !field || presence;
+    $("ff-value-field").hidden = presence;
+  }
+
+  // The field filter as a query parameter, or null.
+  function fieldFilterParam() {
+    const key = $("ff-key").value;
+    if (!fieldsByKey.has(key)) return null;
+    const op = $("ff-op").value;
+    if (op.startsWith("set:")) return [`field.${key}.set`, op.slice(4)];
+    const value = $("ff-value").value.trim();
+    if (!value) return null;
+    return [op ? `field.${key}.${op}` : `field.${key}`, value];
+  }
+
   // --- filters, sorting, paging -------------------------------------------------------------
 
-  function filtersChanged() {
+  function filtersChanged(event) {
     const form = $("filters");
+    if (event && event.target && event.target.id === "ff-key") fieldFilterChosen(null);
+    if (event && event.target && event.target.id === "ff-op") fieldOpChosen();
     state.filters = {};
     for (const key of FILTERS) {
       const value = form.elements[key].value.trim();
       if (value) state.filters[key] = value;
     }
+    const param = fieldFilterParam();
+    if (param) state.filters[param[0]] = param[1];
     state.page = 1;
     clearSelection();
     clearTimeout(debounceTimer);
@@ -351,6 +533,7 @@
   function filtersCleared() {
     // Runs after the form's reset has emptied the inputs.
     clearTimeout(debounceTimer);
+    showFieldFilter(null);
     state.filters = {};
     state.page = 1;
     clearSelection();
@@ -364,7 +547,7 @@
 
   // --- create and edit ----------------------------------------------------------------------
 
-  let editing = null; // {id, etag} while editing, null while creating
+  let editing = null; // {id, etag, fields} while editing, null while creating
 
   function resetFormErrors() {
     $("product-form-error").hidden = true;
@@ -372,13 +555,67 @@
       $(`p-${field}-error`).textContent = "";
       $(`p-${field}`).removeAttribute("aria-invalid");
     }
+    for (const error of $("p-fields-list").querySelectorAll(".field-error")) error.textContent = "";
+    for (const input of $("p-fields-list").querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
   }
 
+  // `field` is a built-in name (sku, name, description) or a custom field's key.
   function fieldError(field, message) {
-    const input = $(`p-${field}`);
-    $(`p-${field}-error`).textContent = message;
+    const id = BUILT_IN.has(field) ? `p-${field}` : `pf-${field}`;
+    const input = $(id);
+    $(`${id}-error`).textContent = message;
     input.setAttribute("aria-invalid", "true");
     return input;
+  }
+
+  // One input per custom field, fit for its type, holding the product's values.
+  function renderFieldInputs(values) {
+    const list = $("p-fields-list");
+    list.replaceChildren();
+    $("p-fields").hidden = fields.length === 0;
+    for (const field of fields) {
+      const id = `pf-${field.key}`;
+      const box = document.createElement("div");
+      box.className = field.type === "text" || field.type === "list" || field.type === "url" ? "field field-wide" : "field";
+      const label = document.createElement("label");
+      label.htmlFor = id;
+      label.textContent = field.label;
+      const input = PI.fields.input(field, id, values[field.key]);
+      const error = document.createElement("p");
+      error.className = "field-error";
+      error.id = `${id}-error`;
+      error.setAttribute("role", "alert");
+      input.setAttribute("aria-describedby", error.id);
+      box.append(label, input, error);
+      list.appendChild(box);
+    }
+  }
+
+  // The custom field values to send: on create every value set, on edit only those changed
+  // (null unsets one). Null when an input holds something its type does not take.
+  function readFieldInputs() {
+    const values = {};
+    let first = null;
+    for (const field of fields) {
+      const input = $(`pf-${field.key}`);
+      if (!input) continue;
+      const read = PI.fields.read(field, input);
+      if (read.error) {
+        const bad = fieldError(field.key, read.error);
+        first = first || bad;
+        continue;
+      }
+      if (editing) {
+        if (!PI.fields.same(read.value, editing.fields[field.key])) values[field.key] = read.value;
+      } else if (read.value !== null) {
+        values[field.key] = read.value;
+      }
+    }
+    if (first) {
+      first.focus();
+      return null;
+    }
+    return values;
   }
 
   function showTab(name) {
@@ -402,6 +639,18 @@
     return value === "" ? "(empty)" : String(value);
   }
 
+  // A custom field's change reads "Price (price): 19.99 → 21.5"; its name in the history may
+  // be the key, or "fields.<key>" / "field.<key>".
+  function historyLine(change) {
+    const name = String(change.field);
+    if (BUILT_IN.has(name)) return `${name}: ${shown(change.old)} → ${shown(change.new)}`;
+    const key = name.replace(/^fields?\./, "");
+    const field = fieldsByKey.get(key) || { key, label: key, type: "text" };
+    const value = (v) => (v === null || v === undefined || v === "" ? "(not set)" : PI.fields.format(field, v));
+    const title = field.label === key ? key : `${field.label} (${key})`;
+    return `${title}: ${value(change.old)} → ${value(change.new)}`;
+  }
+
   async function loadHistory(id, page) {
     const list = $("history-list");
     if (page === 1) list.replaceChildren();
@@ -420,7 +669,7 @@
           fields.className = "history-fields";
           for (const change of entry.changes) {
             const li = document.createElement("li");
-            li.textContent = `${change.field}: ${shown(change.old)} → ${shown(change.new)}`;
+            li.textContent = historyLine(change);
             fields.appendChild(li);
           }
           item.appendChild(fields);
@@ -444,6 +693,7 @@
     showTab("details");
     editing = null;
     $("product-form").reset();
+    renderFieldInputs({});
     resetFormErrors();
     $("product-dialog-title").textContent = "New product";
     $("product-dialog").showModal();
@@ -459,9 +709,10 @@
       return;
     }
     const product = await response.json();
-    editing = { id, etag: response.headers.get("ETag") };
+    editing = { id, etag: response.headers.get("ETag"), fields: product.fields || {} };
     $("product-tabs").hidden = false;
     showTab("details");
+    renderFieldInputs(editing.fields);
     resetFormErrors();
     $("product-dialog-title").textContent = `Edit ${product.sku}`;
     $("p-sku").value = product.sku;
@@ -490,6 +741,14 @@
   }
 
   function showServerError(error) {
+    // 422 naming custom fields ("field 'price' is not a number"): each next to its input.
+    if (error.status === 422 && typeof error.body?.detail === "string" && fields.length) {
+      const named = PI.fields.named(fields, error);
+      if (named.length && named.every((item) => item.key)) {
+        named.map((item) => fieldError(item.key, item.message))[0].focus();
+        return;
+      }
+    }
     if (error.status === 409) {
       fieldError("sku", error.message).focus();
     } else if (error.status === 422 && Array.isArray(error.body?.detail)) {
@@ -525,14 +784,23 @@
       active: $("p-active").checked,
     };
     if (!validate(data)) return;
+    const values = readFieldInputs();
+    if (values === null) return;
+    if (Object.keys(values).length) data.fields = values;
     const save = $("product-save");
     save.disabled = true;
+    // Whole numbers beyond 2^53 travel as BigInt: PI.fields.json writes them as JSON numbers.
+    const body = PI.fields.json(data);
     try {
       if (editing) {
-        await PI.api(`/api/products/${editing.id}`, { method: "PATCH", json: data, headers: { "If-Match": editing.etag } });
+        await PI.api(`/api/products/${editing.id}`, {
+          method: "PATCH",
+          body,
+          headers: { "Content-Type": "application/json", "If-Match": editing.etag },
+        });
         PI.toast(`Saved ${data.sku}.`, "success");
       } else {
-        await PI.api("/api/products", { method: "POST", json: data });
+        await PI.api("/api/products", { method: "POST", body, headers: { "Content-Type": "application/json" } });
         PI.toast(`Created ${data.sku}.`, "success");
       }
       $("product-dialog").close();
@@ -691,7 +959,20 @@
 
   // --- wiring -------------------------------------------------------------------------------
 
-  function init() {
+  async function init() {
+    try {
+      fields = await PI.fields.list();
+    } catch (error) {
+      fields = [];
+      PI.toast(`Could not load the custom fields: ${error.message}`, "error");
+    }
+    fieldsByKey = new Map(fields.map((field) => [field.key, field]));
+    const keySelect = $("ff-key");
+    for (const field of fields) keySelect.appendChild(fieldOption(field.key, field.label));
+    $("field-filter").hidden = fields.length === 0;
+    columns = readColumns();
+    renderChooser();
+    renderHeader();
     readUrl();
     const form = $("filters");
     form.addEventListener("input", filtersChanged);
@@ -702,14 +983,15 @@
     });
     form.addEventListener("reset", () => setTimeout(filtersCleared));
     $("empty-clear").addEventListener("click", () => form.reset());
-    for (const th of document.querySelectorAll("th[data-sort]")) {
-      th.querySelector("button").addEventListener("click", () => {
-        const key = th.dataset.sort;
-        state.sort = state.sort === key ? `-${key}` : key;
-        state.page = 1;
-        load();
-      });
-    }
+    // Sort buttons, the custom field columns' too (those are added and removed).
+    $("products-table").querySelector("thead").addEventListener("click", (event) => {
+      const th = event.target.closest("button.sort") && event.target.closest("th[data-sort]");
+      if (!th) return;
+      const key = th.dataset.sort;
+      state.sort = state.sort === key ? `-${key}` : key;
+      state.page = 1;
+      load();
+    });
     $("prev-page").addEventListener("click", () => goTo(state.page - 1));
     $("next-page").addEventListener("click", () => goTo(state.page + 1));
     $("page-number").addEventListener("change", (event) => {
