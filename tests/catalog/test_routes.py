@@ -33,8 +33,9 @@ def test_create_returns_the_product_with_location_and_etag(
     assert body["sku"] == "CHAIR-OAK-01"
     assert body["active"] is True
     assert set(body) == {
-        "id", "sku", "name", "description", "active", "created_at", "updated_at"
+        "id", "sku", "name", "description", "active", "fields", "created_at", "updated_at"
     }  # fmt: skip
+    assert body["fields"] == {}
     assert response.headers["location"] == f"/api/products/{body['id']}"
     assert response.headers["etag"].startswith('"')
     created = events(database, "product.created")

@@ -78,7 +78,9 @@ def counts_statement(
 # product itself, which no later change touched (or the product is kept).
 
 
-def sqlite_record_updates(target: RecordTarget, where: str, has_active: bool) -> str:
+def sqlite_record_updates(
+    target: RecordTarget, where: str, has_active: bool, has_fields: bool = False
+) -> str:
     """Before a merge batch's UPDATE: the products it is about to change, before and after.
     `where` is the batch's key range on `s`; positional parameters are the range's."""
     after_active = (
@@ -87,17 +89,30 @@ def sqlite_record_updates(target: RecordTarget, where: str, has_active: bool) ->
         else "NULL"
     )
     active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
+    fields_diff = f" OR {SQLITE_FIELDS_CHANGED.format(p='p')}" if has_fields else ""
+    fields = (
+        f"CASE WHEN {SQLITE_FIELDS_CHANGED.format(p='p')} THEN p.fields END, "
+        f"CASE WHEN {SQLITE_FIELDS_CHANGED.format(p='p')} THEN json_patch(p.fields, s.fields) END"
+        if has_fields
+        else "NULL, NULL"
+    )
     return (
         f"{target.insert(_COLUMNS)}p.sku_key, p.id, 'updated', p.sku, "
         "CASE WHEN p.name <> s.name THEN p.name END, "
         "CASE WHEN p.description <> s.description THEN p.description END, "
         "p.active, CASE WHEN p.sku <> s.sku THEN s.sku END, "
         "CASE WHEN p.name <> s.name THEN s.name END, "
-        f"CASE WHEN p.description <> s.description THEN s.description END, {after_active} "
+        f"CASE WHEN p.description <> s.description THEN s.description END, {after_active}, "
+        f"{fields} "
         f"FROM temp.import_last AS s JOIN products AS p ON p.sku_key = s.sku_key WHERE {where} "
         f"AND (p.sku <> s.sku OR p.name <> s.name OR p.description <> s.description"
-        f"{active_diff})"
+        f"{active_diff}{fields_diff})"
     )
+
+
+# The staged row `s` changes the product's fields (a JSON merge patch that is not a no-op).
+# Stored fields are compact JSON, as json_patch writes it, so text comparison is equality.
+SQLITE_FIELDS_CHANGED = "(s.fields IS NOT NULL AND json_patch({p}.fields, s.fields) <> {p}.fields)"
 
 
 def sqlite_record_created(target: RecordTarget) -> str:
@@ -105,7 +120,7 @@ def sqlite_record_created(target: RecordTarget) -> str:
     hands out max(id) + 1). Parameter: the highest id before the batch."""
     return (
         f"{target.insert(_COLUMNS)}sku_key, id, 'created', NULL, NULL, NULL, NULL, sku, name, "
-        "description, active FROM products WHERE id > ?"
+        "description, active, NULL, fields FROM products WHERE id > ?"
     )
 
 
@@ -117,12 +132,12 @@ def sqlite_record_created(target: RecordTarget) -> str:
 # without them every batch walked the index from its start (0.3-0.4 s per 50,000-row batch of
 # a 500,000-row catalogue, most of what recording cost). They hold in any collation.
 PG_OLD_ROWS = (
-    "old AS MATERIALIZED (SELECT p.id, p.sku, p.name, p.description, p.active "
+    "old AS MATERIALIZED (SELECT p.id, p.sku, p.name, p.description, p.active, p.fields "
     "FROM products AS p JOIN last AS l ON p.sku_key = l.sku_key "
     "WHERE p.sku_key >= (SELECT min(sku_key) FROM last) "
     "AND p.sku_key <= (SELECT max(sku_key) FROM last))"
 )
-PG_RETURNING = ", p.id, p.sku_key, p.sku, p.name, p.description, p.active"
+PG_RETURNING = ", p.id, p.sku_key, p.sku, p.name, p.description, p.active, p.fields"
 
 
 def pg_record(target: RecordTarget) -> str:
@@ -134,7 +149,10 @@ def pg_record(target: RecordTarget) -> str:
         "o.active, CASE WHEN o.sku IS DISTINCT FROM r.sku THEN r.sku END, "
         "CASE WHEN o.name IS DISTINCT FROM r.name THEN r.name END, "
         "CASE WHEN o.description IS DISTINCT FROM r.description THEN r.description END, "
-        "CASE WHEN o.active IS DISTINCT FROM r.active THEN r.active END "
+        "CASE WHEN o.active IS DISTINCT FROM r.active THEN r.active END, "
+        "CASE WHEN NOT r.created AND o.fields IS DISTINCT FROM r.fields THEN o.fields END, "
+        "CASE WHEN r.created THEN jsonb_strip_nulls(r.fields) "
+        "WHEN o.fields IS DISTINCT FROM r.fields THEN r.fields END "
         "FROM r LEFT JOIN old AS o ON o.id = r.id)"
     )
 
@@ -153,6 +171,6 @@ def record_deleted_statement(
     order = " ORDER BY sku_key" if dialect == "sqlite" and not target.own else ""
     return (
         f"{target.insert(_COLUMNS)}sku_key, id, 'deleted', sku, name, description, active, "
-        f"NULL, NULL, NULL, NULL FROM products{where}{order}",
+        f"NULL, NULL, NULL, NULL, fields, NULL FROM products{where}{order}",
         {"up_to_id": up_to_id},
     )

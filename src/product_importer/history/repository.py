@@ -171,7 +171,8 @@ def undo_record_reversals(session: Session, change: RecordTarget, undo: RecordTa
         "p.sku, p.name, p.description, p.active, r.before_sku, "
         "CASE WHEN r.op = 'updated' THEN coalesce(r.before_name, p.name) END, "
         "CASE WHEN r.op = 'updated' THEN coalesce(r.before_description, p.description) END, "
-        "r.before_active "
+        "r.before_active, p.fields, "
+        "CASE WHEN r.op = 'updated' THEN coalesce(r.before_fields, p.fields) END "
         f"FROM {source} JOIN products AS p ON p.sku_key = r.sku_key "
         f"WHERE {where} AND r.op IN ('created', 'updated') AND {_NOT_KEPT}",
         {"uid": undo.change_id},
@@ -195,7 +196,8 @@ def undo_restore_updated(session: Session, undo: RecordTarget, now: datetime) ->
         restored += _run(
             session,
             f"UPDATE products SET sku = u.after_sku, {set_key}name = u.after_name, "
-            "description = u.after_description, active = u.after_active, updated_at = :now "
+            "description = u.after_description, active = u.after_active, "
+            "fields = u.after_fields, updated_at = :now "
             f"FROM {source} WHERE {where} AND u.op = 'updated' AND products.id = u.product_id "
             f"AND u.before_sku_key IS {'NOT ' if key_changed else ''}NULL",
             {"now": now},
@@ -210,9 +212,9 @@ def undo_recreate_deleted(
     params = {"uid": undo.change_id, "now": now}
     created = _run(
         session,
-        "INSERT INTO products (sku, sku_key, name, description, active, created_at, updated_at) "
-        "SELECT r.before_sku, r.sku_key, r.before_name, r.before_description, r.before_active, "
-        f":now, :now FROM {source} "
+        "INSERT INTO products (sku, sku_key, name, description, active, fields, created_at, "
+        "updated_at) SELECT r.before_sku, r.sku_key, r.before_name, r.before_description, "
+        f"r.before_active, coalesce(r.before_fields, '{{}}'), :now, :now FROM {source} "
         f"WHERE {where} AND r.op = 'deleted' AND {_NOT_KEPT} ORDER BY r.product_id",
         params,
     )
@@ -220,7 +222,7 @@ def undo_recreate_deleted(
         _run(
             session,
             f"{undo.insert()}p.sku_key, p.id, 'created', NULL, NULL, NULL, NULL, NULL, p.sku, "
-            f"p.name, p.description, p.active FROM {source} "
+            f"p.name, p.description, p.active, NULL, p.fields FROM {source} "
             f"JOIN products AS p ON p.sku_key = r.sku_key "
             f"WHERE {where} AND r.op = 'deleted' AND {_NOT_KEPT}",
             params,
