@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from product_importer.catalog import search_index
+from product_importer.catalog import custom_fields, search_index
 from product_importer.catalog.models import Product
 from product_importer.changes.schemas import (
     ChangePage,
@@ -249,6 +249,11 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
         raise NotUndoable(f"Change {change.id} was already undone by change {change.undone_by_id}.")
     now = utcnow()
     repository.lock_products(session)
+    if change.kind == custom_fields.REMOVE_KIND:
+        try:
+            custom_fields.restore_definition(session, change)
+        except custom_fields.FieldConflict as exc:
+            raise NotUndoable(str(exc)) from None
     progress(5.0)
     # The undo's records: at most one per record of the change.
     records = repository.open_records(
@@ -401,11 +406,35 @@ def _who(change: ChangeSet) -> str:
         return f"{actor} (undo of change {change.undoes_id})"
     if change.kind == "delete_all":
         return f"{actor} (delete all)"
+    if change.kind == custom_fields.REMOVE_KIND:
+        return f"{actor} (field removed, change {change.id})"
     return actor
 
 
 def _flag(value: Any) -> bool | None:
     return None if value is None else bool(value)
+
+
+def _as_object(value: Any) -> dict[str, Any] | None:
+    # Raw SQL hands SQLite's JSON back as text, PostgreSQL's jsonb as a dict.
+    if isinstance(value, str):
+        loaded = json.loads(value)
+        return loaded if isinstance(loaded, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _field_changes(record: Any) -> list[FieldChange]:
+    """One entry per custom field the record changed, named `fields.<key>`."""
+    old = _as_object(record.before_fields)
+    new = _as_object(record.after_fields)
+    if record.op == "updated" and new is None:
+        return []  # the update left the fields alone
+    old, new = old or {}, new or {}
+    return [
+        FieldChange(field=f"fields.{key}", old=old.get(key), new=new.get(key))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
 
 
 def _entry(record: Any, change: ChangeSet) -> HistoryEntry:
@@ -419,6 +448,7 @@ def _entry(record: Any, change: ChangeSet) -> HistoryEntry:
             old, new = _flag(old), _flag(new)
         if old != new:
             changes.append(FieldChange(field=name, old=old, new=new))
+    changes.extend(_field_changes(record))
     return HistoryEntry(
         change_id=change.id,
         at=change.created_at,
