@@ -108,6 +108,16 @@ def clear_tables(database: Database) -> None:
         with database.engine.connect() as connection:
             search_index.drop_retired_search_tables(connection, None)
     with database.engine.begin() as connection:
+        # Each custom field has an index of its own on products (catalog.field_sql), outside
+        # the metadata: the next test's fields get the same ids again.
+        listing = (
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'products'"
+            if database.dialect == "postgresql"
+            else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'products'"
+        )
+        for name in connection.execute(text(listing)).scalars().all():
+            if name.startswith("ix_products_field_"):
+                connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
         # Large changes keep their records in tables of their own, outside the metadata.
         if database.dialect == "postgresql":
             listed = connection.execute(text(record_tables.LIST_STATEMENT))
