@@ -34,6 +34,14 @@
   const mappingStep = $("mapping-step");
   let preview = null; // the last preview answer
   let previewToken = 0;
+  // Custom fields: those defined (from the preview), and what the person made of each column
+  // proposed as a new field (column -> {keep, key, label, type}), kept across previews.
+  let definedFields = [];
+  let proposals = [];
+  const proposalEdits = new Map();
+  // The group column was ticked for this file already (it is ticked once, when suggested).
+  let groupOffered = false;
+  const NEW_FIELD_KEY = /^[a-z][a-z0-9_]{0,62}$/;
 
   function chosen() {
     const file = input.files && input.files[0];
@@ -47,28 +55,84 @@
     $("save-mapping").checked = false;
     $("mapping-name").disabled = true;
     $("preview-status").textContent = "";
+    $("read-decimal").value = ".";
+    $("read-empty-clear").checked = false;
+    $("read-group-by").checked = false;
+    $("read-variant-names").checked = false;
+    $("group-options").hidden = true;
+    groupOffered = false;
+    proposalEdits.clear();
+    proposals = [];
     if (file) loadPreview(file, {});
   }
 
-  function currentMapping() {
+  // Which column feeds each field: the built-ins, the custom fields, and (unless `withNew` is
+  // false) the columns kept as new fields, under their new keys.
+  function currentMapping(withNew = true) {
     const mapping = {};
     FIELDS.forEach((field) => {
       const value = $("map-" + field).value;
       if (value) mapping[field] = value;
     });
+    for (const select of $("custom-mapping-grid").querySelectorAll("select[data-field]")) {
+      if (select.value) mapping[select.dataset.field] = select.value;
+    }
+    if (withNew) for (const field of newFields()) mapping[field.key] = field.column;
     return mapping;
+  }
+
+  // The columns kept as new fields (admins only: the server refuses them from others).
+  function newFields() {
+    if (!PI.can("admin")) return [];
+    return proposals
+      .map((proposal) => proposalEdits.get(proposal.column))
+      .filter((edit) => edit && edit.keep)
+      .map((edit) => ({ column: edit.column, key: edit.key.trim(), label: edit.label.trim(), type: edit.type }));
+  }
+
+  // How values are read, and how rows group: sent with the preview and the import alike.
+  function readingOptions(options) {
+    if ($("read-decimal").value !== ".") options.decimal_separator = $("read-decimal").value;
+    if ($("read-empty-clear").checked) options.empty_cells = "clear";
+    const group = preview && preview.group_by_suggestion;
+    if (group && !$("group-options").hidden && $("read-group-by").checked) {
+      options.group_by = group;
+      if ($("read-variant-names").checked) options.variant_names = "true";
+    }
+    return options;
   }
 
   function readOptions() {
     // What the import is sent: the mapping only when the header does not name our fields
-    // as it is (or the person changed it), the encoding and sheet when chosen.
+    // as it is (or the person changed it), the encoding and sheet when chosen, how values are
+    // read, and the new fields to create.
     const options = {};
     if (preview && !mappingStep.hidden) {
       options.mapping = JSON.stringify(currentMapping());
+      const created = newFields();
+      if (created.length) options.new_fields = JSON.stringify(created);
     }
     if ($("read-encoding").value) options.encoding = $("read-encoding").value;
     if ($("read-sheet").value && preview && preview.kind === "workbook") options.sheet = $("read-sheet").value;
-    return options;
+    return readingOptions(options);
+  }
+
+  // Why the new fields cannot be sent as they are, with the input to fix; null when they can.
+  function newFieldsProblem() {
+    const taken = new Set(definedFields.map((field) => field.key));
+    const seen = new Set();
+    for (const [index, proposal] of proposals.entries()) {
+      const edit = proposalEdits.get(proposal.column);
+      if (!edit || !edit.keep || !PI.can("admin")) continue;
+      const key = edit.key.trim();
+      const where = `nf-${index}-key`;
+      if (!NEW_FIELD_KEY.test(key)) return [where, `The key for “${proposal.column}” must be lower-case letters, digits and _, starting with a letter.`];
+      if (taken.has(key) || FIELDS.includes(key)) return [where, `The key ${key} is taken already: choose another for “${proposal.column}”, or map the column to that field above.`];
+      if (seen.has(key)) return [where, `Two new fields have the key ${key}.`];
+      if (!edit.label.trim()) return [`nf-${index}-label`, `Give “${proposal.column}” a label.`];
+      seen.add(key);
+    }
+    return null;
   }
 
   async function loadPreview(file, options) {
@@ -131,10 +195,143 @@
     select.value = value || sheets[0] || "";
   }
 
+  // One select per custom field, as for the built-ins.
+  function fillCustomMapping(columns, mapping, keepValues) {
+    const grid = $("custom-mapping-grid");
+    const previous = new Map([...grid.querySelectorAll("select[data-field]")].map((s) => [s.dataset.field, s.value]));
+    grid.replaceChildren();
+    for (const field of definedFields) {
+      const box = document.createElement("div");
+      box.className = "field";
+      const label = document.createElement("label");
+      label.htmlFor = `map-f-${field.key}`;
+      label.textContent = field.label;
+      const kind = document.createElement("span");
+      kind.className = "required";
+      kind.textContent = ` (${field.key}, ${(PI.fields.TYPES[field.type] || field.type).toLowerCase()})`;
+      label.appendChild(kind);
+      const select = document.createElement("select");
+      select.id = `map-f-${field.key}`;
+      select.dataset.field = field.key;
+      fillSelect(select, columns, keepValues ? previous.get(field.key) : (mapping || {})[field.key]);
+      select.addEventListener("change", refreshPreview);
+      box.append(label, select);
+      grid.appendChild(box);
+    }
+    $("custom-mapping").hidden = definedFields.length === 0;
+  }
+
+  function el(tag, attrs = {}, text = "") {
+    const node = document.createElement(tag);
+    Object.entries(attrs).forEach(([key, value]) => node.setAttribute(key, value));
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  // A value of the column from the preview's rows, to show what it holds.
+  function sampleOf(column, answer) {
+    const index = (answer.columns || []).indexOf(column);
+    if (index < 0) return "";
+    for (const row of answer.rows || []) {
+      const value = (row.fields || [])[index];
+      if (value && value.trim()) return value.trim();
+    }
+    return "";
+  }
+
+  // The columns no field takes, each with a proposed new field. An admin may keep them (and
+  // change key, label and type); anyone else sees what an admin would have to create.
+  function showProposals(answer) {
+    proposals = Array.isArray(answer.proposed_fields) ? answer.proposed_fields : [];
+    const box = $("proposals");
+    box.replaceChildren();
+    $("new-fields").hidden = proposals.length === 0;
+    const admin = PI.can("admin");
+    $("new-fields-intro").textContent = admin
+      ? "Tick a column to keep it as a new custom field, created with the import. Check the key, label and type we suggest."
+      : "An admin must create these fields before they can be imported; ask an admin, or import without them.";
+    if (!admin) {
+      const list = el("ul", { class: "proposal-list" });
+      for (const proposal of proposals) {
+        const sample = sampleOf(proposal.column, answer);
+        list.appendChild(
+          el("li", {}, `${proposal.column} → ${proposal.key} (${(PI.fields.TYPES[proposal.type] || proposal.type).toLowerCase()})${sample ? `, e.g. ${sample}` : ""}`),
+        );
+      }
+      box.appendChild(list);
+      return;
+    }
+    const types = Object.entries(PI.fields.TYPES).filter(([value]) => value !== "choice");
+    proposals.forEach((proposal, index) => {
+      const edit = proposalEdits.get(proposal.column) || { column: proposal.column, keep: false, key: proposal.key, label: proposal.label, type: proposal.type };
+      proposalEdits.set(proposal.column, edit);
+      const group = el("fieldset", { class: "proposal" });
+      group.dataset.column = proposal.column;
+      group.appendChild(el("legend", {}, proposal.column));
+      const sample = sampleOf(proposal.column, answer);
+      if (sample) group.appendChild(el("p", { class: "proposal-sample" }, `For example: ${sample.length > 80 ? sample.slice(0, 80) + "…" : sample}`));
+      const keep = el("input", { type: "checkbox", id: `nf-${index}-keep` });
+      keep.checked = edit.keep;
+      const keepLabel = el("label", { class: "checkbox", for: `nf-${index}-keep` });
+      keepLabel.append(keep, " Keep as a new field");
+      group.appendChild(keepLabel);
+      const grid = el("div", { class: "proposal-grid" });
+      const inputs = [];
+      for (const [name, words] of [["key", "Key"], ["label", "Label"], ["type", "Type"]]) {
+        const id = `nf-${index}-${name}`;
+        const field = el("div", { class: "field" });
+        field.appendChild(el("label", { for: id }, words));
+        let input;
+        if (name === "type") {
+          input = el("select", { id });
+          for (const [value, text] of types) input.appendChild(el("option", { value }, text));
+          if (!types.some(([value]) => value === edit.type)) edit.type = "text";
+        } else {
+          input = el("input", { id, type: "text", autocomplete: "off", spellcheck: "false", maxlength: name === "key" ? "63" : "100" });
+        }
+        input.value = edit[name];
+        input.disabled = !edit.keep;
+        input.addEventListener("input", () => {
+          edit[name] = input.value;
+          input.removeAttribute("aria-invalid");
+        });
+        inputs.push(input);
+        field.appendChild(input);
+        grid.appendChild(field);
+      }
+      keep.addEventListener("change", () => {
+        edit.keep = keep.checked;
+        inputs.forEach((input) => (input.disabled = !keep.checked));
+      });
+      group.appendChild(grid);
+      box.appendChild(group);
+    });
+  }
+
+  // Shopify-like files: rows sharing a group column (Handle) are one product's variants.
+  function showGroupOptions(answer) {
+    const column = answer.group_by_suggestion;
+    $("group-options").hidden = !column;
+    if (!column) return false;
+    $("group-column").textContent = column;
+    if (!groupOffered) {
+      groupOffered = true;
+      $("read-group-by").checked = true;
+      $("read-variant-names").checked = true;
+      return true; // ticked now: preview again with it
+    }
+    $("read-variant-names").disabled = !$("read-group-by").checked;
+    return false;
+  }
+
   function showPreview(answer, keepOpen) {
+    if (Array.isArray(answer.fields)) definedFields = answer.fields;
     if (!keepOpen) {
       FIELDS.forEach((field) => fillSelect($("map-" + field), answer.columns, answer.mapping[field]));
     }
+    fillCustomMapping(answer.columns, answer.mapping, keepOpen);
+    showProposals(answer);
+    const regroup = showGroupOptions(answer);
     $("encoding-field").hidden = answer.kind !== "csv";
     $("sheet-field").hidden = answer.kind !== "workbook";
     if (answer.kind === "workbook") fillSheets(answer.sheets, answer.sheet);
@@ -167,6 +364,7 @@
       $("review-mapping").hidden = true;
     }
     startButton.disabled = !!answer.mapping_error && !mappingStep.hidden;
+    if (regroup) refreshPreview();
   }
 
   function renderPreviewRows(rows) {
@@ -193,10 +391,11 @@
     const file = input.files && input.files[0];
     if (!file) return;
     const options = {};
-    if (!mappingStep.hidden) options.mapping = JSON.stringify(currentMapping());
+    // Columns kept as new fields are previewed as not imported yet: their fields do not exist.
+    if (!mappingStep.hidden) options.mapping = JSON.stringify(currentMapping(false));
     if ($("read-encoding").value) options.encoding = $("read-encoding").value;
     if ($("read-sheet").value) options.sheet = $("read-sheet").value;
-    loadPreview(file, options);
+    loadPreview(file, readingOptions(options));
   }
 
   async function saveMapping() {
@@ -204,7 +403,7 @@
     const response = await fetch("/api/import-mappings", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": PI.csrf, Accept: "application/json" },
-      body: JSON.stringify({ name, mapping: currentMapping(), header: preview ? preview.columns : [] }),
+      body: JSON.stringify({ name, mapping: currentMapping(false), header: preview ? preview.columns : [] }),
     });
     if (!response.ok) {
       const answer = await response.json().catch(() => null);
@@ -216,8 +415,18 @@
 
   // The upload form is only on the page for roles that may import.
   if (form) {
+    // The defined fields, until a preview says which (it lists them too).
+    PI.fields.list().then((fields) => {
+      if (!definedFields.length) definedFields = fields;
+    }, () => {});
     FIELDS.forEach((field) => $("map-" + field).addEventListener("change", refreshPreview));
     $("read-encoding").addEventListener("change", refreshPreview);
+    $("read-decimal").addEventListener("change", refreshPreview);
+    $("read-group-by").addEventListener("change", () => {
+      $("read-variant-names").disabled = !$("read-group-by").checked;
+      refreshPreview();
+    });
+    $("read-variant-names").addEventListener("change", refreshPreview);
     $("read-sheet").addEventListener("change", () => {
       // Another sheet has other columns: start again from a suggestion for it.
       const file = input.files && input.files[0];
@@ -255,6 +464,13 @@
       event.preventDefault();
       const file = input.files && input.files[0];
       if (!file) return;
+      const problem = mappingStep.hidden ? null : newFieldsProblem();
+      if (problem) {
+        PI.toast(problem[1], "error");
+        $(problem[0]).setAttribute("aria-invalid", "true");
+        $(problem[0]).focus();
+        return;
+      }
       if (!mappingStep.hidden && $("save-mapping").checked) {
         if (!$("mapping-name").value.trim()) {
           PI.toast("Give the mapping a name to save it, or untick “Save this mapping”.", "error");
@@ -304,6 +520,9 @@
         if (body && body.suggested_mapping && preview) {
           // The header did not fit after all: open the mapping step with the suggestion.
           FIELDS.forEach((field) => fillSelect($("map-" + field), body.columns, body.suggested_mapping[field]));
+          if (Array.isArray(body.fields)) definedFields = body.fields;
+          fillCustomMapping(body.columns, body.suggested_mapping, false);
+          if (Array.isArray(body.proposed_fields)) showProposals({ ...preview, ...body });
           mappingStep.hidden = false;
           $("review-mapping").hidden = true;
         }
