@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from product_importer.catalog import custom_fields
+from product_importer.catalog import service as catalog_service
 from product_importer.catalog.locking import CatalogueLock
+from product_importer.catalog.models import Product
+from product_importer.catalog.schemas import ProductUpdate
 from product_importer.db import Database, utcnow
 from product_importer.imports.models import ImportJob
 from tests.a11y import WIDTHS, assert_accessible, check_accessible
@@ -258,6 +262,70 @@ def delete_all_done(page: Page, sweep: Sweep) -> None:
     expect(dialog.get_by_text(re.compile(r"Deleted all \d+ products"))).to_be_visible()
 
 
+def fields_defined(page: Page, sweep: Sweep) -> None:
+    """One field of each type, and values on the first product."""
+    with sweep.database.session() as session:
+        for key, label, kind, choices in [
+            ("vendor", "Vendor", "text", None),
+            ("stock", "Stock", "integer", None),
+            ("price", "Price", "decimal", None),
+            ("featured", "Featured", "boolean", None),
+            ("launch", "Launch date", "date", None),
+            ("site", "Web page", "url", None),
+            ("tags", "Tags", "list", None),
+            ("colour", "Colour", "choice", ["Red", "Green", "Blue"]),
+        ]:
+            custom_fields.create(session, key, label, kind, choices)
+        first = session.scalar(select(Product.id).where(Product.sku == "SKU-000"))
+        assert first is not None
+        values = {"vendor": "Acme", "stock": 4, "price": "19.99", "tags": ["oak", "sale"]}
+        catalog_service.update(session, first, ProductUpdate(fields=values))
+    page.reload()
+    expect(page.locator("#fields-body tr")).to_have_count(8)
+
+
+def field_form_errors(page: Page, _sweep: Sweep) -> None:
+    form = page.get_by_role("region", name="Add a field")
+    form.get_by_label("Type", exact=True).select_option("choice")
+    form.get_by_role("button", name="Add field").click()
+    expect(page.get_by_text("Enter at least one choice.")).to_be_visible()
+
+
+def field_type_refused(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Edit field vendor").click()
+    dialog = page.get_by_role("dialog", name="Edit field vendor")
+    dialog.get_by_label("Type").select_option("integer")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("convert")
+
+
+def field_remove_confirm(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Remove field tags").click()
+    expect(page.get_by_role("dialog", name="Remove field tags")).to_be_visible()
+
+
+def products_field_columns(page: Page, _sweep: Sweep) -> None:
+    page.locator("#columns-chooser summary").click()
+    chooser = page.get_by_role("group", name="Show fields as columns")
+    for label in ("Vendor", "Stock", "Price", "Tags"):
+        chooser.get_by_label(label).check()
+    filters = page.get_by_role("search", name="Filter products")
+    filters.get_by_label("Field", exact=True).select_option(label="Stock")
+    filters.get_by_label("Condition").select_option(label="is more than")
+    filters.get_by_label("Value", exact=True).fill("3")
+    expect(page.locator("#products-body tr")).to_have_count(1)
+    expect(page.locator("#products-body")).to_contain_text("oak, sale")
+
+
+def edit_product_fields(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Edit SKU-000").click()
+    dialog = page.get_by_role("dialog", name="Edit SKU-000")
+    expect(dialog.get_by_role("spinbutton", name="Stock")).to_have_value("4")
+    dialog.get_by_role("spinbutton", name="Stock").fill("4.5")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_text("Enter a whole number")).to_be_visible()
+
+
 def add_endpoint(page: Page, _sweep: Sweep) -> None:
     page.get_by_role("button", name="Add endpoint").click()
     expect(page.get_by_role("dialog", name="Add endpoint")).to_be_visible()
@@ -380,6 +448,12 @@ STATES = [
     State("products: new product, missing fields", "/products", new_product_errors),
     State("products: new product, SKU taken", "/products", new_product_conflict),
     State("products: edit dialog", "/products", edit_product),
+    State("fields: list and add form", "/fields", fields_defined),
+    State("fields: add form, choices missing", "/fields", field_form_errors),
+    State("fields: edit dialog, type change refused", "/fields", field_type_refused),
+    State("fields: remove confirmation", "/fields", field_remove_confirm),
+    State("products: field columns and a field filter", "/products", products_field_columns),
+    State("products: edit dialog, a custom field wrong", "/products", edit_product_fields),
     State("products: delete dialog", "/products", delete_product),
     State("products: delete-all confirmation", "/products", delete_all_confirm),
     State("products: delete-all finished", "/products", delete_all_done),
