@@ -430,16 +430,12 @@
       th.scope = "col";
       th.className = "col-field";
       th.dataset.key = key;
-      if (field.type === "list") {
-        th.textContent = field.label;
-      } else {
-        th.dataset.sort = `field.${key}`;
-        const sort = document.createElement("button");
-        sort.type = "button";
-        sort.className = "sort";
-        sort.textContent = field.label;
-        th.appendChild(sort);
-      }
+      th.dataset.sort = `field.${key}`;
+      const sort = document.createElement("button");
+      sort.type = "button";
+      sort.className = "sort";
+      sort.textContent = field.label;
+      th.appendChild(sort);
       updated.before(th);
     }
   }
@@ -991,6 +987,17 @@
       state.sort = state.sort === key ? `-${key}` : key;
       state.page = 1;
       load();
+    });
+    // The columns chooser closes with Escape (focus back on its button) or a click elsewhere.
+    const chooser = $("columns-chooser");
+    chooser.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && chooser.open) {
+        chooser.open = false;
+        chooser.querySelector("summary").focus();
+      }
+    });
+    document.addEventListener("click", (event) => {
+      if (chooser.open && !chooser.contains(event.target)) chooser.open = false;
     });
     $("prev-page").addEventListener("click", () => goTo(state.page - 1));
     $("next-page").addEventListener("click", () => goTo(state.page + 1));
