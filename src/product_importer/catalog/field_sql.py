@@ -23,15 +23,18 @@ def _checked(key: str) -> str:
     return key
 
 
-def raw_sql(dialect: str, key: str, table: str = "products") -> str:
-    """The value as text (lists as their JSON text), NULL when the product has none."""
+def raw_sql(dialect: str, key: str, table: str | None = "products") -> str:
+    """The value as text (lists as their JSON text), NULL when the product has none. The
+    column is qualified by `table` (an index expression may not be: `table=None`); both
+    databases match a qualified query expression to the unqualified index expression."""
     key = _checked(key)
+    column = f"{table}.fields" if table else "fields"
     if dialect == "postgresql":
-        return f"({table}.fields ->> '{key}')"
-    return f"json_extract({table}.fields, '$.{key}')"
+        return f"({column} ->> '{key}')"
+    return f"json_extract({column}, '$.{key}')"
 
 
-def value_sql(dialect: str, key: str, kind: str, table: str = "products") -> str:
+def value_sql(dialect: str, key: str, kind: str, table: str | None = "products") -> str:
     """The value, typed so that SQL compares and sorts it as the field's type does."""
     raw = raw_sql(dialect, key, table)
     if kind in TEXT_LIKE or kind == "list":
@@ -58,7 +61,8 @@ def index_name(field_id: int) -> str:
 def index_statements(dialect: str, field_id: int, key: str, kind: str) -> list[str]:
     """CREATE INDEX for a new field (or a field whose type changed)."""
     name = index_name(field_id)
-    statements = [f"CREATE INDEX {name} ON products (({value_sql(dialect, key, kind)}))"]
+    value = value_sql(dialect, key, kind, table=None)
+    statements = [f"CREATE INDEX {name} ON products (({value}))"]
     if kind == "list" and dialect == "postgresql":
         # "contains this element": fields->'tags' @> '["summer"]'
         statements.append(
@@ -82,4 +86,4 @@ def remove_key_sql(dialect: str, key: str) -> str:
 
 
 def has_key_sql(dialect: str, key: str) -> str:
-    return f"{raw_sql(dialect, key)} IS NOT NULL"
+    return f"{raw_sql(dialect, key, table=None)} IS NOT NULL"

@@ -19,10 +19,10 @@ from typing import Any
 
 TYPES = ("text", "integer", "decimal", "boolean", "date", "url", "list", "choice")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# The product's own attributes, and names the API and the export use for other things.
+# The product's own attributes (a mapping or an export header could not tell them apart).
 RESERVED_KEYS = frozenset(
     {"id", "sku", "sku_key", "name", "description", "active", "created_at", "updated_at"}
-    | {"fields", "field", "q", "sort", "page", "page_size", "error", "line", "reason"}
+    | {"fields"}
 )
 MAX_FIELDS = 500
 LABEL_MAX_LENGTH = 100
