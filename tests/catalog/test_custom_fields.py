@@ -322,3 +322,20 @@ def test_the_merge_patches_fields_counts_unchanged_rows_and_records_for_undo(
     with database.engine.connect() as connection:
         kinds = connection.execute(text("SELECT kind FROM change_sets ORDER BY id")).scalars()
         assert list(kinds)[-1] == "undo"
+
+
+def test_delete_all_and_its_undo_keep_every_field(client: TestClient, database: Database) -> None:
+    from tests.catalog.helpers import wait_for_delete_job
+
+    define(client, PRICE, STOCK, TAGS)
+    for number in range(25):
+        create(client, f"D-{number}", price=f"{number}.99", stock=number, tags=[f"t{number}"])
+    create(client, "PLAIN")
+    before = stored_fields(database)
+    response = client.delete("/api/products", params={"confirm": "true"})
+    assert response.status_code == 202, response.text
+    job = wait_for_delete_job(client, response.json()["id"])
+    assert job["status"] == "completed" and stored_fields(database) == {}
+    result = undo(client, job["change_id"])
+    assert result["status"] == "completed", result
+    assert stored_fields(database) == before
