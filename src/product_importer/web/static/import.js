@@ -355,7 +355,9 @@
       errorBox.appendChild(alert);
     }
     renderPreviewRows(answer.rows);
-    const matches = answer.header_matches && answer.mapping_source === "header";
+    // A header that names our fields needs no mapping, unless columns are left over that
+    // could become new fields: then the step opens to show them.
+    const matches = answer.header_matches && answer.mapping_source === "header" && !proposals.length;
     if (matches && !keepOpen) {
       mappingStep.hidden = true;
       $("review-mapping").hidden = false;
