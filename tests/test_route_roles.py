@@ -34,6 +34,10 @@ PINNED = {
     ("GET", "/api/products"): Role.viewer,
     ("GET", "/api/products/export"): Role.viewer,
     ("GET", "/api/me"): Role.viewer,
+    ("GET", "/api/fields"): Role.viewer,
+    ("POST", "/api/fields"): Role.admin,
+    ("PATCH", "/api/fields/{field_id}"): Role.admin,
+    ("DELETE", "/api/fields/{field_id}"): Role.admin,
 }
 # Run last: they end the session that asks (when the role allows them). Path ids are 99999,
 # which names nothing, so no request below changes another client's user or token.
