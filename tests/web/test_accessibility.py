@@ -326,6 +326,14 @@ def edit_product_fields(page: Page, _sweep: Sweep) -> None:
     expect(dialog.get_by_text("Enter a whole number")).to_be_visible()
 
 
+def bulk_set_field(page: Page, sweep: Sweep) -> None:
+    products_selected(page, sweep)
+    page.get_by_role("button", name="Set a field").click()
+    dialog = page.get_by_role("dialog", name="Set a field on 50 products")
+    dialog.get_by_label("Field").select_option(label="Launch date")
+    expect(dialog.get_by_role("button", name="Set Launch date on 50 products")).to_be_visible()
+
+
 def add_endpoint(page: Page, _sweep: Sweep) -> None:
     page.get_by_role("button", name="Add endpoint").click()
     expect(page.get_by_role("dialog", name="Add endpoint")).to_be_visible()
@@ -454,6 +462,7 @@ STATES = [
     State("fields: remove confirmation", "/fields", field_remove_confirm),
     State("products: field columns and a field filter", "/products", products_field_columns),
     State("products: edit dialog, a custom field wrong", "/products", edit_product_fields),
+    State("products: bulk set a field", "/products", bulk_set_field),
     State("products: delete dialog", "/products", delete_product),
     State("products: delete-all confirmation", "/products", delete_all_confirm),
     State("products: delete-all finished", "/products", delete_all_done),

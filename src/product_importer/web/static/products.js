@@ -278,9 +278,21 @@
     }
   }
 
-  const VERBS = { activate: "Activate", deactivate: "Deactivate", delete: "Delete" };
+  const VERBS = { activate: "Activate", deactivate: "Deactivate", delete: "Delete", set_fields: "Set a field on" };
   let bulkAction = null;
   let bulkTimer = null;
+
+  // Set a field: the chosen field's value input, fit for its type (empty unsets it).
+  function bulkFieldChosen() {
+    const field = fieldsByKey.get($("bulk-field").value);
+    const input = PI.fields.input(field, "bulk-value", undefined);
+    input.setAttribute("aria-describedby", "bulk-value-hint bulk-value-error");
+    $("bulk-value").replaceWith(input);
+    $("bulk-value-error").textContent = "";
+    const count = selectedCount();
+    const noun = count === 1 ? "product" : "products";
+    $("bulk-confirm").textContent = `Set ${field.label} on ${numberFormat.format(count)} ${noun}`;
+  }
 
   function openBulk(action) {
     bulkAction = action;
@@ -291,6 +303,7 @@
       `${VERBS[action]} ${numberFormat.format(count)} ${noun}` +
       (selection.allMatching ? " matching these filters" : "") +
       `? It can be undone for ${retentionDays} days.`;
+    $("bulk-set-fields").hidden = action !== "set_fields";
     $("bulk-bar-progress").hidden = true;
     $("bulk-undo").hidden = true;
     $("bulk-confirm").hidden = false;
@@ -298,18 +311,35 @@
     $("bulk-confirm").textContent = `${VERBS[action]} ${numberFormat.format(count)} ${noun}`;
     $("bulk-confirm").className = action === "delete" ? "btn btn-danger" : "btn btn-primary";
     $("bulk-cancel").textContent = "Cancel";
+    if (action === "set_fields") bulkFieldChosen();
     $("bulk-dialog").showModal();
-    $("bulk-cancel").focus();
+    (action === "set_fields" ? $("bulk-field") : $("bulk-cancel")).focus();
   }
 
   async function confirmBulk(event) {
     event.preventDefault();
-    $("bulk-confirm").disabled = true;
     const body = selection.allMatching
       ? { action: bulkAction, filter: bulkFilter(), expected_total: selection.matched }
       : { action: bulkAction, ids: [...selection.ids.keys()] };
+    if (bulkAction === "set_fields") {
+      const field = fieldsByKey.get($("bulk-field").value);
+      const read = PI.fields.read(field, $("bulk-value"));
+      if (read.error) {
+        $("bulk-value-error").textContent = read.error;
+        $("bulk-value").setAttribute("aria-invalid", "true");
+        $("bulk-value").focus();
+        return;
+      }
+      body.fields = { [field.key]: read.value };
+    }
+    $("bulk-confirm").disabled = true;
     try {
-      const change = await PI.api("/api/products/bulk", { method: "POST", json: body });
+      const change = await PI.api("/api/products/bulk", {
+        method: "POST",
+        body: PI.fields.json(body),
+        headers: { "Content-Type": "application/json" },
+      });
+      $("bulk-set-fields").hidden = true;
       $("bulk-confirm").hidden = true;
       $("bulk-cancel").textContent = "Close";
       clearSelection();
@@ -324,7 +354,7 @@
     clearTimeout(bulkTimer);
     if (change.status === "completed") {
       const changed = bulkAction === "delete" ? change.deleted : change.updated;
-      const done = { activate: "activated", deactivate: "deactivated", delete: "deleted" }[bulkAction];
+      const done = { activate: "activated", deactivate: "deactivated", delete: "deleted", set_fields: "updated" }[bulkAction];
       $("bulk-text").textContent = `Done: ${numberFormat.format(changed)} ${changed === 1 ? "product" : "products"} ${done}.`;
       $("bulk-bar-progress").hidden = true;
       const undo = $("bulk-undo");
@@ -1017,6 +1047,9 @@
       clearSelection();
       render();
     });
+    $("bulk-set_fields").hidden = fields.length === 0;
+    for (const field of fields) $("bulk-field").appendChild(fieldOption(field.key, field.label));
+    $("bulk-field").addEventListener("change", bulkFieldChosen);
     for (const action of Object.keys(VERBS)) {
       $(`bulk-${action}`).addEventListener("click", () => openBulk(action));
     }
