@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Row,
     Select,
     and_,
     case,
+    cast,
     column,
     delete,
+    exists,
     func,
+    inspect,
+    literal,
+    literal_column,
     or_,
     select,
     table,
@@ -31,13 +38,15 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import UnaryExpression
 
-from product_importer.catalog import search_index
-from product_importer.catalog.models import Product, SearchBacklog, sku_key
-from product_importer.catalog.schemas import ProductFilters, ProductSort
+from product_importer.catalog import field_sql, field_types, search_index
+from product_importer.catalog.models import CustomField, Product, SearchBacklog, sku_key
+from product_importer.catalog.schemas import FieldFilter, FieldSort, ProductFilters, SortOrder
+from product_importer.db import compact_json
 
 _fts = table("product_search", column("rowid"), column("product_search"))
 _pg_search_table = table("product_search", column("product_id"), column("document"))
@@ -65,8 +74,21 @@ def _sku_order_column(dialect: str, rows: Any = Product) -> Any:
     return rows.sku_key.collate("C") if dialect == "postgresql" else rows.sku_key
 
 
-def order_by(dialect: str, sort: ProductSort, rows: Any = Product) -> list[UnaryExpression[Any]]:
+def _field_value(dialect: str, key: str, kind: str, rows: Any = Product) -> ColumnElement[Any]:
+    """A field's typed value, spelled exactly as its expression index is (`field_sql`)."""
+    name = inspect(rows).selectable.name
+    return literal_column(field_sql.value_sql(dialect, key, kind, name))
+
+
+def order_by(dialect: str, sort: SortOrder, rows: Any = Product) -> list[UnaryExpression[Any]]:
     """The sort's ORDER BY, on `Product` or on an alias of it."""
+    if isinstance(sort, FieldSort):
+        # Products without the value last in both directions (PostgreSQL puts NULLs first
+        # when descending, SQLite first when ascending, unless told).
+        value = _field_value(dialect, sort.key, sort.kind, rows)
+        if sort.descending:
+            return [value.desc().nulls_last(), rows.id.desc()]
+        return [value.asc().nulls_last(), rows.id.asc()]
     descending = sort.value.startswith("-")
     field = sort.value.lstrip("-")
     columns: list[Any]
@@ -120,6 +142,7 @@ def conditions(
     if filters.description and filters.description.strip():
         searches.append(("description", filters.description.strip()))
     searches.extend((None, word) for word in _terms(filters.q))
+    where.extend(_field_condition(dialect, item) for item in filters.fields)
     if scan:
         ilike = dialect == "postgresql"
         where.extend(_column_like(field, term, ilike=ilike) for field, term in searches)
@@ -128,6 +151,53 @@ def conditions(
     else:
         where.extend(_pg_search(searches, id_range, joined=joined_search))
     return where
+
+
+def _parameter(dialect: str, kind: str, value: Any) -> Any:
+    """A stored value as the parameter its typed expression compares with: a decimal is
+    exact on PostgreSQL (numeric) and REAL on SQLite (see `field_sql.value_sql`)."""
+    if kind == "decimal":
+        return Decimal(value) if dialect == "postgresql" else float(value)
+    return value
+
+
+def _has_item(dialect: str, key: str, item: str) -> ColumnElement[bool]:
+    """The list field `key` contains `item` (served by its GIN index on PostgreSQL)."""
+    if not field_types.KEY_PATTERN.match(key):
+        raise ValueError(f"not a field key: {key!r}")
+    if dialect == "postgresql":
+        items = literal_column(f"(products.fields -> '{key}')", JSONB)
+        wanted = cast(literal(compact_json([item])), JSONB)
+        return items.op("@>", is_comparison=True, return_type=Boolean)(wanted)
+    elements = func.json_each(Product.fields, literal_column(f"'$.{key}'")).table_valued("value")
+    return exists(select(literal(1)).select_from(elements).where(elements.c.value == item))
+
+
+def _field_condition(dialect: str, item: FieldFilter) -> ColumnElement[bool]:
+    """One field filter, on the expression the field's index is built on wherever an index
+    can serve it (equality, ranges, set or not); `contains` reads every candidate's text."""
+    value = _field_value(dialect, item.key, item.kind)
+    if item.op == "set":
+        return value.is_not(None) if item.value else value.is_(None)
+    if item.kind == "list":
+        return and_(*(_has_item(dialect, item.key, element) for element in item.value))
+    raw: ColumnElement[str] = literal_column(field_sql.raw_sql(dialect, item.key))
+    if item.op == "contains":
+        return func.lower(raw).like(func.lower(_like_pattern(item.value)), escape="\\")
+    if item.kind in field_sql.TEXT_LIKE:
+        # The index holds the first characters, lower-cased; the whole text is rechecked.
+        prefix = func.lower(func.substr(item.value, 1, field_sql.TEXT_PREFIX))
+        return and_(value == prefix, func.lower(raw) == func.lower(item.value))
+    parameter = literal(_parameter(dialect, item.kind, item.value))
+    if item.op == "gt":
+        return value > parameter
+    if item.op == "gte":
+        return value >= parameter
+    if item.op == "lt":
+        return value < parameter
+    if item.op == "lte":
+        return value <= parameter
+    return value == parameter
 
 
 def _column_like(field: str | None, term: str, *, ilike: bool) -> ColumnElement[bool]:
@@ -201,7 +271,7 @@ def page_of_products(
     session: Session,
     dialect: str,
     filters: ProductFilters,
-    sort: ProductSort,
+    sort: SortOrder,
     offset: int,
     limit: int,
     *,
@@ -250,7 +320,7 @@ def page_of_matches(
     session: Session,
     dialect: str,
     filters: ProductFilters,
-    sort: ProductSort,
+    sort: SortOrder,
     offset: int,
     limit: int,
     most: int,
@@ -262,7 +332,7 @@ def page_of_matches(
     # The OFFSET 0 fence keeps the planner from walking the whole sort index testing each row
     # against the matches (53 ms for 1,600 matches in a million products on PostgreSQL).
     listed: Any = aliased(
-        Product, select(Product).where(Product.id.in_(matching)).offset(0).subquery()
+        Product, select(Product).where(Product.id.in_(matching)).offset(0).subquery("listed")
     )
     statement = (
         select(listed, func.count().over())
@@ -285,11 +355,12 @@ def _free_text_only(filters: ProductFilters) -> bool:
             value and value.strip() for value in (filters.sku, filters.name, filters.description)
         )
         and filters.active is None
+        and not filters.fields
     )
 
 
 def page_among(
-    session: Session, dialect: str, ids: list[int], sort: ProductSort, offset: int, limit: int
+    session: Session, dialect: str, ids: list[int], sort: SortOrder, offset: int, limit: int
 ) -> list[Product]:
     statement = (
         select(Product)
@@ -403,13 +474,18 @@ def find_by_sku_key(session: Session, key: str) -> Product | None:
     return session.scalar(select(Product).where(Product.sku_key == key))
 
 
+def field_keys(connection: Connection) -> list[str]:
+    """The defined fields' keys, in the order they were created (the export's columns)."""
+    return list(connection.scalars(select(CustomField.key).order_by(CustomField.id)))
+
+
 def export_rows(
     connection: Connection, filters: ProductFilters, batch_rows: int
-) -> Iterator[Sequence[Row[str, str, str, bool]]]:
+) -> Iterator[Sequence[Row[str, str, str, bool, dict[str, Any]]]]:
     """Matching rows in id order, in batches, from a server-side cursor (constant memory)."""
     dialect = connection.dialect.name
     statement = (
-        select(Product.name, Product.sku, Product.description, Product.active)
+        select(Product.name, Product.sku, Product.description, Product.active, Product.fields)
         .where(*conditions(dialect, filters))
         .order_by(Product.id)
     )

@@ -5,9 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 from product_importer.auth.dependencies import (
     Admin,
@@ -18,8 +29,9 @@ from product_importer.auth.dependencies import (
     Viewer,
     get_database,
 )
-from product_importer.catalog import custom_fields, export
+from product_importer.catalog import custom_fields, export, field_filters
 from product_importer.catalog import service as catalog_service
+from product_importer.catalog.models import CustomField
 from product_importer.catalog.schemas import (
     FILTER_MAX_LENGTH,
     DeleteAllJobRead,
@@ -29,6 +41,7 @@ from product_importer.catalog.schemas import (
     ProductRead,
     ProductSort,
     ProductUpdate,
+    SortOrder,
     single_line,
 )
 from product_importer.db import Database
@@ -55,7 +68,36 @@ IfMatch = Annotated[
 ]
 
 
+def field_definitions(session: DbSession) -> dict[str, CustomField]:
+    """The defined custom fields by key, read once per request."""
+    return custom_fields.by_key(session)
+
+
+Definitions = Annotated[dict[str, CustomField], Depends(field_definitions)]
+
+
+def invalid_parameter(exc: field_filters.FieldFilterInvalid) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own for a bad query parameter, naming it."""
+    return RequestValidationError(
+        [{"loc": ("query", exc.parameter), "msg": str(exc), "type": "value_error"}]
+    )
+
+
+FIELD_FILTERS_DOC = (
+    "Custom fields filter with parameters named after them (see `GET /api/fields`): "
+    "`field.<key>=v` equals (text, url and choice in any letter case; a list contains the "
+    "element, or every element of `a,b`), `field.<key>.contains=v` (text, url, choice: "
+    "contains the text, any letter case), `field.<key>.gt|gte|lt|lte=v` (integer, decimal, "
+    "date), `field.<key>.set=true|false` (has a value or not, any type). Values are read as "
+    "an imported cell of the field's type is (`1,299.50`, `2026-03-01`, `yes`). At most "
+    f"{field_filters.MAX_FIELD_FILTERS} field filters; an unknown key, an operator the type "
+    "does not take or a value it cannot read is a 422 naming the parameter."
+)
+
+
 def product_filters(
+    request: Request,
+    definitions: Definitions,
     sku: Annotated[
         str | None,
         Query(
@@ -94,10 +136,40 @@ def product_filters(
         _TextCheck,
     ] = None,
 ) -> ProductFilters:
-    return ProductFilters(sku=sku, name=name, description=description, active=active, q=q)
+    try:
+        fields = field_filters.parse_filters(definitions, request.query_params.multi_items())
+    except field_filters.FieldFilterInvalid as exc:
+        raise invalid_parameter(exc) from None
+    return ProductFilters(
+        sku=sku, name=name, description=description, active=active, q=q, fields=fields
+    )
 
 
 Filters = Annotated[ProductFilters, Depends(product_filters)]
+
+# `sort` is a built-in order or a custom field's; the field is looked up in `product_sort`.
+FieldSortName = Annotated[str, StringConstraints(pattern=field_filters.SORT_PATTERN, max_length=70)]
+
+
+def product_sort(
+    definitions: Definitions,
+    sort: Annotated[
+        ProductSort | FieldSortName,
+        Query(
+            description="Sort order: one of the built-in orders, or `field.<key>` to sort by "
+            "a custom field's value (products without one last, in either direction); a "
+            "leading `-` for descending. Ties are broken by id.",
+            examples=["-updated_at", "field.price", "-field.stock"],
+        ),
+    ] = ProductSort.SKU,
+) -> SortOrder:
+    try:
+        return field_filters.parse_sort(definitions, sort)
+    except field_filters.FieldFilterInvalid as exc:
+        raise invalid_parameter(exc) from None
+
+
+Sort = Annotated[SortOrder, Depends(product_sort)]
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No product with that id."}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -130,7 +202,7 @@ def _with_etag(response: Response, product: Any) -> ProductRead:
         "`total_is_estimate: true`. Imports, edits and undos are searchable the moment they "
         "complete, except an undo that restores more than 10,000 products' text: the search "
         "index catches up with it in the background, and meanwhile `search_pending` is true "
-        "and text filters may miss the restored products."
+        "and text filters may miss the restored products.\n\n" + FIELD_FILTERS_DOC
     ),
 )
 def list_products(
@@ -138,7 +210,7 @@ def list_products(
     _principal: Viewer,
     settings: AppSettings,
     filters: Filters,
-    sort: Annotated[ProductSort, Query(description="Sort order.")] = ProductSort.SKU,
+    sort: Sort,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
     page_size: Annotated[int, Query(ge=1, le=500, description="Products per page.")] = 50,
 ) -> ProductPage:
@@ -218,7 +290,11 @@ def delete_all_products(
         "as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return, also after "
         "leading spaces, no-break spaces or line breaks) get a leading apostrophe (one more "
         "if it already starts with apostrophes), a reversible escape: "
-        "`catalog.export.restore_cell` gives back the stored value."
+        "`catalog.export.restore_cell` gives back the stored value. After the built-in "
+        "columns comes one column per custom field, headed by its key, in the order the "
+        "fields were created: decimals as stored (`19.9`), lists joined with `, `, booleans "
+        "`true`/`false`, an empty cell where a product has no value; the file imports back "
+        "unchanged.\n\n" + FIELD_FILTERS_DOC
     ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "The CSV file."}},

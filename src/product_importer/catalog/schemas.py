@@ -175,6 +175,9 @@ class ProductPage(BaseModel):
 
 
 class ProductSort(StrEnum):
+    """The built-in sort orders; `field.<key>` and `-field.<key>` sort by a custom field
+    (`FieldSort`)."""
+
     SKU = "sku"
     SKU_DESC = "-sku"
     NAME = "name"
@@ -186,6 +189,31 @@ class ProductSort(StrEnum):
 
 
 @dataclass(frozen=True)
+class FieldSort:
+    """Sort by a custom field's value, then id; products without a value come last."""
+
+    key: str
+    kind: str  # the field's type
+    descending: bool = False
+
+
+# What the product list sorts by.
+SortOrder = ProductSort | FieldSort
+
+
+@dataclass(frozen=True)
+class FieldFilter:
+    """One `field.<key>[.<op>]=<value>` criterion, its value already in the field's stored
+    form (`field_types`): a list for a list field (every element must be there), a bool for
+    `set`."""
+
+    key: str
+    kind: str  # the field's type
+    op: str  # eq, contains, gt, gte, lt, lte or set
+    value: Any
+
+
+@dataclass(frozen=True)
 class ProductFilters:
     """Search criteria; None means "not filtered on"."""
 
@@ -194,6 +222,7 @@ class ProductFilters:
     description: str | None = None
     active: bool | None = None
     q: str | None = None
+    fields: tuple[FieldFilter, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -203,6 +232,7 @@ class ProductFilters:
             and not self.description
             and self.active is None
             and not self.q
+            and not self.fields
         )
 
 

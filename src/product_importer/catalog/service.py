@@ -22,8 +22,8 @@ from product_importer.catalog.schemas import (
     ProductFilters,
     ProductPage,
     ProductRead,
-    ProductSort,
     ProductUpdate,
+    SortOrder,
 )
 from product_importer.db import utcnow
 from product_importer.history import record_tables, recording
@@ -194,7 +194,7 @@ GATHER_MATCHES = 5
 def list_page(
     session: Session,
     filters: ProductFilters,
-    sort: ProductSort,
+    sort: SortOrder,
     page: int,
     page_size: int,
     exact_count_limit: int,
