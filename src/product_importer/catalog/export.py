@@ -13,8 +13,9 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from typing import Any
 
-from product_importer.catalog import repository
+from product_importer.catalog import field_types, repository
 from product_importer.catalog.schemas import ProductFilters
 from product_importer.db import Database
 
@@ -35,12 +36,15 @@ def restore_cell(value: str) -> str:
 
 
 def stream_csv(database: Database, filters: ProductFilters) -> Iterator[bytes]:
-    """UTF-8 CSV, one chunk per batch of rows, in id order; memory stays flat."""
+    """UTF-8 CSV, one chunk per batch of rows, in id order; memory stays flat. The built-in
+    columns come first, then one column per custom field headed by its key (so the file
+    imports back into the same fields), its values as `field_types.to_text` writes them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(HEADER)
-    yield buffer.getvalue().encode()
     with database.engine.connect() as connection:
+        keys = repository.field_keys(connection)
+        writer.writerow((*HEADER, *keys))
+        yield buffer.getvalue().encode()
         for rows in repository.export_rows(connection, filters, BATCH_ROWS):
             buffer.seek(0)
             buffer.truncate()
@@ -50,7 +54,13 @@ def stream_csv(database: Database, filters: ProductFilters) -> Iterator[bytes]:
                     neutralise_cell(sku),
                     neutralise_cell(description),
                     "true" if active else "false",
+                    *(_field_cell(fields, key) for key in keys),
                 )
-                for name, sku, description, active in rows
+                for name, sku, description, active, fields in rows
             )
             yield buffer.getvalue().encode()
+
+
+def _field_cell(fields: dict[str, Any] | None, key: str) -> str:
+    value = (fields or {}).get(key)
+    return "" if value is None else neutralise_cell(field_types.to_text(value))
