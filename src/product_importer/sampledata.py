@@ -8,6 +8,11 @@ letter case (the importer treats those as one product; the last row wins).
 Output is deterministic for a seed and streams: no row is remembered. A row's SKU is a pure
 function of (seed, its index), so a repeat can pick any earlier index and rebuild that SKU
 instead of keeping a list of every SKU issued; 5,000,000 rows need the memory of 50.
+
+With `fields=N` a row also has the first N custom-field columns of `FIELD_COLUMNS` (price,
+stock, tags, ...), headed by the field's key so an import maps them to fields of that key, and
+written as merchants' files write them (`1,299.00`, `summer, sale`, `yes`). A row's values are a
+pure function of (seed, its index): the same rows with and without them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, Literal
 
@@ -91,6 +97,28 @@ NON_ASCII = (
     "café",
     "Straße",
 )
+# Custom-field columns for `Options.fields`: (header = field key, field type).
+FIELD_COLUMNS = (
+    ("price", "decimal"),
+    ("compare_at", "decimal"),
+    ("stock", "integer"),
+    ("weight", "decimal"),
+    ("barcode", "text"),
+    ("vendor", "text"),
+    ("tags", "list"),
+    ("launch", "date"),
+    ("featured", "boolean"),
+    ("image", "url"),
+)
+TAGS = _words(
+    "summer winter spring autumn sale new bestseller eco gift outdoor indoor kids kitchen garden "
+    "office vintage handmade limited clearance premium organic travel bath bedroom living dining "
+    "storage lighting decor textiles tableware cookware furniture rugs bundle exclusive online "
+    "imported local recycled vegan fairtrade compact family classic modern rustic nordic"
+)
+VENDOR_SUFFIXES = ("Goods", "Home", "Supply", "& Co", "Works")
+_FIELD_SALT = 0x5F1E1D5
+_EPOCH_ORDINAL = 735_599  # 2015-01-01
 
 
 @dataclass(frozen=True)
@@ -98,10 +126,13 @@ class Options:
     rows: int
     seed: int = 1
     dup_rate: float = DEFAULT_DUP_RATE
+    fields: int = 0  # custom-field columns, the first N of FIELD_COLUMNS
 
     def __post_init__(self) -> None:
         if self.rows < 0:
             raise ValueError("rows must be 0 or more")
+        if not 0 <= self.fields <= len(FIELD_COLUMNS):
+            raise ValueError(f"fields must be 0 to {len(FIELD_COLUMNS)}")
         if not 0.0 <= self.dup_rate < 1.0:
             raise ValueError("dup_rate must be at least 0 and below 1")
 
@@ -179,24 +210,68 @@ class _RowMaker:
         return " ".join(picked)
 
 
-def rows(options: Options) -> Iterator[tuple[str, str, str]]:
-    """Yield (name, sku, description); about dup_rate of them repeat an earlier SKU re-cased."""
+def _decimal(cents: int) -> str:
+    """A price as shops write it: 19.99, and from 1,000 on with a thousands separator."""
+    whole = cents // 100
+    return f"{whole:,}.{cents % 100:02d}" if whole >= 1000 else f"{whole}.{cents % 100:02d}"
+
+
+def field_cells(seed: int, index: int, sku: str, count: int) -> tuple[str, ...]:
+    """The first `count` custom-field cells (FIELD_COLUMNS) of the index-th row: a pure
+    function of (seed, index), so they do not move the rows' own random draws."""
+    one = _mix(seed ^ _FIELD_SALT, 3 * index)
+    two = _mix(seed ^ _FIELD_SALT, 3 * index + 1)
+    three = _mix(seed ^ _FIELD_SALT, 3 * index + 2)
+    # 1.00 to 999.99; one in ten 1,000.00 to 9,999.99
+    price = 100_000 + one % 900_000 if (one >> 60) % 10 == 0 else 100 + one % 99_900
+    tags = [TAGS[(two >> (2 + 6 * i)) % len(TAGS)] for i in range(1 + two % 4)]
+    vendor = SKU_WORDS[(one >> 40) % len(SKU_WORDS)].title()
+    cells = (
+        _decimal(price),
+        _decimal(price + price * ((one >> 18) % 6) // 10),  # compare-at: up to 50% more
+        str((one >> 24) % 501),  # stock 0 to 500
+        f"{1 + (one >> 33) % 25}.{(one >> 48) % 1000:03d}",  # weight in kg, 3 places
+        f"{three % 10**13:013d}",  # an EAN-13: leading zeros kept as text
+        f"{vendor} {VENDOR_SUFFIXES[(one >> 56) % len(VENDOR_SUFFIXES)]}",
+        ", ".join(dict.fromkeys(tags)),
+        _date_text(_EPOCH_ORDINAL + (two >> 26) % 4383),  # 2015-01-01 to 2026-12-31
+        "yes" if (two >> 40) % 10 == 0 else "no",
+        f"https://cdn.example.com/products/{sku.lower()}.jpg",
+    )
+    return cells[:count]
+
+
+def _date_text(ordinal: int) -> str:
+    return date.fromordinal(ordinal).isoformat()
+
+
+def header(options: Options) -> tuple[str, ...]:
+    return HEADER + tuple(key for key, _ in FIELD_COLUMNS[: options.fields])
+
+
+def rows(options: Options) -> Iterator[tuple[str, ...]]:
+    """Yield (name, sku, description, *field cells); about dup_rate of them repeat an earlier
+    SKU re-cased."""
     rng = random.Random(options.seed)
     maker = _RowMaker(rng)
     issued = 0
-    for _ in range(options.rows):
+    for index in range(options.rows):
         if issued and rng.random() < options.dup_rate:
             sku = _recase(rng, sku_for(options.seed, rng.randrange(issued)))
         else:
             sku = sku_for(options.seed, issued)
             issued += 1
         bits = rng.getrandbits(64)
-        yield maker.name(bits), sku, maker.description(bits)
+        if options.fields:
+            cells = field_cells(options.seed, index, sku, options.fields)
+            yield maker.name(bits), sku, maker.description(bits), *cells
+        else:
+            yield maker.name(bits), sku, maker.description(bits)
 
 
 def write(handle: IO[str], options: Options) -> None:
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(HEADER)
+    writer.writerow(header(options))
     writer.writerows(rows(options))
 
 
