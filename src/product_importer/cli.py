@@ -262,7 +262,8 @@ def import_file(
             "--map",
             metavar="FIELD=COLUMN",
             help='Map one of our fields to the file\'s column, e.g. --map sku="Variant SKU"; '
-            "repeat for name, description, active.",
+            "repeat for name, description, active and custom fields by key "
+            '(--map price="Variant Price").',
         ),
     ] = None,
     mapping_name: Annotated[
@@ -277,6 +278,31 @@ def import_file(
     sheet: Annotated[
         str | None, typer.Option(help="Workbook sheet: name or number from 1 (default: first).")
     ] = None,
+    decimal_separator: Annotated[
+        str | None,
+        typer.Option(help='Decimal separator of custom field numbers: "." (default) or ",".'),
+    ] = None,
+    empty_cells: Annotated[
+        str | None,
+        typer.Option(
+            help="keep (default): an empty cell leaves a custom field as it is; clear: unsets it."
+        ),
+    ] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN",
+            help="Rows with the same value here (Shopify's Handle) take the cells they leave "
+            "empty from the group's first row.",
+        ),
+    ] = None,
+    variant_names: Annotated[
+        bool | None,
+        typer.Option(
+            "--variant-names/--no-variant-names",
+            help="Add option values (Option1 Value ...) to each row's name.",
+        ),
+    ] = None,
 ) -> None:
     """Import a CSV file or a workbook into the catalogue, with a progress bar."""
     from product_importer.imports import cli as import_cli
@@ -286,7 +312,17 @@ def import_file(
     settings = load_settings()
     database = open_database(settings)
     try:
-        options = import_cli.read_options(database, maps or [], mapping_name, encoding, sheet)
+        options = import_cli.read_options(
+            database,
+            maps or [],
+            mapping_name,
+            encoding,
+            sheet,
+            decimal_separator,
+            empty_cells,
+            group_by,
+            variant_names,
+        )
         job = import_cli.run(settings, database, file, dry_run, options)
     except import_cli.OptionError as exc:
         fail(str(exc), 2)

@@ -7,7 +7,9 @@ import shlex
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy import update
@@ -15,6 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from product_importer.db import Database
+from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import pipeline, saved_mappings, service, sources
 from product_importer.imports.columns import FileFormatError
@@ -36,29 +39,53 @@ def read_options(
     saved_name: str | None,
     encoding: str | None,
     sheet: str | None,
+    decimal_separator: str | None = None,
+    empty_cells: str | None = None,
+    group_by: str | None = None,
+    variant_names: bool | None = None,
 ) -> ReadOptions:
-    """--mapping NAME (a saved mapping), then --map field=Column on top; --encoding, --sheet."""
+    """--mapping NAME (a saved mapping, with its reading options), then --map field=Column on
+    top (a field is built-in or a custom field's key); --encoding, --sheet; then the reading
+    options given, over the saved mapping's."""
     mapping: dict[str, str] | None = None
-    if saved_name is not None:
-        with database.session() as session:
+    saved_options: dict[str, Any] = {}
+    with database.session() as session:
+        keys = [spec.key for spec in import_fields.specs(session)]
+        if saved_name is not None:
             found = {m.name.casefold(): m for m in saved_mappings.list_all(session)}
             names = ", ".join(m.name for m in found.values()) or "none"
             saved = found.get(saved_name.strip().casefold())
             if saved is None:
                 raise OptionError(f"no saved mapping named {saved_name!r} (saved: {names}).")
             mapping = dict(saved.mapping)
+            saved_options = dict(saved.options or {})
     for item in maps:
         field, sep, column = item.partition("=")
         if not sep:
             raise OptionError(f'--map takes field=Column (e.g. sku="Variant SKU"), not {item!r}.')
         mapping = mapping or {}
         mapping[field.strip().casefold()] = column
+    given = {
+        "decimal_separator": decimal_separator,
+        "empty_cells": empty_cells,
+        "group_by": group_by,
+        "variant_names": variant_names,
+    }
+    chosen = {**saved_options, **{k: v for k, v in given.items() if v is not None}}
     try:
-        text = sources.parse_options(None, encoding, sheet)
-        checked = column_mapping.check_mapping(mapping) if mapping is not None else None
+        text = sources.parse_options(
+            None,
+            encoding,
+            sheet,
+            decimal_separator=chosen.get("decimal_separator"),
+            empty_cells=chosen.get("empty_cells"),
+            group_by=chosen.get("group_by"),
+            variant_names=chosen.get("variant_names"),
+        )
+        checked = column_mapping.check_mapping(mapping, keys) if mapping is not None else None
     except column_mapping.MappingInvalid as exc:
         raise OptionError(str(exc)) from None
-    return ReadOptions(mapping=checked, encoding=text.encoding, sheet=text.sheet)
+    return replace(text, mapping=checked)
 
 
 def mismatch_message(database: Database, exc: column_mapping.HeaderMismatch) -> str:
@@ -82,9 +109,11 @@ def _store(
     key = storage.new_key(".upload")
     with file.open("rb") as source, storage.open_write(key) as target:
         shutil.copyfileobj(source, target, 1024 * 1024)
+    with database.session() as session:
+        defined = import_fields.specs(session)
     try:
         with storage.open_read(key) as raw:
-            sources.inspect(raw, options, settings.max_decompressed_bytes)
+            sources.inspect(raw, options, settings.max_decompressed_bytes, defined)
     except FileFormatError:
         storage.delete(key)
         raise

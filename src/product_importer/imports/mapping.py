@@ -1,23 +1,30 @@
 """Column mapping: which of the file's columns feeds each of our fields.
 
-A mapping is `{field: column header}` for the fields `sku`, `name` (required), `description` and
-`active` (optional). Without one, the header must name our fields itself (trimmed, any case).
-Headers are compared the same way everywhere: trimmed, byte-order mark removed, case-folded.
+A mapping is `{field: column header}` for the built-in fields `sku`, `name` (required),
+`description` and `active` (optional), and any custom field by its key (`"price": "Variant
+Price"`). Without one, the header must name the built-ins itself (trimmed, any case), and a
+column whose header is a custom field's key or label feeds that field, so our own export (one
+column per field, header = key) imports back as it is. Headers are compared the same way
+everywhere: trimmed, byte-order mark removed, case-folded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from product_importer.imports.columns import Columns, FileFormatError
+from product_importer.imports.columns import Columns, FieldColumn, FieldSpec, FileFormatError
 
 FIELDS = ("sku", "name", "description", "active")
 REQUIRED = ("sku", "name")
-MAX_MAPPING_CHARS = 16 * 1024
+MAX_MAPPING_CHARS = 64 * 1024
 MAX_COLUMN_NAME = 255
+# Columns looked at for proposals and samples (Excel's own limit is 16,384).
+MAX_HEADER_CELLS = 1000
+# Shopify's option value columns: a variant's name can take them (`variant_names`).
+OPTION_COLUMNS = ("option1 value", "option2 value", "option3 value")
 
 
 class MappingInvalid(ValueError):
@@ -34,6 +41,7 @@ class HeaderMismatch(FileFormatError):
         super().__init__(message)
         self.columns = list(columns)
         self.sheets: list[str] = []  # a workbook's sheet names, to offer another one
+        self.samples: list[list[str]] = []  # the first rows, to propose fields from
 
 
 def header_name(cell: str) -> str:
@@ -46,7 +54,7 @@ def header_key(header: Sequence[str]) -> str:
     return hashlib.sha256("\x1f".join(names).encode()).hexdigest()
 
 
-def parse_mapping(text: str, check: bool = True) -> dict[str, str]:
+def parse_mapping(text: str, check: bool = True, keys: Collection[str] = ()) -> dict[str, str]:
     """The mapping as given in a request (JSON text), checked on its own: fields and columns.
     Unchecked (for a preview, which reports what is wrong), it need only be an object of text."""
     if len(text) > MAX_MAPPING_CHARS:
@@ -65,20 +73,25 @@ def parse_mapping(text: str, check: bool = True) -> dict[str, str]:
     if not check:
         if not all(isinstance(v, str | None) for v in value.values()):
             raise MappingInvalid("The mapping's columns must be names (text).")
-        return {str(k)[:40]: v for k, v in value.items() if isinstance(v, str)}
-    return check_mapping(value)
+        return {str(k)[:70]: v for k, v in value.items() if isinstance(v, str)}
+    return check_mapping(value, keys)
 
 
-def check_mapping(value: Mapping[Any, Any]) -> dict[str, str]:
-    unknown = [str(key) for key in value if key not in FIELDS]
+def check_mapping(value: Mapping[Any, Any], keys: Collection[str] = ()) -> dict[str, str]:
+    """The mapping, checked: built-in fields or the custom field `keys`, one column each."""
+    unknown = [str(key) for key in value if key not in FIELDS and key not in keys]
     if unknown:
+        custom = ", ".join(sorted(keys)[:20]) + (", …" if len(keys) > 20 else "")
         raise MappingInvalid(
             "The mapping names unknown fields: "
-            + ", ".join(repr(k[:40]) for k in unknown[:5])
-            + f". Fields: {', '.join(FIELDS)}."
+            + ", ".join(repr(k[:70]) for k in unknown[:5])
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            + f". Fields: {', '.join(FIELDS)}"
+            + (f"; custom fields: {custom}" if custom else " (no custom fields are defined)")
+            + " (see GET /api/fields)."
         )
     mapping: dict[str, str] = {}
-    for field in FIELDS:
+    for field in (*FIELDS, *(key for key in value if key not in FIELDS)):
         if field not in value or value[field] is None:
             continue
         column = value[field]
@@ -117,15 +130,53 @@ def _found(header: Sequence[str]) -> str:
     return shown or "none"
 
 
-def resolve(header: Sequence[str], mapping: Mapping[str, str] | None = None) -> Columns:
-    """Where each field sits in a row of this header, with or without a mapping."""
-    names = [header_name(cell) for cell in header]
-    if not any(names):
-        raise FileFormatError("The header row is empty.")
+def _positions(names: Sequence[str]) -> dict[str, list[int]]:
     positions: dict[str, list[int]] = {}
     for index, name in enumerate(names):
         if name:
             positions.setdefault(name, []).append(index)
+    return positions
+
+
+def _custom_by_header(
+    positions: Mapping[str, list[int]], fields: Sequence[FieldSpec], used: Collection[int]
+) -> dict[str, int]:
+    """Custom fields whose key, else label, is a column's header (any case): {key: index}.
+    A key match wins over a label match, and a column feeds one field."""
+    found: dict[str, int] = {}
+    taken = set(used)
+    for by_label in (False, True):
+        for spec in fields:
+            if spec.key in found:
+                continue
+            where = positions.get(header_name(spec.label if by_label else spec.key))
+            if where and len(where) == 1 and where[0] not in taken:
+                found[spec.key] = where[0]
+                taken.add(where[0])
+    return found
+
+
+def auto_mapping(header: Sequence[str], fields: Sequence[FieldSpec] = ()) -> dict[str, str]:
+    """The mapping a header gives without one: built-ins and custom fields it names."""
+    names = [header_name(cell) for cell in header]
+    positions = _positions(names)
+    found = {f: where[0] for f in FIELDS if len(where := positions.get(f, [])) == 1}
+    found.update(_custom_by_header(positions, fields, found.values()))
+    return {field: header[index].strip() for field, index in found.items()}
+
+
+def resolve(
+    header: Sequence[str],
+    mapping: Mapping[str, str] | None = None,
+    fields: Sequence[FieldSpec] = (),
+    group_by: str | None = None,
+) -> Columns:
+    """Where each field sits in a row of this header, with or without a mapping; `fields` are
+    the custom fields defined, `group_by` the column that ties rows together, if any."""
+    names = [header_name(cell) for cell in header]
+    if not any(names):
+        raise FileFormatError("The header row is empty.")
+    positions = _positions(names)
     wanted = {field: field for field in FIELDS} if mapping is None else dict(mapping)
     if mapping is None:
         duplicates = [name for name, where in positions.items() if len(where) > 1]
@@ -141,6 +192,14 @@ def resolve(header: Sequence[str], mapping: Mapping[str, str] | None = None) -> 
                 "Send a mapping to use other column names.",
                 header,
             )
+    specs = {spec.key: spec for spec in fields}
+    undefined = [key for key in wanted if key not in FIELDS and key not in specs]
+    if undefined:
+        raise FileFormatError(
+            "The mapping names fields that are not defined (any more): "
+            + ", ".join(repr(key[:70]) for key in undefined[:5])
+            + ". Define them, or map the columns again."
+        )
     found: dict[str, int] = {}
     for field, column in wanted.items():
         where = positions.get(header_name(column))
@@ -157,7 +216,21 @@ def resolve(header: Sequence[str], mapping: Mapping[str, str] | None = None) -> 
                 f"The header names the column {column!r} (mapped to {field}) more than once."
             )
         found[field] = where[0]
-    used = set(found.values())
+    if mapping is None:
+        found.update(_custom_by_header(positions, fields, found.values()))
+    group: int | None = None
+    if group_by is not None:
+        where = positions.get(header_name(group_by))
+        if where is None:
+            raise HeaderMismatch(
+                f"The group column {group_by!r} is not in the file (found: {_found(header)}).",
+                header,
+            )
+        if len(where) > 1:
+            raise FileFormatError(f"The header names the group column {group_by!r} more than once.")
+        group = where[0]
+    options = tuple(where[0] for name in OPTION_COLUMNS if (where := positions.get(name)))
+    used = {*found.values(), group}
     ignored = tuple(
         cell.strip() for index, cell in enumerate(header) if names[index] and index not in used
     )
@@ -168,4 +241,11 @@ def resolve(header: Sequence[str], mapping: Mapping[str, str] | None = None) -> 
         active=found.get("active"),
         width=len(header),
         ignored=ignored,
+        fields=tuple(
+            FieldColumn(index, header[index].strip(), specs[key])
+            for key, index in found.items()
+            if key not in FIELDS
+        ),
+        group=group,
+        options=options,
     )

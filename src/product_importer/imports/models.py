@@ -41,6 +41,9 @@ class ImportJob(Base):
     mapping: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
     encoding: Mapped[str | None] = mapped_column(String(40), default=None)
     sheet: Mapped[str | None] = mapped_column(String(255), default=None)
+    # How values are read and rows grouped (decimal_separator, empty_cells, group_by,
+    # variant_names), only those not at their default; None = all defaults.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -78,6 +81,8 @@ class ImportMapping(Base):
     header_key: Mapped[str] = mapped_column(String(64), index=True)
     header: Mapped[list[str]] = mapped_column(JSON)
     mapping: Mapped[dict[str, str]] = mapped_column(JSON)
+    # The reading options saved with it, as on ImportJob.options.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_by: Mapped[str] = mapped_column(String(150), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

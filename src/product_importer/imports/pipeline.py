@@ -23,7 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import Database, utcnow
 from product_importer.history.recording import ChangeRequest
-from product_importer.imports import service, workbook
+from product_importer.imports import fields as import_fields
+from product_importer.imports import grouping, service, workbook
 from product_importer.imports.columns import FileFormatError
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
@@ -219,6 +220,7 @@ def _open_ticking(
 
 
 def _stage_file(
+    database: Database,
     merger: Merger,
     storage: UploadStorage,
     job: ImportJob,
@@ -230,18 +232,23 @@ def _stage_file(
 ) -> tuple[int, bool, list[str], list[str]]:
     """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
     options = service.options_of(job)
+    with database.session() as session:
+        defined = import_fields.specs(session)
     with storage.open_read(job.storage_key) as raw:
         source = _open_ticking(raw, options, encoding, reporter, stopping, max_decompressed_bytes)
         try:
-            columns = source.read_header(options.mapping)
+            columns = source.read_header(options.mapping, defined, options.group_by)
             warnings = list(source.warnings)
             if columns.ignored:
                 warnings.append("Ignored columns: " + ", ".join(columns.ignored) + ".")
             counter = [0]
+            rows = _ticking(source, reporter, rejects, stopping, counter)
+            if columns.group is not None or (options.variant_names and columns.options):
+                rows = grouping.inherit(rows, columns, options.variant_names)
             try:
                 merger.stage(
                     normalise(
-                        _ticking(source, reporter, rejects, stopping, counter), columns, rejects
+                        rows, columns, rejects, options.decimal_separator, options.empty_cells
                     )
                 )
             except csv.Error as exc:
@@ -321,7 +328,15 @@ def run_import(
         warnings = [w for w in job.warnings or [] if w.startswith(STOPPED_WHILE_READING)]
         try:
             rows_read, has_active, more, header = _stage_file(
-                merger, storage, job, None, reporter, rejects, stopping, max_decompressed_bytes
+                database,
+                merger,
+                storage,
+                job,
+                None,
+                reporter,
+                rejects,
+                stopping,
+                max_decompressed_bytes,
             )
         except UnicodeError as exc:  # idna-like codecs raise UnicodeError, not a decode error
             with storage.open_read(job.storage_key) as raw:
@@ -336,6 +351,7 @@ def run_import(
             merger.reset()
             rejects.clear()
             rows_read, has_active, more, header = _stage_file(
+                database,
                 merger,
                 storage,
                 job,

@@ -1,5 +1,7 @@
-"""The first rows of a file as the import will see them: after mapping, `active` read, rejects
-marked with their reason. Runs the same readers and row rules as the import, on a few rows.
+"""The first rows of a file as the import will see them: after mapping, `active` and custom
+field values read, rows of a group filled from its first row, rejects marked with their reason.
+Runs the same readers and row rules as the import, on a few rows; proposes a field for each
+column nothing is mapped to.
 
 The browser may send only the head of a big CSV file (`partial`): then the last row read may be
 cut short, and it is left out, as are errors at the cut.
@@ -8,12 +10,16 @@ cut short, and it is left out, as are errors at the cut.
 from __future__ import annotations
 
 import csv
+import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import BinaryIO
+from dataclasses import replace
+from typing import Any, BinaryIO
 
+from product_importer.imports import fields as import_fields
+from product_importer.imports import grouping
 from product_importer.imports import mapping as column_mapping
-from product_importer.imports.columns import Columns, FileFormatError
+from product_importer.imports.columns import Columns, FieldSpec, FileFormatError
 from product_importer.imports.reading import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     MAX_ROW_CHARS,
@@ -76,7 +82,15 @@ def _cell(row: list[str], index: int | None) -> str:
     return row[index].strip()[:SHOWN_CHARS]
 
 
-def _rows(source: RowSource, columns: Columns, partial: bool) -> list[PreviewRow]:
+def _shown(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return value[:SHOWN_CHARS] + "…"
+    return value
+
+
+def _rows(
+    head: list[tuple[int, list[str]]], columns: Columns, options: ReadOptions
+) -> list[PreviewRow]:
     results: dict[int, PreviewRow] = {}
 
     def reject(line: int, reason: str, fields: list[str]) -> None:
@@ -90,8 +104,10 @@ def _rows(source: RowSource, columns: Columns, partial: bool) -> list[PreviewRow
             fields=[f[:SHOWN_CHARS] for f in fields],
         )
 
-    head = list(_head(source, partial))
-    for line, _key, sku, name, description, active, _fields in normalise(head, columns, reject):
+    if columns.group is not None or (options.variant_names and columns.options):
+        head = list(grouping.inherit(head, columns, options.variant_names))
+    staged = normalise(head, columns, reject, options.decimal_separator, options.empty_cells)
+    for line, _key, sku, name, description, active, values in staged:
         results[line] = PreviewRow(
             line=line,
             sku=sku,
@@ -100,6 +116,7 @@ def _rows(source: RowSource, columns: Columns, partial: bool) -> list[PreviewRow
             active=active,
             rejected=None,
             fields=[],
+            field_values={k: _shown(v) for k, v in json.loads(values).items()} if values else {},
         )
     fields_by_line = dict(head)
     for line, row in results.items():
@@ -114,16 +131,18 @@ def preview(
     suggestion_for: Callable[[Sequence[str]], Suggestion],
     partial: bool = False,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    fields: Sequence[FieldSpec] = (),
 ) -> ImportPreview:
     """Raises FileFormatError when the file cannot be read at all (the upload would be refused
-    too); a mapping that does not fit is reported in the answer, not raised."""
+    too); a mapping that does not fit is reported in the answer, not raised. `fields` are the
+    custom fields defined."""
     encoding: str | None = None
     while True:
         source = open_source(raw, options, encoding, max_decompressed_bytes)
         if isinstance(source, CsvSource):
             source.on_read = _stop_after(PREVIEW_MAX_CHARS)
         try:
-            return _preview(source, options, suggestion_for, partial)
+            return _preview(source, options, suggestion_for, partial, fields)
         except UnicodeError as exc:  # idna-like codecs raise UnicodeError, not a decode error
             chosen = isinstance(source, CsvSource) and source.format.chosen
             if chosen or encoding is not None or not isinstance(source, CsvSource):
@@ -142,10 +161,11 @@ def _preview(
     options: ReadOptions,
     suggestion_for: Callable[[Sequence[str]], Suggestion],
     partial: bool,
+    fields: Sequence[FieldSpec],
 ) -> ImportPreview:
     header_matches = True
     try:
-        source.read_header(None)
+        source.read_header(None, fields)
     except column_mapping.HeaderMismatch:
         header_matches = False
     info = describe(source)
@@ -155,13 +175,19 @@ def _preview(
         suggestion = suggestion_for(info.header)
         mapping, mapping_source = suggestion.mapping, suggestion.source
         saved_name = suggestion.saved_name
+        if suggestion.options and not options.extra():
+            # A saved mapping's reading options, unless the request chose its own.
+            options = replace(options, **suggestion.options)
     columns: Columns | None = None
     mapping_error: str | None = None
     try:
-        columns = column_mapping.resolve(info.header, column_mapping.check_mapping(mapping))
+        keys = [spec.key for spec in fields]
+        checked = column_mapping.check_mapping(mapping, keys)
+        columns = column_mapping.resolve(info.header, checked, fields, options.group_by)
     except (FileFormatError, column_mapping.MappingInvalid) as exc:
         mapping_error = str(exc)
-    rows = _rows(source, columns, partial) if columns is not None else []
+    head = list(_head(source, partial))
+    rows = _rows(head, columns, options) if columns is not None else []
     warnings = list(info.warnings)
     if isinstance(source, CsvSource) and source.encoding != source.format.encoding:
         warnings.append(f"The file is not UTF-8; it was read as {source.encoding}.")
@@ -181,4 +207,16 @@ def _preview(
         mapping_error=mapping_error,
         rows=rows,
         warnings=warnings,
+        decimal_separator=options.decimal_separator,
+        empty_cells=options.empty_cells,
+        group_by=options.group_by,
+        variant_names=options.variant_names,
+        fields=import_fields.defined(fields),
+        proposed_fields=import_fields.propose(
+            info.header,
+            import_fields.used_columns(mapping, options.group_by),
+            fields,
+            [row for _line, row in head],
+        ),
+        group_by_suggestion=import_fields.group_by_suggestion(info.header),
     )

@@ -20,7 +20,7 @@ import itertools
 import re
 import unicodedata
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, BinaryIO
 
@@ -28,6 +28,7 @@ from charset_normalizer import from_bytes
 
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports.columns import Columns as Columns
+from product_importer.imports.columns import FieldSpec
 from product_importer.imports.columns import FileFormatError as FileFormatError
 from product_importer.imports.columns import NotCsvError as NotCsvError
 
@@ -459,11 +460,16 @@ class CsvSource:
     def fraction_read(self) -> float | None:
         return None  # bytes read tell
 
-    def read_header(self, mapping: Mapping[str, str] | None = None) -> Columns:
+    def read_header(
+        self,
+        mapping: Mapping[str, str] | None = None,
+        fields: Sequence[FieldSpec] = (),
+        group_by: str | None = None,
+    ) -> Columns:
         for row in self._reader:
             if any(cell.strip() for cell in row):
                 self.header = row
-                return column_mapping.resolve(row, mapping)
+                return column_mapping.resolve(row, mapping, fields, group_by)
             self.row_start = self._reader.line_num + 1
         raise FileFormatError("The file has no header row.")
 

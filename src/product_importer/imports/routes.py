@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -14,10 +15,12 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from product_importer.auth.dependencies import AppSettings, AuditLog, DbSession, Editor, Viewer
+from product_importer.auth.roles import Role, at_least
 from product_importer.changes import routes as changes_routes
 from product_importer.changes import service as changes_service
 from product_importer.changes.schemas import ChangeSetRead, UndoDryRun
 from product_importer.db import Database
+from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import preview, saved_mappings, service, sources, workbook
 from product_importer.imports.columns import FileFormatError, NotCsvError
@@ -31,7 +34,7 @@ from product_importer.imports.schemas import (
 )
 from product_importer.imports.sources import ReadOptions
 from product_importer.imports.storage import UploadStorage, storage_for
-from product_importer.imports.upload import UploadError, discard, receive_upload
+from product_importer.imports.upload import StoredUpload, UploadError, discard, receive_upload
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
 mappings_router = APIRouter(prefix="/api/import-mappings", tags=["imports"])
@@ -48,11 +51,47 @@ def _not_found(exc: Exception) -> HTTPException:
 JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The import's id.")]
 MAPPING_HELP = (
     'Our field -> the file\'s column, as JSON: {"sku": "Variant SKU", "name": "Title", '
-    '"description": "Body (HTML)", "active": "Status"}. sku and name are required. Also '
-    "accepted as a multipart form field."
+    '"description": "Body (HTML)", "active": "Status", "price": "Variant Price"}; a field is '
+    "a built-in one or a custom field's key. sku and name are required. Also accepted as a "
+    "multipart form field."
 )
 ENCODING_HELP = "CSV text encoding (utf-8, cp1252, ...), instead of detecting it"
 SHEET_HELP = "Workbook sheet: its name or number from 1 (default: the first)"
+NEW_FIELDS_HELP = (
+    'Fields to create with the import (admins only), as JSON: [{"column": "Variant Price", '
+    '"key": "price", "label": "Price", "type": "decimal"}] (`choices` for a choice field); '
+    "each column is mapped to its new field. Also accepted as a multipart form field."
+)
+DecimalSeparator = Annotated[
+    str | None,
+    Query(
+        description='Decimal separator of custom field numbers: "." (default) or ","',
+        max_length=5,
+    ),
+]
+EmptyCells = Annotated[
+    str | None,
+    Query(
+        description="keep (default): an empty cell leaves a custom field as it is; clear: "
+        "it unsets the field",
+        max_length=10,
+    ),
+]
+GroupBy = Annotated[
+    str | None,
+    Query(
+        description="A column whose rows belong together (Shopify's Handle): a row takes the "
+        "mapped cells it leaves empty from its group's first row",
+        max_length=255,
+    ),
+]
+VariantNames = Annotated[
+    str | None,
+    Query(
+        description="true: option values (Option1 Value ...) are added to each row's name",
+        max_length=10,
+    ),
+]
 
 
 def _merge_option(name: str, query: str | None, form: dict[str, str]) -> str | None:
@@ -66,8 +105,10 @@ def _merge_option(name: str, query: str | None, form: dict[str, str]) -> str | N
 
 
 def _mismatch(exc: column_mapping.HeaderMismatch, session: Session) -> JSONResponse:
-    """422 with what a client needs to retry: the columns found and a mapping to send."""
-    suggestion = saved_mappings.for_header(session, exc.columns)
+    """422 with what a client needs to retry: the columns found, a mapping to send, the fields
+    defined and a new field proposed for each column the mapping leaves out."""
+    defined = import_fields.specs(session)
+    suggestion = saved_mappings.for_header(session, exc.columns, defined)
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={
@@ -76,8 +117,68 @@ def _mismatch(exc: column_mapping.HeaderMismatch, session: Session) -> JSONRespo
             "suggested_mapping": suggestion.mapping,
             "suggestion_source": suggestion.source,
             "sheets": exc.sheets,
+            "fields": import_fields.defined(defined),
+            "proposed_fields": import_fields.propose(
+                exc.columns, list(suggestion.mapping.values()), defined, exc.samples
+            ),
+            "group_by_suggestion": import_fields.group_by_suggestion(exc.columns),
         },
     )
+
+
+NEW_FIELDS_FORBIDDEN = (
+    "An admin must create fields: new_fields needs the admin role (your role is {role}). Ask "
+    "an admin to create them on the Fields page (or with POST /api/fields), or import without "
+    "new_fields. Nothing was imported."
+)
+
+
+def _given_options(stored: StoredUpload, query: dict[str, str | None]) -> dict[str, str | None]:
+    return {name: _merge_option(name, value, stored.fields) for name, value in query.items()}
+
+
+def _read_options(
+    given: dict[str, str | None], keys: list[str], check_mapping: bool = True
+) -> ReadOptions:
+    return sources.parse_options(
+        given["mapping"],
+        given["encoding"],
+        given["sheet"],
+        check_mapping,
+        keys,
+        decimal_separator=given["decimal_separator"],
+        empty_cells=given["empty_cells"],
+        group_by=given["group_by"],
+        variant_names=given["variant_names"],
+    )
+
+
+def prepare_import(
+    session: Session,
+    storage: UploadStorage,
+    key: str,
+    given: dict[str, str | None],
+    max_decompressed_bytes: int,
+) -> tuple[ReadOptions, list[import_fields.NewField]]:
+    """The options checked against the file (and the new fields, against the fields defined
+    and the file's columns), before anything is written."""
+    defined = import_fields.specs(session)
+    new = import_fields.parse_new_fields(given["new_fields"] or "")
+    if new:
+        import_fields.check_new_fields(session, new)
+    keys = [spec.key for spec in defined] + [field.key for field in new]
+    options = _read_options(given, keys)
+    if new:
+        mapping = options.mapping
+        if mapping is None:  # the header names our fields: the new ones join what it maps
+            with storage.open_read(key) as raw:
+                header = sources.inspect(raw, options, max_decompressed_bytes, defined).header
+            mapping = column_mapping.auto_mapping(header, defined)
+        mapping = import_fields.with_new_fields(mapping, new)
+        options = replace(options, mapping=column_mapping.check_mapping(mapping, keys))
+    with storage.open_read(key) as raw:
+        sources.inspect(raw, options, max_decompressed_bytes, [*defined, *(f.spec() for f in new)])
+    return options, new
 
 
 def _sheet_missing(exc: workbook.SheetNotFound) -> JSONResponse:
@@ -85,13 +186,6 @@ def _sheet_missing(exc: workbook.SheetNotFound) -> JSONResponse:
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": str(exc), "sheets": exc.sheets},
     )
-
-
-def inspect_stored_file(
-    storage: UploadStorage, key: str, options: ReadOptions, max_decompressed_bytes: int
-) -> None:
-    with storage.open_read(key) as raw:
-        sources.inspect(raw, options, max_decompressed_bytes)
 
 
 @router.post(
@@ -115,31 +209,54 @@ async def upload(
     principal: Editor,
     audit: AuditLog,
     dry_run: Annotated[bool, Query(description="Validate and count without writing")] = False,
-    mapping: Annotated[str | None, Query(description=MAPPING_HELP, max_length=16384)] = None,
+    mapping: Annotated[str | None, Query(description=MAPPING_HELP, max_length=65536)] = None,
     encoding: Annotated[str | None, Query(description=ENCODING_HELP, max_length=40)] = None,
     sheet: Annotated[str | None, Query(description=SHEET_HELP, max_length=255)] = None,
+    decimal_separator: DecimalSeparator = None,
+    empty_cells: EmptyCells = None,
+    group_by: GroupBy = None,
+    variant_names: VariantNames = None,
+    new_fields: Annotated[str | None, Query(description=NEW_FIELDS_HELP, max_length=16384)] = None,
 ) -> Any:
     """Multipart field `file` (`.csv`, `.csv.gz`, `.xlsx`, `.xlsm`, `.xls`, `.ods`), and the
-    optional fields `mapping`, `encoding`, `sheet`. Returns the queued job at once; follow it with
-    `GET /api/imports/{id}` or the `/events` stream. With `dry_run=true` the job reports what it
-    would create, update, leave unchanged and reject, and writes nothing."""
+    optional fields `mapping`, `encoding`, `sheet`, `decimal_separator`, `empty_cells`,
+    `group_by`, `variant_names`, `new_fields` (each also a query parameter). Returns the queued
+    job at once; follow it with `GET /api/imports/{id}` or the `/events` stream. With
+    `dry_run=true` the job reports what it would create, update, leave unchanged and reject,
+    and writes nothing (new fields are created all the same)."""
     storage = storage_for(settings, request.app.state.database)
     try:
         stored = await receive_upload(request, storage, settings.max_upload_bytes)
     except UploadError as exc:
         raise HTTPException(exc.status_code, exc.message) from None
     try:
-        options = sources.parse_options(
-            _merge_option("mapping", mapping, stored.fields),
-            _merge_option("encoding", encoding, stored.fields),
-            _merge_option("sheet", sheet, stored.fields),
+        given = _given_options(
+            stored,
+            {
+                "mapping": mapping,
+                "encoding": encoding,
+                "sheet": sheet,
+                "decimal_separator": decimal_separator,
+                "empty_cells": empty_cells,
+                "group_by": group_by,
+                "variant_names": variant_names,
+                "new_fields": new_fields,
+            },
         )
-        await to_thread.run_sync(
-            inspect_stored_file, storage, stored.key, options, settings.max_decompressed_bytes
+        asks_for_fields = (given["new_fields"] or "").strip() not in ("", "[]")
+        if asks_for_fields and not at_least(principal.role, Role.admin):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, NEW_FIELDS_FORBIDDEN.format(role=principal.role.value)
+            )
+        options, new = await to_thread.run_sync(
+            prepare_import, session, storage, stored.key, given, settings.max_decompressed_bytes
         )
     except HTTPException:
         await to_thread.run_sync(discard, storage, stored)
         raise
+    except import_fields.NewFieldsInvalid as exc:
+        await to_thread.run_sync(discard, storage, stored)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except column_mapping.MappingInvalid as exc:
         await to_thread.run_sync(discard, storage, stored)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -158,6 +275,12 @@ async def upload(
     database: Database = request.app.state.database
 
     def record_job() -> ImportJobRead:  # database work, off the event loop
+        for field in import_fields.create_new_fields(session, new):
+            audit(
+                "field.create",
+                f"field:{field.id} {field.key}",
+                {"type": field.type, "import": stored.filename},
+            )
         job = service.start_import(
             session,
             filename=stored.filename,
@@ -174,7 +297,11 @@ async def upload(
         )
         return service.read(session, database, job.id)
 
-    return await to_thread.run_sync(record_job)
+    try:
+        return await to_thread.run_sync(record_job)
+    except import_fields.NewFieldsInvalid as exc:  # a key taken meanwhile
+        await to_thread.run_sync(discard, storage, stored)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 @router.post(
@@ -191,16 +318,22 @@ async def preview_file(
     session: DbSession,
     settings: AppSettings,
     _principal: Editor,
-    mapping: Annotated[str | None, Query(description=MAPPING_HELP, max_length=16384)] = None,
+    mapping: Annotated[str | None, Query(description=MAPPING_HELP, max_length=65536)] = None,
     encoding: Annotated[str | None, Query(description=ENCODING_HELP, max_length=40)] = None,
     sheet: Annotated[str | None, Query(description=SHEET_HELP, max_length=255)] = None,
     partial: Annotated[
         bool, Query(description="The file is only the head of a bigger CSV file")
     ] = False,
+    decimal_separator: DecimalSeparator = None,
+    empty_cells: EmptyCells = None,
+    group_by: GroupBy = None,
+    variant_names: VariantNames = None,
 ) -> Any:
-    """Same multipart fields as `POST /api/imports`; nothing is imported or kept. The answer has
-    the columns, sheets, encoding, the mapping used (given, the header itself, saved for this
-    header set, or suggested) and the rows, each with the reason it would be rejected, if so.
+    """Same multipart fields as `POST /api/imports` (but `new_fields`); nothing is imported or
+    kept. The answer has the columns, sheets, encoding, the mapping used (given, the header
+    itself, saved for this header set, or suggested), the rows, each with its custom field
+    values or the reason it would be rejected, the fields defined, a new field proposed for
+    each column the mapping leaves out, and the group column suggested for a Shopify export.
     For a big CSV file send its first few hundred kilobytes with `partial=true`."""
     storage = storage_for(settings, request.app.state.database)
     try:
@@ -209,21 +342,30 @@ async def preview_file(
         raise HTTPException(exc.status_code, exc.message) from None
 
     def run() -> ImportPreview:
+        defined = import_fields.specs(session)
+        options = _read_options(given, [spec.key for spec in defined], check_mapping=False)
         with storage.open_read(stored.key) as raw:
             return preview.preview(
                 raw,
                 options,
-                lambda header: saved_mappings.for_header(session, header),
+                lambda header: saved_mappings.for_header(session, header, defined),
                 partial=partial,
                 max_decompressed_bytes=settings.max_decompressed_bytes,
+                fields=defined,
             )
 
     try:
-        options = sources.parse_options(
-            _merge_option("mapping", mapping, stored.fields),
-            _merge_option("encoding", encoding, stored.fields),
-            _merge_option("sheet", sheet, stored.fields),
-            check_mapping=False,
+        given = _given_options(
+            stored,
+            {
+                "mapping": mapping,
+                "encoding": encoding,
+                "sheet": sheet,
+                "decimal_separator": decimal_separator,
+                "empty_cells": empty_cells,
+                "group_by": group_by,
+                "variant_names": variant_names,
+            },
         )
         return await to_thread.run_sync(run)
     except column_mapping.MappingInvalid as exc:
@@ -398,10 +540,7 @@ def undo_import(
 
 @mappings_router.get("", summary="Saved column mappings, by name")
 def list_mappings(session: DbSession, _principal: Viewer) -> list[MappingRead]:
-    return [
-        MappingRead.model_validate(m, from_attributes=True)
-        for m in saved_mappings.list_all(session)
-    ]
+    return [MappingRead.from_saved(m) for m in saved_mappings.list_all(session)]
 
 
 @mappings_router.post(
@@ -415,14 +554,22 @@ def create_mapping(
     """With `header` (the file's columns), the mapping is offered first for files with the same
     header set, and every mapped column must be in it."""
     mapping = {field: column for field, column in body.mapping.items() if column is not None}
+    options = ReadOptions(
+        decimal_separator=body.decimal_separator,
+        empty_cells=body.empty_cells,
+        group_by=(body.group_by or "").strip() or None,
+        variant_names=body.variant_names,
+    )
     try:
-        saved = saved_mappings.create(session, body.name, body.header, mapping, principal.name)
+        saved = saved_mappings.create(
+            session, body.name, body.header, mapping, principal.name, options
+        )
     except column_mapping.MappingInvalid as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except FileFormatError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     audit("import_mapping.save", f"mapping:{saved.id} {saved.name}", {"mapping": mapping})
-    return MappingRead.model_validate(saved, from_attributes=True)
+    return MappingRead.from_saved(saved)
 
 
 @mappings_router.delete(

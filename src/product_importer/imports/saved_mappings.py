@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import suggest
-from product_importer.imports.columns import FileFormatError
+from product_importer.imports.columns import FieldSpec, FileFormatError
 from product_importer.imports.models import ImportMapping
+from product_importer.imports.sources import ReadOptions
 
 MAX_NAME = 100
 
@@ -29,6 +32,8 @@ class Suggestion:
     mapping: dict[str, str]
     source: str  # "header" (matches as is), "saved" or "suggested"
     saved_name: str | None = None
+    # A saved mapping's reading options (decimal_separator, empty_cells, group_by, ...).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def list_all(session: Session) -> list[ImportMapping]:
@@ -36,16 +41,25 @@ def list_all(session: Session) -> list[ImportMapping]:
 
 
 def create(
-    session: Session, name: str, header: Sequence[str], mapping: dict[str, str], created_by: str
+    session: Session,
+    name: str,
+    header: Sequence[str],
+    mapping: dict[str, str],
+    created_by: str,
+    options: ReadOptions | None = None,
 ) -> ImportMapping:
-    """Save (or replace, by the same name in any letter case) a mapping for a header set."""
+    """Save (or replace, by the same name in any letter case) a mapping for a header set, with
+    its reading options; a mapping may name custom fields."""
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise column_mapping.MappingInvalid(f"A mapping's name must be 1 to {MAX_NAME} characters.")
-    checked = column_mapping.check_mapping(mapping)
+    defined = import_fields.specs(session)
+    checked = column_mapping.check_mapping(mapping, [spec.key for spec in defined])
+    options = options or ReadOptions()
     header = [cell.strip() for cell in header if cell.strip()]
     if header:
-        column_mapping.resolve(header, checked)  # every mapped column is in the header
+        # every mapped column (and the group column) is in the header
+        column_mapping.resolve(header, checked, defined, options.group_by)
     existing = session.scalar(
         select(ImportMapping).where(func.lower(ImportMapping.name) == name.lower())
     )
@@ -57,6 +71,7 @@ def create(
         header_key=column_mapping.header_key(header or list(checked.values())),
         header=header or list(checked.values()),
         mapping=checked,
+        options=options.extra() or None,
         created_by=created_by,
     )
     session.add(saved)
@@ -72,18 +87,20 @@ def delete(session: Session, mapping_id: int) -> None:
     session.flush()
 
 
-def for_header(session: Session, header: Sequence[str]) -> Suggestion:
-    """The mapping to offer for this header: itself if it names our fields, else the newest one
-    saved for exactly this header set, else one guessed from synonyms."""
+def for_header(
+    session: Session, header: Sequence[str], defined: Sequence[FieldSpec] | None = None
+) -> Suggestion:
+    """The mapping to offer for this header: itself if it names our fields (custom fields by
+    key or label too), else the newest one saved for exactly this header set, else one guessed
+    from synonyms, with the custom fields the header names."""
+    if defined is None:
+        defined = import_fields.specs(session)
     try:
-        column_mapping.resolve(header)
+        column_mapping.resolve(header, None, defined)
     except FileFormatError:
         pass
     else:
-        present = {column_mapping.header_name(cell): cell.strip() for cell in header}
-        return Suggestion(
-            {f: present[f] for f in column_mapping.FIELDS if f in present}, source="header"
-        )
+        return Suggestion(column_mapping.auto_mapping(header, defined), source="header")
     saved = session.scalar(
         select(ImportMapping)
         .where(ImportMapping.header_key == column_mapping.header_key(header))
@@ -91,5 +108,15 @@ def for_header(session: Session, header: Sequence[str]) -> Suggestion:
         .limit(1)
     )
     if saved is not None:
-        return Suggestion(dict(saved.mapping), source="saved", saved_name=saved.name)
-    return Suggestion(suggest.suggest(header), source="suggested")
+        return Suggestion(
+            dict(saved.mapping),
+            source="saved",
+            saved_name=saved.name,
+            options=dict(saved.options or {}),
+        )
+    guessed = suggest.suggest(header)
+    taken = {column_mapping.header_name(column) for column in guessed.values()}
+    for key, column in column_mapping.auto_mapping(header, defined).items():
+        if key not in column_mapping.FIELDS and column_mapping.header_name(column) not in taken:
+            guessed[key] = column
+    return Suggestion(guessed, source="suggested")

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from product_importer.db import utcnow
-from product_importer.imports.models import ImportJob
+from product_importer.imports.models import ImportJob, ImportMapping
 from product_importer.imports.progress import Snapshot
+from product_importer.imports.sources import READ_OPTION_NAMES
 
 
 class ImportJobRead(BaseModel):
@@ -31,6 +32,14 @@ class ImportJobRead(BaseModel):
     )
     encoding: str | None = Field(default=None, description="Text encoding given for a CSV file")
     sheet: str | None = Field(default=None, description="Sheet given for a workbook")
+    decimal_separator: str = Field(default=".", description='Decimal separator: "." or ","')
+    empty_cells: str = Field(
+        default="keep", description="keep: an empty cell leaves a field as it is; clear: unsets it"
+    )
+    group_by: str | None = Field(
+        default=None, description="The column whose rows belong together (Shopify's Handle)"
+    )
+    variant_names: bool = Field(default=False, description="Option values added to names")
     created_by: str
     created_at: datetime
     started_at: datetime | None
@@ -75,6 +84,7 @@ class ImportJobRead(BaseModel):
             mapping=job.mapping,
             encoding=job.encoding,
             sheet=job.sheet,
+            **{k: v for k, v in (job.options or {}).items() if k in READ_OPTION_NAMES},
             created_by=job.created_by,
             created_at=job.created_at,
             started_at=job.started_at,
@@ -94,8 +104,13 @@ class ImportPage(BaseModel):
 class MappingCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="Shown in the mapping step")
     mapping: dict[str, str | None] = Field(
-        description='Our field -> the file\'s column, e.g. {"sku": "Variant SKU", "name": "Title"}'
+        description='Our field (built-in or custom) -> the file\'s column, e.g. {"sku": '
+        '"Variant SKU", "name": "Title", "price": "Variant Price"}'
     )
+    decimal_separator: Annotated[str, Field(pattern=r"^[.,]$")] = "."
+    empty_cells: Annotated[str, Field(pattern="^(keep|clear)$")] = "keep"
+    group_by: Annotated[str, Field(max_length=255)] | None = None
+    variant_names: bool = False
     header: list[Annotated[str, Field(max_length=255)]] = Field(
         default_factory=list,
         max_length=1000,
@@ -108,8 +123,25 @@ class MappingRead(BaseModel):
     name: str
     mapping: dict[str, str]
     header: list[str]
+    decimal_separator: str = "."
+    empty_cells: str = "keep"
+    group_by: str | None = None
+    variant_names: bool = False
     created_by: str
     created_at: datetime
+
+    @classmethod
+    def from_saved(cls, saved: ImportMapping) -> MappingRead:
+        options = {k: v for k, v in (saved.options or {}).items() if k in READ_OPTION_NAMES}
+        return cls(
+            id=saved.id,
+            name=saved.name,
+            mapping=saved.mapping,
+            header=saved.header,
+            created_by=saved.created_by,
+            created_at=saved.created_at,
+            **options,
+        )
 
 
 class PreviewRow(BaseModel):
@@ -119,7 +151,21 @@ class PreviewRow(BaseModel):
     description: str
     active: bool | None = Field(description="None: the file leaves the flag as it is")
     rejected: str | None = Field(description="Why the import would reject this row, if it would")
-    fields: list[str] = Field(description="The row's cells as read")
+    fields: list[str] = Field(
+        description="The row's cells as read (a group's empty cells filled from its first row)"
+    )
+    field_values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Custom field values as they would be stored (null: unset, with "
+        "empty_cells=clear); fields the row leaves as they are are absent",
+    )
+
+
+class ProposedField(BaseModel):
+    column: str = Field(description="A column nothing is mapped to")
+    key: str = Field(description="A key for a new field, unique among fields and proposals")
+    label: str
+    type: str = Field(description="Guessed from the header and the first rows")
 
 
 class ImportPreview(BaseModel):
@@ -138,3 +184,16 @@ class ImportPreview(BaseModel):
     mapping_error: str | None = Field(description="Why the mapping does not fit, if it does not")
     rows: list[PreviewRow]
     warnings: list[str]
+    decimal_separator: str = Field(default=".", description='"." or ","')
+    empty_cells: str = Field(default="keep", description="keep or clear")
+    group_by: str | None = Field(default=None, description="The group column used, if any")
+    variant_names: bool = False
+    fields: list[dict[str, Any]] = Field(
+        default_factory=list, description="The custom fields defined (as GET /api/fields)"
+    )
+    proposed_fields: list[ProposedField] = Field(
+        default_factory=list, description="A new field for each column nothing is mapped to"
+    )
+    group_by_suggestion: str | None = Field(
+        default=None, description="The group column, when the header looks like Shopify's"
+    )

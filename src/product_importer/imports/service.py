@@ -16,7 +16,7 @@ from product_importer.history.models import ChangeSet
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
 from product_importer.imports.schemas import ImportJobRead, ImportPage
-from product_importer.imports.sources import ReadOptions
+from product_importer.imports.sources import READ_OPTION_NAMES, ReadOptions
 from product_importer.tasks.dispatch import enqueue
 
 RUN_TASK = "imports.run"
@@ -54,6 +54,7 @@ def start_import(
         mapping=options.mapping,
         encoding=options.encoding,
         sheet=options.sheet,
+        options=options.extra() or None,
     )
     session.add(job)
     session.flush()
@@ -62,7 +63,8 @@ def start_import(
 
 
 def options_of(job: ImportJob) -> ReadOptions:
-    return ReadOptions(mapping=job.mapping, encoding=job.encoding, sheet=job.sheet)
+    extra = {k: v for k, v in (job.options or {}).items() if k in READ_OPTION_NAMES}
+    return ReadOptions(mapping=job.mapping, encoding=job.encoding, sheet=job.sheet, **extra)
 
 
 def _get(session: Session, job_id: int) -> ImportJob:

@@ -21,8 +21,19 @@ from product_importer.imports.storage import UploadStorage
 
 FIELD_NAME = "file"
 # Small text fields that may come with the file (the same as the query parameters).
-TEXT_FIELDS = ("mapping", "encoding", "sheet")
+TEXT_FIELDS = (
+    "mapping",
+    "encoding",
+    "sheet",
+    "decimal_separator",
+    "empty_cells",
+    "group_by",
+    "variant_names",
+    "new_fields",
+)
 MAX_TEXT_FIELD_BYTES = 16 * 1024
+# A mapping of many custom fields, and new fields, are longer.
+TEXT_FIELD_BYTES = {"mapping": 64 * 1024, "new_fields": 128 * 1024}
 MAX_FILENAME = 255
 # Bytes of the request body handed to the parsing thread at a time.
 BATCH_BYTES = 1024 * 1024
@@ -94,11 +105,10 @@ class _PartCollector:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.text_field is not None and self.error is None:
             self.text += data[start:end]
-            if len(self.text) > MAX_TEXT_FIELD_BYTES:
+            limit = TEXT_FIELD_BYTES.get(self.text_field, MAX_TEXT_FIELD_BYTES)
+            if len(self.text) > limit:
                 self.error = UploadError(
-                    422,
-                    f"The form field {self.text_field!r} is longer than "
-                    f"{MAX_TEXT_FIELD_BYTES:,} bytes.",
+                    422, f"The form field {self.text_field!r} is longer than {limit:,} bytes."
                 )
             return
         if self.sink is None or self.error is not None:

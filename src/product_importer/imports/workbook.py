@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +21,7 @@ import python_calamine as calamine
 
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import workbook_scan
-from product_importer.imports.columns import Columns, FileFormatError
+from product_importer.imports.columns import Columns, FieldSpec, FileFormatError
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -201,14 +201,19 @@ class WorkbookSource:
                 return self._row_number, cells
         return None
 
-    def read_header(self, mapping: Mapping[str, str] | None = None) -> Columns:
+    def read_header(
+        self,
+        mapping: Mapping[str, str] | None = None,
+        fields: Sequence[FieldSpec] = (),
+        group_by: str | None = None,
+    ) -> Columns:
         first = self._next_filled()
         if first is None:
             raise FileFormatError(f"The sheet {self.sheet!r} is empty.")
         self.header = first[1]
         while self.header and not self.header[-1].strip():
             self.header.pop()
-        return column_mapping.resolve(self.header, mapping)
+        return column_mapping.resolve(self.header, mapping, fields, group_by)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Data rows with their spreadsheet row number; empty rows are skipped."""
