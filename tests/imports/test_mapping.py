@@ -78,7 +78,7 @@ def test_a_mapped_column_that_is_missing_or_ambiguous_is_refused() -> None:
         ('{"sku": 5, "name": "B"}', "must be a column name (text), not int"),
         ('{"sku": ["A"], "name": "B"}', "not list"),
         ('{"sku": "' + "x" * 300 + '", "name": "B"}', "longer than 255"),
-        ('{"sku": "A", "name": "' + "x" * 20_000 + '"}', "longer than 16,384 characters"),
+        ('{"sku": "A", "name": "' + "x" * 70_000 + '"}', "longer than 65,536 characters"),
     ],
 )
 def test_hostile_mappings_are_refused_with_the_reason(text: str, message: str) -> None:
