@@ -334,6 +334,21 @@ def bulk_set_field(page: Page, sweep: Sweep) -> None:
     expect(dialog.get_by_role("button", name="Set Launch date on 50 products")).to_be_visible()
 
 
+def import_new_fields(page: Page, sweep: Sweep) -> None:
+    page.get_by_label("Drop a CSV file here").set_input_files(
+        csv_file(
+            sweep,
+            "shop.csv",
+            "Variant SKU,Title,Vendor,Variant Price,Barcode\nA-1,One,Acme,19.99,0001\n",
+        )
+    )
+    step = page.get_by_role("group", name="Match your columns")
+    expect(step.locator("#custom-mapping-grid select")).to_have_count(8)
+    proposal = step.get_by_role("group", name="Variant Price")
+    proposal.get_by_label("Keep as a new field").check()
+    expect(proposal.get_by_label("Key")).to_be_enabled()
+
+
 def add_endpoint(page: Page, _sweep: Sweep) -> None:
     page.get_by_role("button", name="Add endpoint").click()
     expect(page.get_by_role("dialog", name="Add endpoint")).to_be_visible()
@@ -470,6 +485,7 @@ STATES = [
     State("import: file chosen", "/import", import_file_chosen),
     State("import: mapping step with a preview", "/import", import_mapping_step),
     State("import: mapping that does not fit", "/import", import_mapping_error),
+    State("import: custom fields and proposed new fields", "/import", import_new_fields),
     State("import: upload refused", "/import", import_refused),
     State("import: queued behind another", "/import", import_queued),
     State("import: cancelled", "/import", import_cancelled),

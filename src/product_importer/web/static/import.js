@@ -354,7 +354,7 @@
       alert.textContent = answer.mapping_error;
       errorBox.appendChild(alert);
     }
-    renderPreviewRows(answer.rows);
+    renderPreviewRows(answer.rows, answer.mapping);
     // A header that names our fields needs no mapping, unless columns are left over that
     // could become new fields: then the step opens to show them.
     const matches = answer.header_matches && answer.mapping_source === "header" && !proposals.length;
@@ -369,13 +369,27 @@
     if (regroup) refreshPreview();
   }
 
-  function renderPreviewRows(rows) {
+  function renderPreviewRows(rows, mapping) {
     const tbody = $("preview-table").querySelector("tbody");
     const active = (value) => (value === null ? "(unchanged)" : value ? "yes" : "no");
+    // A column per custom field the mapping feeds, with the values as they would be stored.
+    const shown = definedFields.filter((field) => mapping && mapping[field.key]);
+    for (const th of $("preview-table").querySelectorAll("th.preview-field")) th.remove();
+    for (const field of shown) {
+      const th = el("th", { scope: "col", class: "preview-field" }, field.label);
+      $("preview-check").before(th);
+    }
+    const value = (row, field) => {
+      const values = row.field_values || {};
+      if (!(field.key in values)) return row.rejected ? "" : "(unchanged)";
+      return values[field.key] === null ? "(cleared)" : PI.fields.format(field, values[field.key]);
+    };
     tbody.replaceChildren(...rows.map((row) => {
       const tr = document.createElement("tr");
       if (row.rejected) tr.className = "rejected";
-      [String(row.line), row.sku, row.name, row.description, row.rejected ? "" : active(row.active)].forEach((text) => {
+      const cells = [String(row.line), row.sku, row.name, row.description, row.rejected ? "" : active(row.active)];
+      for (const field of shown) cells.push(value(row, field));
+      cells.forEach((text) => {
         const td = document.createElement("td");
         td.textContent = text;
         td.title = text;
