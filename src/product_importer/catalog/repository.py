@@ -279,26 +279,65 @@ def page_of_products(
 ) -> list[Product]:
     """One page, found on the narrow sort index first and then fetched (a "deferred join"),
     so a deep page skips index entries rather than whole rows."""
+    where = conditions(dialect, filters, scan=scan)
     ordering = order_by(dialect, sort)
-    ids = (
-        select(Product.id)
-        .where(*conditions(dialect, filters, scan=scan))
-        .order_by(*ordering)
-        .offset(offset)
-        .limit(limit)
-        .subquery()
-    )
+    # PostgreSQL, descending by a field: the valued products, then the others (see below).
+    split = sort if isinstance(sort, FieldSort) and sort.descending else None
+    if dialect != "postgresql":
+        split = None
+    ids = select(Product.id).where(*where).order_by(*ordering).offset(offset).limit(limit)
     if scan and dialect == "postgresql":
         # We know many rows match, the planner does not (it guesses substring selectivity):
         # make it walk the sort index for the ids instead of reading every match and sorting.
-        # Only for this join-free query; a failing query aborts the transaction and with it
-        # the SET LOCAL.
+        # Only for these join-free queries; a failing query aborts the transaction and with
+        # it the SET LOCAL.
         session.execute(text("SET LOCAL enable_sort = off"))
-        found = list(session.scalars(select(ids.c.id)))
+        if split is not None:
+            found = _valued_first(session, where, split, offset, limit)
+        else:
+            found = list(session.scalars(ids))
         session.execute(text("SET LOCAL enable_sort = on"))
         return page_among(session, dialect, found, sort, 0, limit)
-    statement = select(Product).join(ids, Product.id == ids.c.id).order_by(*ordering)
+    if split is not None:
+        found = _valued_first(session, where, split, offset, limit)
+        return page_among(session, dialect, found, sort, 0, limit)
+    listed = ids.subquery()
+    statement = select(Product).join(listed, Product.id == listed.c.id).order_by(*ordering)
     return list(session.scalars(statement))
+
+
+def _valued_first(
+    session: Session, where: list[ColumnElement[bool]], sort: FieldSort, offset: int, limit: int
+) -> list[int]:
+    """Ids of a page sorted by a field, descending, on PostgreSQL: the products with a value
+    from the field's index read backwards, then those without one. A b-tree read backwards
+    gives NULLs first, so `DESC NULLS LAST` in one statement sorted every match (450 ms in a
+    million products; each part here reads only the index entries it shows)."""
+    value = _field_value("postgresql", sort.key, sort.kind)
+    valued = list(
+        session.scalars(
+            select(Product.id)
+            .where(*where, value.is_not(None))
+            .order_by(value.desc(), Product.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+    if len(valued) == limit:
+        return valued
+    if valued or offset == 0:
+        before = offset + len(valued)  # every product with a value is on this page or before
+    else:  # a page past them all: how many come before the first without a value
+        counted = select(func.count()).select_from(Product).where(*where, value.is_not(None))
+        before = int(session.scalar(counted) or 0)
+    without = (
+        select(Product.id)
+        .where(*where, value.is_(None))
+        .order_by(Product.id.desc())
+        .offset(max(0, offset - before))
+        .limit(limit - len(valued))
+    )
+    return valued + list(session.scalars(without))
 
 
 def ids_up_to(session: Session, dialect: str, filters: ProductFilters, limit: int) -> list[int]:
