@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from product_importer.auth.roles import Role
 from tests.browser import LiveServer, screenshot, sign_in_page
+from tests.factories import DEFAULT_PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -140,3 +142,36 @@ def test_keep_columns_as_new_fields_then_show_filter_edit_and_see_history(
     # Stock 4 is gone, so CH-1 no longer has more than 3.
     expect(page.locator("#products-body tr")).to_have_count(1)
     assert skus(page) == ["TB-1"]
+
+
+def test_an_editor_sees_the_proposals_and_imports_without_them(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    make_user(live_server.database, "eddie", role=Role.editor)
+    page.goto("/login")
+    page.get_by_label("Username").fill("eddie")
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+    source = tmp_path / "shop-export.csv"
+    source.write_text(FOREIGN_CSV, encoding="utf-8")
+    page.goto("/import")
+    page.get_by_label("Drop a CSV file here").set_input_files(str(source))
+    new_fields = page.get_by_role("region", name="Columns not imported")
+    expect(new_fields).to_contain_text(
+        "An admin must create these fields before they can be imported; ask an admin, or "
+        "import without them."
+    )
+    expect(new_fields.get_by_role("listitem")).to_have_count(4)
+    expect(new_fields).to_contain_text("Variant Price → variant_price (decimal number)")
+    expect(new_fields.get_by_role("checkbox")).to_have_count(0)
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#job-outcome")).to_contain_text("Import finished", timeout=30_000)
+    expect(page.locator("#job-created")).to_have_text("3")
+    # The Fields page is not in an editor's navigation, but it can be read.
+    expect(
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Fields")
+    ).to_have_count(0)
+    page.goto("/fields")
+    expect(page.get_by_text("No fields yet.")).to_be_visible()
+    expect(page.get_by_role("button", name="Add field")).to_have_count(0)
