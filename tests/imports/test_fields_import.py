@@ -291,6 +291,19 @@ def test_new_fields_from_a_file_are_created_with_the_import_by_an_admin(
         {"column": "EAN", "key": "ean", "type": "text"},
     ]
     mapping = {"sku": "Code", "name": "Title", "price": "Price", "stock": "Qty"}
+    dry = client.post(
+        "/api/imports?dry_run=true",
+        files={"file": ("file.csv", FOREIGN, "text/csv")},
+        data={"mapping": json.dumps(mapping), "new_fields": json.dumps(new)},
+    )
+    assert dry.status_code == 202, dry.text
+    counted = wait_for(client, dry.json()["id"])
+    assert (counted["status"], counted["rows_created"], counted["rows_rejected"]) == (
+        "completed",
+        3,
+        0,
+    )
+    assert (field_count(database), product_count(database)) == (1, 0)  # a dry run writes nothing
     job = run(client, FOREIGN, mapping=json.dumps(mapping), new_fields=json.dumps(new))
     assert job["rows_created"] == 3
     fields = {f["key"]: (f["label"], f["type"]) for f in client.get("/api/fields").json()}

@@ -234,6 +234,8 @@ def _stage_file(
     options = service.options_of(job)
     with database.session() as session:
         defined = import_fields.specs(session)
+    known = {spec.key for spec in defined}
+    defined += tuple(s for s in service.pending_fields_of(job) if s.key not in known)
     with storage.open_read(job.storage_key) as raw:
         source = _open_ticking(raw, options, encoding, reporter, stopping, max_decompressed_bytes)
         try:

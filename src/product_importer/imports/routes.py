@@ -223,7 +223,7 @@ async def upload(
     `group_by`, `variant_names`, `new_fields` (each also a query parameter). Returns the queued
     job at once; follow it with `GET /api/imports/{id}` or the `/events` stream. With
     `dry_run=true` the job reports what it would create, update, leave unchanged and reject,
-    and writes nothing (new fields are created all the same)."""
+    and writes nothing (new fields are read as if they existed, and not created)."""
     storage = storage_for(settings, request.app.state.database)
     try:
         stored = await receive_upload(request, storage, settings.max_upload_bytes)
@@ -275,7 +275,9 @@ async def upload(
     database: Database = request.app.state.database
 
     def record_job() -> ImportJobRead:  # database work, off the event loop
-        for field in import_fields.create_new_fields(session, new):
+        # A dry run writes nothing: it reads its new fields as if they existed.
+        created = [] if dry_run else import_fields.create_new_fields(session, new)
+        for field in created:
             audit(
                 "field.create",
                 f"field:{field.id} {field.key}",
@@ -289,6 +291,7 @@ async def upload(
             dry_run=dry_run,
             created_by=principal.name,
             options=options,
+            pending_fields=[field.spec() for field in new] if dry_run else (),
         )
         audit(
             "import.start",

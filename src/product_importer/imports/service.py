@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from product_importer.catalog.export import neutralise_cell
 from product_importer.changes import service as changes_service
 from product_importer.db import Database
 from product_importer.history.models import ChangeSet
+from product_importer.imports.columns import FieldSpec
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
 from product_importer.imports.schemas import ImportJobRead, ImportPage
@@ -20,6 +21,8 @@ from product_importer.imports.sources import READ_OPTION_NAMES, ReadOptions
 from product_importer.tasks.dispatch import enqueue
 
 RUN_TASK = "imports.run"
+# In a dry run's options: the new fields it reads as if they existed (none are created).
+PENDING_FIELDS = "pending_fields"
 
 
 class ImportNotFound(Exception):
@@ -39,8 +42,14 @@ def start_import(
     dry_run: bool,
     created_by: str,
     options: ReadOptions | None = None,
+    pending_fields: Sequence[FieldSpec] = (),
 ) -> ImportJob:
+    """Queue an import. `pending_fields` are new fields a dry run reads as if they existed
+    (a real import creates them first, in the same transaction)."""
     options = options or ReadOptions()
+    extra = options.extra()
+    if pending_fields:
+        extra[PENDING_FIELDS] = [spec.shown() for spec in pending_fields]
     job = ImportJob(
         filename=filename[:255],
         storage_key=storage_key,
@@ -54,7 +63,7 @@ def start_import(
         mapping=options.mapping,
         encoding=options.encoding,
         sheet=options.sheet,
-        options=options.extra() or None,
+        options=extra or None,
     )
     session.add(job)
     session.flush()
@@ -65,6 +74,19 @@ def start_import(
 def options_of(job: ImportJob) -> ReadOptions:
     extra = {k: v for k, v in (job.options or {}).items() if k in READ_OPTION_NAMES}
     return ReadOptions(mapping=job.mapping, encoding=job.encoding, sheet=job.sheet, **extra)
+
+
+def pending_fields_of(job: ImportJob) -> tuple[FieldSpec, ...]:
+    """The new fields a dry run was asked to read as if they existed."""
+    return tuple(
+        FieldSpec(
+            key=item["key"],
+            label=item["label"],
+            type=item["type"],
+            choices=tuple(item["choices"]) if item.get("choices") else None,
+        )
+        for item in (job.options or {}).get(PENDING_FIELDS, [])
+    )
 
 
 def _get(session: Session, job_id: int) -> ImportJob:
