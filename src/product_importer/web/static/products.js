@@ -25,6 +25,7 @@
   let fields = [];
   let fieldsByKey = new Map();
   let columns = [];
+  let fieldsReady = Promise.resolve();
 
   // --- URL <-> state ------------------------------------------------------------------------
 
@@ -714,7 +715,8 @@
     }
   }
 
-  function openCreate() {
+  async function openCreate() {
+    await fieldsReady;
     $("product-tabs").hidden = true;
     showTab("details");
     editing = null;
@@ -727,6 +729,7 @@
   }
 
   async function openEdit(id) {
+    await fieldsReady;
     // Read the product fresh, with its ETag, so a concurrent change is caught on save (412).
     const response = await fetch(`/api/products/${id}`, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     if (!response.ok) {
@@ -985,7 +988,8 @@
 
   // --- wiring -------------------------------------------------------------------------------
 
-  async function init() {
+  // The custom fields, then what depends on them: the columns, the filter row, the bulk action.
+  async function loadFields() {
     try {
       fields = await PI.fields.list();
     } catch (error) {
@@ -999,7 +1003,14 @@
     columns = readColumns();
     renderChooser();
     renderHeader();
-    readUrl();
+    $("bulk-set_fields").hidden = fields.length === 0;
+    for (const field of fields) $("bulk-field").appendChild(fieldOption(field.key, field.label));
+  }
+
+  function init() {
+    // Every control works at once; the list loads once the fields are known (the URL may
+    // filter or sort by one).
+    fieldsReady = loadFields();
     const form = $("filters");
     form.addEventListener("input", filtersChanged);
     form.addEventListener("submit", (event) => {
@@ -1047,8 +1058,6 @@
       clearSelection();
       render();
     });
-    $("bulk-set_fields").hidden = fields.length === 0;
-    for (const field of fields) $("bulk-field").appendChild(fieldOption(field.key, field.label));
     $("bulk-field").addEventListener("change", bulkFieldChosen);
     for (const action of Object.keys(VERBS)) {
       $(`bulk-${action}`).addEventListener("click", () => openBulk(action));
@@ -1072,7 +1081,10 @@
     for (const close of document.querySelectorAll("dialog [data-close]")) {
       close.addEventListener("click", () => close.closest("dialog").close());
     }
-    load();
+    fieldsReady.then(() => {
+      readUrl();
+      load();
+    });
     resumeRunningJob();
   }
 
