@@ -14,9 +14,9 @@ from product_importer.catalog import field_types
 from product_importer.catalog.field_types import FieldValueError
 from product_importer.db import compact_json
 from product_importer.imports.columns import Columns, FieldColumn, FieldSpec
-from product_importer.imports.validation import StagedRow, normalise, value_json
+from product_importer.imports.validation import URL_PATTERN, StagedRow, normalise, value_json
 
-NUMBERISH = st.text(alphabet="0123456789.,-+ e\u00a0٣", max_size=30)
+NUMBERISH = st.text(alphabet="0123456789.,,,-+ e\u00a0٣", max_size=30)
 TEXTISH = st.text(
     alphabet=st.sampled_from([*string.printable, "é", "\u00a0", "\u200b", "\x01", "\x7f", "ß"]),
     max_size=60,
@@ -43,6 +43,10 @@ def same(kind: str, value: str, separator: str = ".") -> None:
 @example(value="007.500", separator=".")
 @example(value="0.00", separator=".")
 @example(value="1" * 16, separator=".")
+@example(value="1,234,567.50", separator=".")
+@example(value="1.234.567,50", separator=",")
+@example(value="1,2,3.5", separator=".")
+@example(value="1.2,3", separator=".")
 @example(value="1." + "0" * 11, separator=".")
 @example(value="٣", separator=".")
 @example(value="99999999999999999999", separator=",")
@@ -67,6 +71,47 @@ def test_text_reads_as_field_types_reads_it(value: str) -> None:
 @example(value=",".join(f"{i:03d}" for i in range(101)))
 def test_lists_read_as_field_types_reads_them(value: str) -> None:
     same("list", value.strip())
+
+
+URLISH = st.builds(
+    "{}{}".format,
+    st.sampled_from(["http://", "https://", "HTTPS://", "ftp://", "https:/", ""]),
+    st.lists(
+        st.sampled_from(["a", ".example", ":80", ":123456", "/", "?q=1", "#x", "@", " ", "é",
+                         "\u00a0", "\x05", "\u2028", "\ud800", "%20", "\t"]),
+        max_size=8,
+    ).map("".join),
+)  # fmt: skip
+DATEISH = st.builds(
+    "{}-{}-{}{}".format,
+    st.sampled_from(["2026", "1999", "0000", "20a6", "٢٠٢٦", "9999"]),
+    st.sampled_from(["01", "02", "12", "13", "00", "1"]),
+    st.sampled_from(["01", "28", "29", "30", "31", "32", "1"]),
+    st.sampled_from(["", "T00:00", " 00:00:00", "x", " "]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=URLISH.filter(lambda v: v.strip() != ""))
+@example(value="https://cdn.example.com/products/a-1.jpg")
+@example(value="https://a.example/" + "x" * 2048)
+@example(value="https://a\x05b.example/c")
+@example(value="https://a.example/\ud800")
+def test_addresses_read_as_field_types_reads_them(value: str) -> None:
+    same("url", value.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=DATEISH)
+@example(value="2024-02-29")
+@example(value="2026-02-29")
+def test_dates_read_as_field_types_reads_them(value: str) -> None:
+    same("date", value.strip())
+
+
+def test_the_address_pattern_is_field_types_own() -> None:
+    own = getattr(field_types, "_URL")  # noqa: B009
+    assert (URL_PATTERN.pattern, URL_PATTERN.flags) == (own.pattern, own.flags)
 
 
 def stage(rows: list[list[str]], specs: list[FieldSpec], **options: str) -> list[StagedRow]:

@@ -11,7 +11,9 @@ repeated value costs one dictionary look-up.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
+from datetime import date
 from json.encoder import encode_basestring
 
 from product_importer.catalog import field_types
@@ -52,6 +54,9 @@ MAX_REASON = 500
 # The same text as `db.compact_json`, with the encoder built once rather than per value.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
+# field_types' own test of an address (a test holds them equal).
+URL_PATTERN = re.compile(r"^https?://[^\s/?#@]+(:\d{1,5})?([/?#]\S*)?$", re.IGNORECASE)
+
 FieldEncoder = Callable[[str], str]
 ValueJson = Callable[[str], str]
 
@@ -73,9 +78,13 @@ def field_reason(columns: Columns, index: int, value: str, error: FieldValueErro
 
 
 def _decimal_json(separator: str, slow: ValueJson) -> ValueJson:
+    grouping = "," if separator == "." else "."
+
     def encode(value: str) -> str:
-        # Digits, then the separator and digits: no sign, no grouping, no exponent.
+        # Digits (grouped or not), then the separator and digits: no sign, no exponent.
         whole, point, fraction = value.partition(separator)
+        if grouping in whole:
+            whole = whole.replace(grouping, "")
         if not (value.isascii() and whole.isdigit() and len(whole) <= 15) or (
             point and not (fraction.isdigit() and len(fraction) <= 10)
         ):
@@ -114,6 +123,46 @@ def _text_json(slow: ValueJson) -> ValueJson:
     return encode
 
 
+def _url_json(slow: ValueJson) -> ValueJson:
+    limit = field_types.URL_MAX_LENGTH
+    address = URL_PATTERN.match
+    quote = encode_basestring
+
+    def encode(value: str) -> str:
+        if (
+            len(value) <= limit
+            and value.isprintable()
+            and value[0] != " "
+            and value[-1] != " "
+            and address(value)
+        ):
+            return quote(value)
+        return slow(value)
+
+    return encode
+
+
+def _date_json(slow: ValueJson) -> ValueJson:
+    def encode(value: str) -> str:
+        if (
+            len(value) == 10
+            and value[4] == "-"
+            and value[7] == "-"
+            and value.isascii()
+            and value[:4].isdigit()
+            and value[5:7].isdigit()
+            and value[8:].isdigit()
+        ):
+            try:
+                date(int(value[:4]), int(value[5:7]), int(value[8:]))
+            except ValueError:
+                return slow(value)  # not on the calendar: the long way says so
+            return '"' + value + '"'
+        return slow(value)
+
+    return encode
+
+
 def _list_json(slow: ValueJson) -> ValueJson:
     limit, item_limit = field_types.LIST_MAX_LENGTH, field_types.LIST_ITEM_MAX_LENGTH
     max_items = field_types.LIST_MAX_ITEMS
@@ -140,8 +189,9 @@ def value_json(kind: str, choices: list[str] | None, decimal_separator: str) -> 
     """A non-empty cell -> its stored value as JSON (`db.compact_json`), or FieldValueError.
 
     The value is `field_types.text_parser`'s; the common shapes of the busiest types (a plain
-    number, printable text, a short list) are read and written directly, to the same JSON (a
-    test holds them to it) in a fraction of the time. Everything else goes the long way."""
+    or grouped number, printable text, an address, a date, a short list) are read and written
+    directly, to the same JSON (a test holds them to it) in a fraction of the time. Everything
+    else goes the long way."""
     parse = field_types.text_parser(kind, choices, decimal_separator)
 
     def slow(value: str) -> str:
@@ -155,6 +205,10 @@ def value_json(kind: str, choices: list[str] | None, decimal_separator: str) -> 
         return _text_json(slow)
     if kind == "list":
         return _list_json(slow)
+    if kind == "url":
+        return _url_json(slow)
+    if kind == "date":
+        return _date_json(slow)
     return slow
 
 
