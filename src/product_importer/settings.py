@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -115,6 +116,18 @@ class Settings(BaseSettings):
         description="Change records (history, undo) are kept this long, then pruned.",
     )
 
+    # Backups
+    backup_enabled: bool = Field(
+        default=True,
+        description="Embedded mode: write a backup into `home`/backups every day at `backup_time`.",
+    )
+    backup_time: time = Field(
+        default=time(3, 0), description="Local time of the daily backup (HH:MM, 24-hour clock)."
+    )
+    backup_keep: int = Field(
+        default=7, ge=1, le=1000, description="Backups kept in `home`/backups; older are removed."
+    )
+
     # Workers
     heartbeat_seconds: float = Field(
         default=10.0,
@@ -143,6 +156,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{value!r} is not a rate limit; write it like '5/15 minutes' or '20 per hour'"
             ) from None
+        return value
+
+    @field_validator("backup_time", mode="before")
+    @classmethod
+    def _clock_time(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", value.strip())
+            if match is None:
+                raise ValueError(f"{value!r} is not a time of day; write it like 03:00 or 23:30")
+            return time(int(match.group(1)), int(match.group(2)))
         return value
 
     @field_validator("log_format", mode="before")

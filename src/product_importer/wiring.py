@@ -14,6 +14,7 @@ from product_importer.audit import service as audit_service
 from product_importer.audit import tasks as _audit_tasks  # noqa: F401  (registers its tasks)
 from product_importer.auth import auditing
 from product_importer.auth import tasks as _auth_tasks  # noqa: F401
+from product_importer.backups import tasks as _backups_tasks  # noqa: F401
 from product_importer.catalog import tasks as _catalog_tasks  # noqa: F401
 from product_importer.changes import tasks as _changes_tasks  # noqa: F401
 from product_importer.imports import tasks as _imports_tasks  # noqa: F401
