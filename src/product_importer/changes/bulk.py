@@ -1,10 +1,16 @@
-"""Bulk actions on selected products: activate, deactivate or delete, by ids or by filter.
+"""Bulk actions on selected products: activate, deactivate, delete or set custom fields, by
+ids or by filter.
 
 The selection is resolved in SQL (never loaded into Python), recorded set-based in
 the change's records and applied from those records, in one transaction with its change set. A
 filter comes with the total the user saw: if it now matches another number, nothing happens.
 A delete that would remove every product needs the admin role, like delete-all: what it would
 remove is compared with the catalogue under the lock, in the delete's own transaction.
+
+`set_fields` merges its values into each product's `fields` in SQL, as an import does: a
+JSON merge patch whose nulls unset (`json_patch` on SQLite, `jsonb_strip_nulls(fields ||
+patch)` on PostgreSQL). Only products it changes are recorded, with their whole fields before
+and after, so the undo puts back exactly what was there.
 """
 
 from __future__ import annotations
@@ -14,16 +20,18 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import ColumnElement, cast, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from product_importer.catalog import custom_fields, field_filters
 from product_importer.catalog import repository as catalog_repository
 from product_importer.catalog.models import Product
 from product_importer.catalog.schemas import ProductFilters
 from product_importer.changes import service as changes_service
 from product_importer.changes.schemas import BulkRequest
-from product_importer.db import utcnow
+from product_importer.db import compact_json, utcnow
 from product_importer.history import repository
 from product_importer.history import service as history
 from product_importer.history.models import ChangeSet
@@ -44,13 +52,42 @@ class TotalMismatch(Exception):
         self.found = found
 
 
+class InvalidRequest(ValueError):
+    """A field filter or a field value that does not fit the fields defined now."""
+
+
 def _selection(session: Session, request: BulkRequest) -> Select[Any]:
     if request.ids is not None:
         return select(Product.id).where(Product.id.in_(request.ids))
     assert request.filter is not None
-    filters = ProductFilters(**request.filter.model_dump())
+    try:
+        fields = field_filters.parse_filters(
+            custom_fields.by_key(session), request.filter.field_parameters()
+        )
+    except field_filters.FieldFilterInvalid as exc:
+        raise InvalidRequest(f"filter {exc}") from None
+    filters = ProductFilters(**request.filter.builtin(), fields=fields)
     dialect = session.get_bind().dialect.name
     return select(Product.id).where(*catalog_repository.conditions(dialect, filters))
+
+
+def field_values(session: Session, request: BulkRequest) -> dict[str, Any]:
+    """The stored form of a `set_fields` request's values (null unsets), checked against the
+    fields defined now."""
+    try:
+        return custom_fields.check_values(
+            custom_fields.by_key(session), request.fields or {}, allow_null=True
+        )
+    except custom_fields.FieldValuesInvalid as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _patched(dialect: str, values: dict[str, Any]) -> ColumnElement[Any]:
+    """The product's fields with `values` merged in (a JSON merge patch: null unsets)."""
+    patch = literal(compact_json(values))
+    if dialect == "postgresql":
+        return func.jsonb_strip_nulls(Product.fields.op("||")(cast(patch, JSONB)))
+    return func.json_patch(Product.fields, patch)
 
 
 def count_selected(session: Session, request: BulkRequest) -> int:
@@ -64,7 +101,11 @@ def count_selected(session: Session, request: BulkRequest) -> int:
 
 def _summary(request: BulkRequest, matched: int) -> str:
     how = "by filter" if request.filter is not None else "by selection"
-    return f"Bulk {request.action}: {matched} products selected {how}"
+    action: str = request.action
+    if request.fields:
+        keys = ", ".join(sorted(request.fields))
+        action += f" ({keys if len(keys) <= 80 else keys[:79] + '…'})"
+    return f"Bulk {action}: {matched} products selected {how}"
 
 
 def start(
@@ -124,8 +165,10 @@ def apply(
     *,
     may_remove_all: bool = False,
 ) -> None:
+    values = field_values(session, request) if request.action == "set_fields" else {}
     repository.lock_products(session)
     selected = _selection(session, request).scalar_subquery()
+    dialect = session.get_bind().dialect.name
     now = utcnow()
     target = repository.open_records(session, change.id, matched)
     source, where = target.source()
@@ -155,6 +198,26 @@ def apply(
             Product.fields,  # before_fields: what an undo recreates
             sa.null(),
         ).where(Product.id.in_(selected))
+    elif request.action == "set_fields":
+        # Only the fields change; `active` is recorded as it is, for the undo to keep it.
+        patched = _patched(dialect, values)
+        current = Product.fields if dialect == "postgresql" else func.json(Product.fields)
+        rows = select(
+            *lead,
+            Product.sku_key,
+            Product.id,
+            literal("updated"),
+            Product.sku,
+            sa.null(),
+            sa.null(),
+            Product.active,
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            Product.fields,
+            patched,
+        ).where(Product.id.in_(selected), patched != current)
     else:
         # Only `active` changes: name and description stay null ("unchanged"), as in an import.
         active = request.action == "activate"
@@ -197,6 +260,14 @@ def apply(
             .execution_options(synchronize_session=False)
         )
         counts = {"deleted": int(getattr(result, "rowcount", 0))}
+    elif request.action == "set_fields":
+        result = session.execute(
+            sa.update(Product)
+            .where(Product.id.in_(recorded))
+            .values(fields=_patched(dialect, values), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        counts = {"updated": int(getattr(result, "rowcount", 0))}
     else:
         result = session.execute(
             sa.update(Product)
@@ -208,13 +279,12 @@ def apply(
     repository.close_records(session, target)
     progress(90.0)
     session.execute(sa.update(ChangeSet).where(ChangeSet.id == change.id).values(**counts))
-    events.record(
-        session,
-        "products.bulk_changed",
-        {
-            "change_id": change.id,
-            "action": request.action,
-            "matched": matched,
-            "changed": next(iter(counts.values())),
-        },
-    )
+    data: dict[str, Any] = {
+        "change_id": change.id,
+        "action": request.action,
+        "matched": matched,
+        "changed": next(iter(counts.values())),
+    }
+    if request.action == "set_fields":
+        data["fields"] = values  # what was set; null for a field unset
+    events.record(session, "products.bulk_changed", data)

@@ -266,13 +266,18 @@ def kept_products(
 
 @router.post(
     "/products/bulk",
-    summary="Activate, deactivate or delete many products at once",
+    summary="Activate, deactivate, delete or set custom fields of many products at once",
     description=(
-        "Select by `ids` (at most 1,000) or by `filter` (the list's filters) with "
+        "Select by `ids` (at most 1,000) or by `filter` (the list's filters, custom field "
+        'filters named as in its query string: `{"field.price.gte": "100"}`) with '
         "`expected_total`, the number of products you saw: if the filter now matches another "
         "number, nothing happens (409). Up to 1,000 products are changed within the request "
         "(`200` with the change set); more answer `202` with a queued change set to follow "
-        "like an undo. Either way the action is one change set, and can be undone."
+        "like an undo. Either way the action is one change set, and can be undone. "
+        "`set_fields` takes `fields` as `PATCH /api/products/{id}` does (`null` unsets a "
+        "field, keys not sent are kept) and changes only the products it gives another "
+        "value. A field filter or value that does not fit the defined fields is a 422 naming "
+        "it."
     ),
     tags=["products"],
     responses={
@@ -289,6 +294,7 @@ def kept_products(
             "description": "`expected_total` is stale, or an import or another bulk change "
             "holds the catalogue."
         },
+        422: {"description": "A malformed request, or a field filter or value that does not fit."},
     },
 )
 def bulk_action(
@@ -306,11 +312,16 @@ def bulk_action(
     database: Database = request.app.state.database
     actor = _actor(principal)
     admin = at_least(principal.role, Role.admin)
-    if dry_run:
-        unchecked = body.model_copy(update={"expected_total": None})
-        matched = bulk.count_selected(session, unchecked)
-        everything = changes_service.covers_everything(session, matched)
-        return BulkCount(action=body.action, matched=matched, everything=everything)
+    try:
+        if body.action == "set_fields":
+            bulk.field_values(session, body)
+        if dry_run:
+            unchecked = body.model_copy(update={"expected_total": None})
+            matched = bulk.count_selected(session, unchecked)
+            everything = changes_service.covers_everything(session, matched)
+            return BulkCount(action=body.action, matched=matched, everything=everything)
+    except bulk.InvalidRequest as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     if body.filter is not None and body.expected_total is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -352,6 +363,8 @@ def bulk_action(
             lock.release()
     except bulk.TotalMismatch as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except bulk.InvalidRequest as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except changes_service.RemovesEverything as exc:
         raise _forbidden_everything(exc, principal) from None
     audit("product.bulk", f"change:{change_id}", {"action": body.action, "matched": matched})

@@ -72,6 +72,7 @@ def run(context: TaskContext, change_id: int) -> None:
             changes_service.NotUndoable,
             changes_service.RemovesEverything,
             bulk.TotalMismatch,
+            bulk.InvalidRequest,
         ) as exc:
             _fail(database, change_id, str(exc))
         except SQLAlchemyError as exc:
