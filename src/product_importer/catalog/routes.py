@@ -184,6 +184,13 @@ def _actor(principal: Any) -> str:
     return history.actor_name(principal.kind, principal.name)
 
 
+def _change_header(session: Any, response: Response) -> None:
+    """Name the edit's change set, so whoever made it can undo it (none when nothing changed)."""
+    change_id = catalog_service.edit_change_id(session)
+    if change_id is not None:
+        response.headers["X-Change-Id"] = str(change_id)
+
+
 def _with_etag(response: Response, product: Any) -> ProductRead:
     response.headers["ETag"] = catalog_service.etag(product)
     return ProductRead.model_validate(product)
@@ -242,6 +249,7 @@ def create_product(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     audit("product.create", f"product:{product.id} {product.sku}")
     response.headers["Location"] = f"/api/products/{product.id}"
+    _change_header(session, response)
     return _with_etag(response, product)
 
 
@@ -391,6 +399,7 @@ def update_product(
         f"product:{product.id} {product.sku}",
         {"fields": sorted(body.model_dump(exclude_unset=True))},
     )
+    _change_header(session, response)
     return _with_etag(response, product)
 
 
@@ -415,4 +424,6 @@ def delete_product(
     except catalog_service.PreconditionFailed as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from None
     audit("product.delete", f"product:{product_id}")
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    answer = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _change_header(session, answer)
+    return answer

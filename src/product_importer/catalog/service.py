@@ -360,6 +360,17 @@ def _values(product: Product | dict[str, Any] | None) -> dict[str, Any]:
     return values
 
 
+# The session remembers the change set of its latest single edit, for the edge to answer it
+# (`X-Change-Id`) so the UI can offer its undo; the services keep their return values.
+EDIT_CHANGE_KEY = "product_importer.edit_change_id"
+
+
+def edit_change_id(session: Session) -> int | None:
+    """The change set the session's latest create, update or delete recorded, if any."""
+    value = session.info.get(EDIT_CHANGE_KEY)
+    return value if isinstance(value, int) else None
+
+
 def record_edit(
     session: Session,
     actor: str,
@@ -400,6 +411,7 @@ def record_edit(
         )
     )
     session.flush()
+    session.info[EDIT_CHANGE_KEY] = change.id
     return change
 
 

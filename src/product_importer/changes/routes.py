@@ -44,7 +44,7 @@ router = APIRouter(prefix="/api", tags=["changes"])
 
 MAX_ID = 2**63 - 1
 ChangeId = Annotated[int, Path(ge=1, le=MAX_ID, description="The change set's id.")]
-Kind = Literal["import", "delete_all", "bulk", "undo", "edit"]
+Kind = Literal["import", "delete_all", "bulk", "undo", "edit", "fields"]
 SSE_POLL_SECONDS = 0.25
 SSE_MAX_SILENCE_SECONDS = 1.0
 KEPT_BATCH = 2000
@@ -80,6 +80,10 @@ def list_changes(
     settings: AppSettings,
     _principal: Viewer,
     kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
+    actor: Annotated[
+        str | None,
+        Query(max_length=200, description="Only this person's (`user alice`, `token ci`)."),
+    ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> ChangePage:
@@ -91,7 +95,13 @@ def list_changes(
         page_size,
         settings.history_retention_days,
         lambda change_id: live_key(database, change_id),
+        actor=actor,
     )
+
+
+@router.get("/changes/actors", summary="Who made changes, most recent first")
+def change_actors(session: DbSession, _principal: Viewer) -> list[str]:
+    return changes_service.actors(session)
 
 
 @router.get("/changes/{change_id}", summary="One change set", responses={404: {}})

@@ -22,7 +22,10 @@ MAX_BULK_FIELDS = 500  # as many as a catalogue may define
 
 class ChangeSetRead(BaseModel):
     id: int
-    kind: str = Field(description="import, delete_all, bulk, undo or edit")
+    kind: str = Field(description="import, delete_all, bulk, undo, edit or fields")
+    title: str = Field(
+        default="", description='What it did, in words: "Import of shopify.csv: 2 created"'
+    )
     status: str = Field(description="queued, running, completed or failed")
     actor: str = Field(description="Who asked for it: a user name or `token NAME`")
     summary: str
@@ -37,6 +40,7 @@ class ChangeSetRead(BaseModel):
     delete_job_id: int | None
     undoes_id: int | None = Field(description="For an undo: the change it undoes")
     undone_by_id: int | None = Field(description="The completed undo of this change, if any")
+    undone_by_title: str | None = Field(default=None, description="That undo, in words")
     undoable: bool
     undoable_until: datetime | None = Field(description="When retention ends its undo")
     not_undoable_reason: str | None

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from product_importer.catalog import custom_fields, search_index
 from product_importer.catalog.models import Product
+from product_importer.changes import words
 from product_importer.changes.schemas import (
     ChangePage,
     ChangeSetRead,
@@ -136,9 +137,12 @@ def read(
     percent = change.percent
     if change.status == "running":
         percent = max(percent, live_percent(live_key) or 0.0)
+    undone = session.get(ChangeSet, change.undoes_id) if change.undoes_id else None
+    undone_by = session.get(ChangeSet, change.undone_by_id) if change.undone_by_id else None
     return ChangeSetRead(
         id=change.id,
         kind=change.kind,
+        title=words.title(change, undone),
         status=change.status,
         actor=change.actor,
         summary=change.summary,
@@ -153,6 +157,7 @@ def read(
         delete_job_id=change.delete_job_id,
         undoes_id=change.undoes_id,
         undone_by_id=change.undone_by_id,
+        undone_by_title=words.title(undone_by, change) if undone_by is not None else None,
         undoable=reason is None,
         undoable_until=until,
         not_undoable_reason=reason,
@@ -169,8 +174,11 @@ def list_page(
     page_size: int,
     retention_days: float,
     live_key: Any,
+    actor: str | None = None,
 ) -> ChangePage:
     where = [ChangeSet.kind == kind] if kind else []
+    if actor:
+        where.append(ChangeSet.actor == actor)
     total = session.scalar(select(func.count()).select_from(ChangeSet).where(*where)) or 0
     rows = session.scalars(
         select(ChangeSet)
@@ -181,6 +189,20 @@ def list_page(
     )
     items = [read(session, row, retention_days, live_key(row.id)) for row in rows]
     return ChangePage(items=items, total=total, page=page, page_size=page_size)
+
+
+def actors(session: Session, limit: int = 200) -> list[str]:
+    """Who made changes, most recent first: the Changes page's choice of person."""
+    latest = func.max(ChangeSet.id)
+    return list(
+        session.scalars(
+            select(ChangeSet.actor)
+            .where(ChangeSet.actor != "")
+            .group_by(ChangeSet.actor)
+            .order_by(latest.desc())
+            .limit(limit)
+        )
+    )
 
 
 # --- undo -----------------------------------------------------------------------------------
