@@ -73,7 +73,7 @@ def test_select_all_matching_and_deactivate_then_undo(page: Page, live_server: L
     assert sum(not row[3] for row in rows.values()) == 60
     assert all(row[3] for key, row in rows.items() if key.startswith("pine"))
     dialog.get_by_role("button", name="Undo").click()
-    undo = page.get_by_role("dialog", name="Undo bulk deactivate")
+    undo = page.get_by_role("dialog", name="Undo Bulk: deactivate 60 products")
     expect(undo).to_contain_text("restore 60 products")
     undo.get_by_role("button", name="Undo", exact=True).click()
     expect(undo).to_contain_text("60 products restored", timeout=30_000)

@@ -117,7 +117,9 @@ def undo_refusal(
     if change.status != "completed":
         return f"Change {change.id} is {change.status}; only a completed change can be undone."
     if change.undone_by_id is not None:
-        return f"Change {change.id} was already undone by change {change.undone_by_id}."
+        undo = session.get(ChangeSet, change.undone_by_id)
+        by = f"“{words.title(undo, change)}”" if undo is not None else "another change"
+        return f"“{words.title(change)}” was already undone by {by}."
     if change.pruned or change.created_at < now - timedelta(days=retention_days):
         return (
             f"Change {change.id} is older than the {retention_days:g}-day retention period; "

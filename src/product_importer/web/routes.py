@@ -17,6 +17,7 @@ router = APIRouter(include_in_schema=False)
 PAGES: dict[str, tuple[str, Role]] = {
     "import": ("Import", Role.viewer),
     "products": ("Products", Role.viewer),
+    "changes": ("Changes", Role.viewer),
     "fields": ("Fields", Role.admin),
     "webhooks": ("Webhooks", Role.admin),
     "system": ("System", Role.viewer),
@@ -74,6 +75,12 @@ def import_page(request: Request, principal: ViewerPage) -> Response:
 def products_page(request: Request, principal: ViewerPage) -> Response:
     days = request.app.state.settings.history_retention_days
     return _render(request, principal, "products", retention_days=f"{days:g}")
+
+
+@router.get("/changes", response_class=HTMLResponse)
+def changes_page(request: Request, principal: ViewerPage) -> Response:
+    days = request.app.state.settings.history_retention_days
+    return _render(request, principal, "changes", retention_days=f"{days:g}")
 
 
 @router.get("/fields", response_class=HTMLResponse)

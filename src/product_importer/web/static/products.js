@@ -356,13 +356,17 @@
     if (change.status === "completed") {
       const changed = bulkAction === "delete" ? change.deleted : change.updated;
       const done = { activate: "activated", deactivate: "deactivated", delete: "deleted", set_fields: "updated" }[bulkAction];
-      $("bulk-text").textContent = `Done: ${numberFormat.format(changed)} ${changed === 1 ? "product" : "products"} ${done}.`;
+      $("bulk-text").textContent = `Done: ${numberFormat.format(changed)} ${changed === 1 ? "product" : "products"} ${done}. `;
+      const onPage = document.createElement("a");
+      onPage.href = `/changes?change=${change.id}#change-${change.id}`;
+      onPage.textContent = `It can be undone later from the Changes page (“${change.title}”).`;
+      $("bulk-text").append(onPage);
       $("bulk-bar-progress").hidden = true;
       const undo = $("bulk-undo");
       undo.hidden = false;
       undo.onclick = () => {
         $("bulk-dialog").close();
-        PI.undo.change(change.id, `bulk ${bulkAction} (change ${change.id})`, () => load());
+        PI.undo.change(change.id, change.title || `bulk ${bulkAction}`, () => load());
       };
       load();
       return;
@@ -822,15 +826,15 @@
     const body = PI.fields.json(data);
     try {
       if (editing) {
-        await PI.api(`/api/products/${editing.id}`, {
+        const saved = await PI.undoToast.call(`/api/products/${editing.id}`, {
           method: "PATCH",
           body,
           headers: { "Content-Type": "application/json", "If-Match": editing.etag },
         });
-        PI.toast(`Saved ${data.sku}.`, "success");
+        PI.undoToast.show(`Saved ${data.sku}.`, saved.changeId, () => load());
       } else {
-        await PI.api("/api/products", { method: "POST", body, headers: { "Content-Type": "application/json" } });
-        PI.toast(`Created ${data.sku}.`, "success");
+        const made = await PI.undoToast.call("/api/products", { method: "POST", body, headers: { "Content-Type": "application/json" } });
+        PI.undoToast.show(`Created ${data.sku}.`, made.changeId, () => load());
       }
       $("product-dialog").close();
       load();
@@ -844,11 +848,11 @@
   async function toggleActive(product, toggle) {
     toggle.disabled = true;
     try {
-      const updated = await PI.api(`/api/products/${product.id}`, { method: "PATCH", json: { active: !product.active } });
-      Object.assign(product, updated);
+      const updated = await PI.undoToast.call(`/api/products/${product.id}`, { method: "PATCH", json: { active: !product.active } });
+      Object.assign(product, updated.body);
       toggle.textContent = product.active ? "Active" : "Inactive";
       toggle.setAttribute("aria-checked", String(product.active));
-      PI.toast(`${product.sku} is now ${product.active ? "active" : "inactive"}.`, "success", 3000);
+      PI.undoToast.show(`${product.sku} is now ${product.active ? "active" : "inactive"}.`, updated.changeId, () => load());
     } catch (error) {
       PI.toast(error.message, "error");
     } finally {
@@ -872,8 +876,8 @@
     const product = deleting;
     $("delete-dialog").close();
     try {
-      await PI.api(`/api/products/${product.id}`, { method: "DELETE" });
-      PI.toast(`Deleted ${product.sku}.`, "success");
+      const gone = await PI.undoToast.call(`/api/products/${product.id}`, { method: "DELETE" });
+      PI.undoToast.show(`Deleted ${product.sku}.`, gone.changeId, () => load());
     } catch (error) {
       PI.toast(error.status === 404 ? `${product.sku} was already deleted.` : error.message, "error");
     }
@@ -951,7 +955,13 @@
         $("delete-all-dialog").close();
         PI.undo.change(job.change_id, "the deletion of all products", () => load());
       };
-      $("delete-all-status").textContent = message;
+      $("delete-all-status").textContent = `${message} `;
+      if (job.change_id) {
+        const onPage = document.createElement("a");
+        onPage.href = `/changes?change=${job.change_id}#change-${job.change_id}`;
+        onPage.textContent = "See it on the Changes page.";
+        $("delete-all-status").append(onPage);
+      }
       $("delete-all-bar").max = 1;
       $("delete-all-bar").value = 1;
       PI.toast(message, "success");

@@ -64,7 +64,7 @@ PI.undo = (() => {
       if (dry.would_restore) parts.push(`restore ${plural(dry.would_restore, "product", "products")} to their values before it`);
       let message = parts.length ? `This will ${parts.join(" and ")}.` : "There is nothing left to undo.";
       if (dry.would_keep) {
-        message += ` ${plural(dry.would_keep, "product was", "products were")} changed again since and will be kept as they are now.`;
+        message += ` ${plural(dry.would_keep, "product was", "products were")} changed again since and will be kept as they are now (the result lists which).`;
       }
       text(message);
       confirm.textContent = "Undo";
@@ -111,12 +111,14 @@ PI.undo = (() => {
           `${plural(change.restored, "product", "products")} restored, ` +
           `${plural(change.kept, "product", "products")} kept as they were.`,
       );
+      const kept = dialog.querySelector("#undo-kept");
+      const page = el("a", { href: `/changes?change=${id}#change-${id}` }, "See it on the Changes page");
+      kept.replaceChildren(page);
       if (change.kept) {
-        const kept = dialog.querySelector("#undo-kept");
         const link = el("a", { href: `/api/changes/${id}/kept`, download: "" }, "Download the kept products and why (CSV)");
-        kept.replaceChildren(link);
-        kept.hidden = false;
+        kept.append(" · ", link);
       }
+      kept.hidden = false;
       PI.toast("Undo finished.", "success");
       if (onDone) onDone(change);
       return;
