@@ -38,6 +38,9 @@ PINNED = {
     ("POST", "/api/fields"): Role.admin,
     ("PATCH", "/api/fields/{field_id}"): Role.admin,
     ("DELETE", "/api/fields/{field_id}"): Role.admin,
+    ("POST", "/api/backups"): Role.admin,
+    ("GET", "/api/backups"): Role.admin,
+    ("GET", "/api/backups/{backup_id}/download"): Role.admin,
 }
 # Run last: they end the session that asks (when the role allows them). Path ids are 99999,
 # which names nothing, so no request below changes another client's user or token.

@@ -23,6 +23,7 @@ from product_importer.audit import routes as audit_routes
 from product_importer.auth import routes as auth_routes
 from product_importer.auth.dependencies import LoginRequired, PageForbidden, Viewer
 from product_importer.auth.ratelimit import SignInGuard
+from product_importer.backups import routes as backup_routes
 from product_importer.catalog import fields_routes
 from product_importer.catalog import routes as catalog_routes
 from product_importer.changes import routes as changes_routes
@@ -177,6 +178,7 @@ def create_app(
     app.include_router(catalog_routes.router)
     app.include_router(fields_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(backup_routes.router)
     app.include_router(system_routes.router)
     app.include_router(web_routes.router)
     return app

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends
 
 from product_importer import __version__
 from product_importer.auth.dependencies import AppSettings, DbSession, Viewer, get_database
+from product_importer.backups import service as backup_service
+from product_importer.backups.schemas import BackupRead
 from product_importer.db import Database, utcnow
-from product_importer.settings import redact_url
+from product_importer.settings import Settings, redact_url
 from product_importer.system import queues as system_queues
 from product_importer.system import service
-from product_importer.system.schemas import QueueRead, SystemRead, WorkerRead
+from product_importer.system.schemas import BackupsRead, QueueRead, SystemRead, WorkerRead
 
 router = APIRouter(prefix="/api/system", tags=["system"])
 
@@ -71,4 +73,18 @@ def read_system(
             workers,
             broker_answers=all(depth.broker_messages is not None for depth in depths),
         ),
+        backups=_backups(settings),
+    )
+
+
+def _backups(settings: Settings) -> BackupsRead:
+    found = backup_service.status(settings, utcnow())
+    return BackupsRead(
+        scheduled=found.scheduled,
+        time=found.at.strftime("%H:%M"),
+        keep=found.keep,
+        next_at=found.next_at,
+        last=BackupRead.of(found.last) if found.last else None,
+        last_completed=BackupRead.of(found.last_completed) if found.last_completed else None,
+        warning=found.warning,
     )

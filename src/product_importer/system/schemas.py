@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from product_importer.backups.schemas import BackupRead
+
 
 class WorkerRead(BaseModel):
     name: str = Field(description='Celery hostname, or "embedded@<host>:<pid>" inside `serve`.')
@@ -37,6 +39,19 @@ class QueueRead(BaseModel):
     alive_consumers: int = Field(description="Alive workers that take this queue.")
 
 
+class BackupsRead(BaseModel):
+    scheduled: bool = Field(description="Daily backups run (embedded mode, not turned off).")
+    time: str = Field(description="The daily backup's time on the server's clock (HH:MM).")
+    keep: int = Field(description="Backups kept in PRODUCT_IMPORTER_HOME/backups.")
+    next_at: datetime | None = Field(description="When the next daily backup runs.")
+    last: BackupRead | None = Field(description="The newest backup, whatever its status.")
+    last_completed: BackupRead | None = Field(description="The newest finished backup.")
+    warning: str | None = Field(
+        description="Set when the last backup failed, or the last finished one is over two "
+        "days old while daily backups are on."
+    )
+
+
 class SystemRead(BaseModel):
     mode: Literal["embedded", "distributed"]
     database: str = Field(description="Database dialect: sqlite or postgresql.")
@@ -47,3 +62,4 @@ class SystemRead(BaseModel):
     workers_alive: int
     queues: list[QueueRead]
     warnings: list[str] = Field(description="Plain sentences about work that cannot progress.")
+    backups: BackupsRead
