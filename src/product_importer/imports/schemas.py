@@ -23,6 +23,11 @@ class ImportJobRead(BaseModel):
     rows_updated: int
     rows_unchanged: int
     rows_rejected: int
+    rows_merged: int = Field(
+        default=0,
+        description="Rows that repeated an earlier row's SKU (or group) and were merged into it: "
+        "the last one won. With the four counts above they account for every row read.",
+    )
     rows_per_second: float | None
     eta_seconds: float | None
     warnings: list[str]
@@ -48,9 +53,14 @@ class ImportJobRead(BaseModel):
     change_id: int | None = Field(
         default=None, description="The change set its merge recorded: see /api/changes/{id}."
     )
+    undone_by_change_id: int | None = Field(
+        default=None, description="The undo that reverted this import, if any."
+    )
 
     @classmethod
-    def from_job(cls, job: ImportJob, live: Snapshot | None = None) -> ImportJobRead:
+    def from_job(
+        cls, job: ImportJob, live: Snapshot | None = None, undone_by: int | None = None
+    ) -> ImportJobRead:
         phase, percent, rows = job.phase, job.percent, job.rows_processed
         rejected = job.rows_rejected
         if live is not None and job.status == "running":
@@ -65,6 +75,8 @@ class ImportJobRead(BaseModel):
         eta = None
         if job.status == "running" and elapsed and percent > 0:
             eta = round(elapsed * (100.0 - percent) / percent, 1)
+        counted = job.rows_created + job.rows_updated + job.rows_unchanged + rejected
+        merged = max(0, rows - counted) if job.status == "completed" else 0
         return cls(
             id=job.id,
             filename=job.filename,
@@ -77,6 +89,7 @@ class ImportJobRead(BaseModel):
             rows_updated=job.rows_updated,
             rows_unchanged=job.rows_unchanged,
             rows_rejected=rejected,
+            rows_merged=merged,
             rows_per_second=round(rate, 1) if rate else None,
             eta_seconds=eta,
             warnings=list(job.warnings or []),
@@ -91,6 +104,7 @@ class ImportJobRead(BaseModel):
             finished_at=job.finished_at,
             duration_seconds=round(elapsed, 2) if elapsed is not None and job.finished_at else None,
             change_id=job.change_id,
+            undone_by_change_id=undone_by,
         )
 
 

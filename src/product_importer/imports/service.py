@@ -96,9 +96,23 @@ def _get(session: Session, job_id: int) -> ImportJob:
     return job
 
 
+def _undone_by(session: Session, jobs: list[ImportJob]) -> dict[int, int]:
+    """The undo of each job's change set, by change set id, for those that were undone."""
+    ids = [job.change_id for job in jobs if job.change_id is not None]
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(ChangeSet.id, ChangeSet.undone_by_id).where(
+            ChangeSet.id.in_(ids), ChangeSet.undone_by_id.is_not(None)
+        )
+    )
+    return {change_id: undo_id for change_id, undo_id in rows if undo_id is not None}
+
+
 def read(session: Session, database: Database, job_id: int) -> ImportJobRead:
     job = _get(session, job_id)
-    return ImportJobRead.from_job(job, BOARD.get(board_key(database, job_id)))
+    undone = _undone_by(session, [job]).get(job.change_id or 0)
+    return ImportJobRead.from_job(job, BOARD.get(board_key(database, job_id)), undone)
 
 
 def history(session: Session, database: Database, page: int, page_size: int) -> ImportPage:
@@ -109,7 +123,14 @@ def history(session: Session, database: Database, page: int, page_size: int) -> 
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
-    items = [ImportJobRead.from_job(j, BOARD.get(board_key(database, j.id))) for j in jobs]
+    listed = list(jobs)
+    undone = _undone_by(session, listed)
+    items = [
+        ImportJobRead.from_job(
+            j, BOARD.get(board_key(database, j.id)), undone.get(j.change_id or 0)
+        )
+        for j in listed
+    ]
     return ImportPage(items=items, total=total, page=page, page_size=page_size)
 
 
