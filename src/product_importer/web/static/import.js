@@ -43,9 +43,64 @@
   let groupOffered = false;
   const NEW_FIELD_KEY = /^[a-z][a-z0-9_]{0,62}$/;
 
-  function chosen() {
+  // What the importer can never read, judged from the name and the first bytes before any
+  // upload: the reason in words, or null when the file may be a CSV file or a workbook.
+  const READABLE = /\.(csv|csv\.gz|gz|txt|tsv|xlsx|xlsm|xlsb|xls|ods)$/i;
+  const MAGIC = [
+    [[0x89, 0x50, 0x4e, 0x47], "a PNG image"],
+    [[0xff, 0xd8, 0xff], "a JPEG image"],
+    [[0x47, 0x49, 0x46, 0x38], "a GIF image"],
+    [[0x25, 0x50, 0x44, 0x46], "a PDF document"],
+    [[0x52, 0x61, 0x72, 0x21], "a RAR archive"],
+    [[0x37, 0x7a, 0xbc, 0xaf], "a 7-Zip archive"],
+  ];
+  async function unreadable(file) {
+    if (file.size === 0) return "it is empty";
+    const head = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
+    const starts = (bytes) => bytes.every((byte, i) => head[i] === byte);
+    for (const [bytes, what] of MAGIC) if (starts(bytes)) return `it is ${what}, not a CSV file or a spreadsheet`;
+    if (!READABLE.test(file.name)) {
+      return "its name does not end in .csv, .csv.gz, .txt, .tsv, .xlsx, .xls or .ods";
+    }
+    const zip = starts([0x50, 0x4b, 0x03, 0x04]);
+    const ole = starts([0xd0, 0xcf, 0x11, 0xe0]);
+    const gzip = starts([0x1f, 0x8b]);
+    if (WORKBOOK.test(file.name)) {
+      return zip || ole ? null : "it is named as a spreadsheet but is not one";
+    }
+    if (/\.gz$/i.test(file.name)) return gzip ? null : "it is named .gz but is not compressed with gzip";
+    if (zip || ole || gzip) return "it is an archive or a spreadsheet under a text file's name";
+    const utf16 = starts([0xff, 0xfe]) || starts([0xfe, 0xff]);
+    if (!utf16 && head.includes(0)) return "it holds binary data, not text";
+    if (!utf16 && !new TextDecoder("latin1").decode(head).trim()) return "it has no header row (only blank lines)";
+    return null;
+  }
+
+  function refuse(file, reason) {
+    $("file-refusal").textContent = `“${file.name}” cannot be imported: ${reason}. Choose a CSV file or a spreadsheet.`;
+    startButton.disabled = true;
+    input.setAttribute("aria-invalid", "true");
+  }
+
+  let chosenToken = 0;
+  async function chosen() {
     const file = input.files && input.files[0];
+    const token = ++chosenToken;
+    $("file-refusal").textContent = "";
+    input.removeAttribute("aria-invalid");
+    blockImport(null);
     $("chosen-file").textContent = file ? `${file.name} (${mb(file.size)})` : "";
+    startButton.disabled = true;
+    if (file) {
+      const reason = await unreadable(file).catch(() => null);
+      if (token !== chosenToken) return;
+      if (reason) {
+        refuse(file, reason);
+        mappingStep.hidden = true;
+        $("review-mapping").hidden = true;
+        return;
+      }
+    }
     startButton.disabled = !file;
     preview = null;
     mappingStep.hidden = true;
@@ -366,7 +421,26 @@
       $("review-mapping").hidden = true;
     }
     startButton.disabled = !!answer.mapping_error && !mappingStep.hidden;
+    const rows = answer.rows || [];
+    if (rows.length && rows.every((row) => row.rejected)) {
+      blockImport(`Import is off: every row of the preview is rejected (line ${rows[0].line}: ${rows[0].rejected}). Change the mapping or the file.`);
+      if (mappingStep.hidden) {
+        mappingStep.hidden = false;
+        $("review-mapping").hidden = true;
+      }
+    } else {
+      blockImport(null);
+    }
     if (regroup) refreshPreview();
+  }
+
+  // Keep Import off while the preview rejects every row, saying why next to the button.
+  let blocked = false;
+  function blockImport(reason) {
+    blocked = Boolean(reason);
+    $("import-blocked").textContent = reason || "";
+    $("import-blocked").hidden = !reason;
+    if (reason) startButton.disabled = true;
   }
 
   function renderPreviewRows(rows, mapping) {
@@ -479,7 +553,7 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const file = input.files && input.files[0];
-      if (!file) return;
+      if (!file || blocked || $("file-refusal").textContent) return;
       const problem = mappingStep.hidden ? null : newFieldsProblem();
       if (problem) {
         PI.toast(problem[1], "error");
@@ -613,6 +687,17 @@
     box.replaceChildren();
   }
 
+  function mergedMessage(job) {
+    const merged = job.rows_merged || 0;
+    if (!merged) return "";
+    const rows = merged === 1 ? "1 row" : `${fmt(merged)} rows`;
+    const were = merged === 1 ? "was" : "were";
+    if (job.group_by) {
+      return ` ${rows} repeated an earlier SKU or belonged to an earlier row's product and ${were} merged into it; the last one won.`;
+    }
+    return ` ${rows} repeated an earlier SKU and ${were} merged; the last one won.`;
+  }
+
   function outcomeMessage(job) {
     if (job.status === "completed") {
       const verb = job.dry_run ? "would create" : "created";
@@ -620,7 +705,9 @@
         `${job.dry_run ? "Dry run finished: nothing was changed. It" : "Import finished. It"} ${verb} ` +
         `${fmt(job.rows_created)}, ${job.dry_run ? "would update" : "updated"} ${fmt(job.rows_updated)}, ` +
         `left ${fmt(job.rows_unchanged)} unchanged and rejected ${fmt(job.rows_rejected)} ` +
-        `of ${fmt(job.rows_processed)} rows in ${duration(job.duration_seconds)}.`
+        `of ${fmt(job.rows_processed)} rows in ${duration(job.duration_seconds)}.` +
+        mergedMessage(job) +
+        (job.undone_by_change_id ? " It was undone since (see the Changes page)." : "")
       );
     }
     if (job.status === "failed") {
@@ -669,10 +756,13 @@
     $("job-updated").textContent = counted ? fmt(job.rows_updated) : "–";
     $("job-unchanged").textContent = counted ? fmt(job.rows_unchanged) : "–";
     $("job-rejected").textContent = fmt(job.rows_rejected);
+    $("job-merged").textContent = counted ? fmt(job.rows_merged || 0) : "–";
+    if (job.undone_by_change_id) setStatus("undone", "Undone");
+    else if (job.dry_run && counted) setStatus("dry-run", "Dry run");
     $("job-cancel").hidden = ended || !PI.can("editor");
     $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled") || !PI.can("editor");
     const undo = $("job-undo");
-    undo.hidden = !(job.status === "completed" && !job.dry_run && job.change_id) || !PI.can("editor");
+    undo.hidden = !(job.status === "completed" && !job.dry_run && job.change_id && !job.undone_by_change_id) || !PI.can("editor");
     undo.onclick = () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => loadHistory());
     const errors = $("job-errors");
     errors.hidden = !(ended && job.rows_rejected > 0);
@@ -782,14 +872,27 @@
       const row = document.createElement("tr");
       cell(row, job.filename + (job.dry_run ? " (dry run)" : ""), "file");
       const status = cell(row, "");
-      const badge = document.createElement("span");
-      badge.className = `badge badge-${job.status}`;
-      badge.textContent = job.status;
-      badge.title = job.error || job.phase;
-      status.appendChild(badge);
       const done = job.status === "completed";
-      cell(row, done ? fmt(job.rows_created) : "–", "num");
-      cell(row, done ? fmt(job.rows_updated) : "–", "num");
+      const undone = job.undone_by_change_id;
+      const badge = document.createElement(undone ? "a" : "span");
+      const shown = undone ? "undone" : done && job.dry_run ? "dry run" : job.status;
+      badge.className = `badge badge-${shown.replace(" ", "-")}`;
+      badge.textContent = shown;
+      badge.title = job.error || job.phase;
+      if (undone) {
+        badge.href = `/changes?change=${undone}#change-${undone}`;
+        badge.title = "Undone: see its undo on the Changes page";
+        badge.setAttribute("aria-label", `undone: see the undo of ${job.filename} on the Changes page`);
+      }
+      status.appendChild(badge);
+      const would = (verb, n) => {
+        const td = cell(row, "", "num");
+        if (!done) td.textContent = "–";
+        else if (!job.dry_run) td.textContent = fmt(n);
+        else td.append(Object.assign(document.createElement("span"), { className: "history-would", textContent: `would ${verb} ` }), fmt(n));
+      };
+      would("create", job.rows_created);
+      would("update", job.rows_updated);
       cell(row, done ? fmt(job.rows_unchanged) : "–", "num");
       cell(row, fmt(job.rows_rejected), "num");
       cell(row, job.started_at ? new Date(job.started_at).toLocaleString() : "–");
@@ -805,7 +908,7 @@
         card.scrollIntoView({ behavior: "smooth" });
       });
       actions.appendChild(view);
-      if (done && !job.dry_run && job.change_id) {
+      if (done && !job.dry_run && job.change_id && !undone && PI.can("editor")) {
         const undo = document.createElement("button");
         undo.type = "button";
         undo.className = "btn btn-quiet";
