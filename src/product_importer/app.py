@@ -21,7 +21,12 @@ from product_importer import __version__, wiring
 from product_importer.accounts import routes as account_routes
 from product_importer.audit import routes as audit_routes
 from product_importer.auth import routes as auth_routes
-from product_importer.auth.dependencies import LoginRequired, PageForbidden, Viewer
+from product_importer.auth.dependencies import (
+    LoginRequired,
+    PageForbidden,
+    PasswordChangeRequired,
+    Viewer,
+)
 from product_importer.auth.ratelimit import SignInGuard
 from product_importer.backups import routes as backup_routes
 from product_importer.catalog import fields_routes
@@ -151,9 +156,11 @@ def create_app(
 
     @app.exception_handler(PageForbidden)
     async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
-        return templates.TemplateResponse(
-            request, "forbidden.html", {"message": str(exc), "title": "Not allowed"}, 403
-        )
+        return web_routes.forbidden_page(request, exc)
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def password_change_required(request: Request, _exc: PasswordChangeRequired) -> Response:
+        return RedirectResponse("/account#password-form", status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

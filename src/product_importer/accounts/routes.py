@@ -14,7 +14,7 @@ from product_importer.auth.dependencies import (
     DbSession,
     Guard,
     NoStore,
-    Viewer,
+    ViewerOwingPassword,
     client_address,
 )
 from product_importer.auth.models import ApiToken, User
@@ -215,7 +215,7 @@ def change_own_password(
     request: Request,
     session: DbSession,
     guard: Guard,
-    principal: Viewer,
+    principal: ViewerOwingPassword,
 ) -> dict[str, str]:
     """Needs the current password (counted by the sign-in limits); ends your other sessions."""
     user_id = _own_user_id(principal)
@@ -256,7 +256,9 @@ def change_own_password(
 
 
 @router.post("/api/me/sign-out-everywhere", summary="End every session of your account")
-def sign_out_everywhere(request: Request, session: DbSession, principal: Viewer) -> dict[str, str]:
+def sign_out_everywhere(
+    request: Request, session: DbSession, principal: ViewerOwingPassword
+) -> dict[str, str]:
     """Ends every browser session of your account, this one included (API tokens stay)."""
     user = accounts.sign_out_everywhere(session, _own_user_id(principal))
     audit.record(

@@ -2,7 +2,8 @@
 
 Rules kept here: a token's role is at most its creator's; the last active admin can be
 neither demoted nor deactivated; a role change, a deactivation, a password change or reset
-ends the user's sessions (their session generation goes up).
+ends the user's sessions (their session generation goes up); a password an admin hands out
+(a new user's, a reset) is one-time: the user must set their own at the next sign-in.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def create_user(session: Session, username: str, role: Role) -> tuple[User, str]
         raise Conflict(str(exc)) from None
     except auth_service.AuthError as exc:
         raise AccountError(str(exc)) from None
+    user.must_change_password = True
     return user, password
 
 
@@ -100,6 +102,7 @@ def reset_password(session: Session, user_id: int) -> tuple[User, str]:
     user = get_user(session, user_id)
     password = auth_service.generate_password()
     auth_service.change_password(user, password)
+    user.must_change_password = True  # the admin knows it: the user sets their own
     return user, password
 
 

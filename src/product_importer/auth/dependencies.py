@@ -139,9 +139,21 @@ def require_principal(
 class PageForbidden(Exception):
     """A signed-in user asked for a page their role cannot use; answered with an HTML page."""
 
-    def __init__(self, needed: Role, have: Role) -> None:
-        super().__init__(forbidden_message(needed, have))
+    def __init__(self, needed: Role, principal: auth_service.Principal) -> None:
+        super().__init__(forbidden_message(needed, principal.role))
         self.needed = needed
+        self.principal = principal  # the page keeps the navigation of their role
+
+
+class PasswordChangeRequired(Exception):
+    """A signed-in user with a one-time password asked for a page; sent to set their own."""
+
+
+# Not a secret: what a session holding a one-time password is told.
+OWN_PASSWORD_FIRST = (
+    "Set your own password first: this account has a one-time password from an admin. "  # noqa: S105
+    "Change it on the account page (/account) or with POST /api/me/password."
+)
 
 
 def forbidden_message(needed: Role, have: Role) -> str:
@@ -154,32 +166,37 @@ def _check_role(principal: auth_service.Principal, needed: Role) -> None:
 
 
 RoleDependency = Callable[[Request, Session, Settings], auth_service.Principal]
-_api_roles: dict[Role, RoleDependency] = {}
-_page_roles: dict[Role, RoleDependency] = {}
+# By (role, whether a session with a one-time password may use it).
+_api_roles: dict[tuple[Role, bool], RoleDependency] = {}
+_page_roles: dict[tuple[Role, bool], RoleDependency] = {}
 
 
-def require_role(role: Role) -> RoleDependency:
+def require_role(role: Role, *, password_due_ok: bool = False) -> RoleDependency:
     """The one place roles are enforced: a dependency that authenticates the request and
-    answers 403 naming the role needed. Its `required_role` is what the route-role test reads."""
-    if role not in _api_roles:
+    answers 403 naming the role needed. Its `required_role` is what the route-role test reads.
+    A session whose password is one-time gets 403 too, but where `password_due_ok` (setting
+    one's own password, signing out)."""
+    if (role, password_due_ok) not in _api_roles:
 
         def dependency(
             request: Request, session: DbSession, settings: AppSettings
         ) -> auth_service.Principal:
             principal = _resolve(request, session, settings)
+            if principal.must_change_password and not password_due_ok:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, OWN_PASSWORD_FIRST)
             _check_role(principal, role)
             request.state.principal = principal
             return principal
 
         dependency.required_role = role  # type: ignore[attr-defined]
-        _api_roles[role] = dependency
-    return _api_roles[role]
+        _api_roles[(role, password_due_ok)] = dependency
+    return _api_roles[(role, password_due_ok)]
 
 
-def require_page_role(role: Role) -> RoleDependency:
+def require_page_role(role: Role, *, password_due_ok: bool = False) -> RoleDependency:
     """As `require_role`, for HTML pages: no session redirects to sign-in, a lesser role
-    gets a page that says which role is needed."""
-    if role not in _page_roles:
+    gets a page that says which role is needed, a one-time password the account page."""
+    if (role, password_due_ok) not in _page_roles:
 
         def dependency(
             request: Request, session: DbSession, settings: AppSettings
@@ -190,14 +207,16 @@ def require_page_role(role: Role) -> RoleDependency:
                 if exc.status_code == status.HTTP_401_UNAUTHORIZED:
                     raise LoginRequired from None
                 raise
+            if principal.must_change_password and not password_due_ok:
+                raise PasswordChangeRequired
             if not at_least(principal.role, role):
-                raise PageForbidden(role, principal.role)
+                raise PageForbidden(role, principal)
             request.state.principal = principal
             return principal
 
         dependency.required_role = role  # type: ignore[attr-defined]
-        _page_roles[role] = dependency
-    return _page_roles[role]
+        _page_roles[(role, password_due_ok)] = dependency
+    return _page_roles[(role, password_due_ok)]
 
 
 CurrentPrincipal = Annotated[auth_service.Principal, Depends(require_principal)]
@@ -205,6 +224,13 @@ Viewer = Annotated[auth_service.Principal, Depends(require_role(Role.viewer))]
 Editor = Annotated[auth_service.Principal, Depends(require_role(Role.editor))]
 Admin = Annotated[auth_service.Principal, Depends(require_role(Role.admin))]
 ViewerPage = Annotated[auth_service.Principal, Depends(require_page_role(Role.viewer))]
+# Open to a session that must still set its own password (the account page, sign-out, /api/me).
+ViewerOwingPassword = Annotated[
+    auth_service.Principal, Depends(require_role(Role.viewer, password_due_ok=True))
+]
+AccountPage = Annotated[
+    auth_service.Principal, Depends(require_page_role(Role.viewer, password_due_ok=True))
+]
 AdminPage = Annotated[auth_service.Principal, Depends(require_page_role(Role.admin))]
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, true
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from product_importer.db import Base, UTCDateTime, utcnow
@@ -25,6 +25,11 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Set while the password is a one-time one an admin handed out (a new user, a reset): the
+    # user's browser sessions can do nothing but set their own until they do.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class ApiToken(Base):

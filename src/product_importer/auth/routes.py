@@ -15,7 +15,7 @@ from product_importer.auth.dependencies import (
     AppSettings,
     DbSession,
     Guard,
-    Viewer,
+    ViewerOwingPassword,
     client_address,
     csrf_is_valid,
     csrf_token,
@@ -179,11 +179,13 @@ def logout(
 
 
 @router.get("/api/me", tags=["auth"])
-def me(principal: Viewer) -> dict[str, str | int | None]:
-    """Who the request is authenticated as, and with which role."""
+def me(principal: ViewerOwingPassword) -> dict[str, str | int | bool | None]:
+    """Who the request is authenticated as, with which role, and whether the session must
+    set its own password before anything else (a one-time password from an admin)."""
     return {
         "name": principal.name,
         "kind": principal.kind,
         "role": principal.role.value,
         "user_id": principal.user_id,
+        "must_change_password": principal.must_change_password,
     }

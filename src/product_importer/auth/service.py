@@ -42,6 +42,8 @@ class Principal:
     role: Role
     user_id: int | None = None
     token_id: int | None = None
+    # A browser session whose user holds a one-time password (never a token).
+    must_change_password: bool = False
 
 
 def hash_password(password: str) -> str:
@@ -104,10 +106,12 @@ def set_password(session: Session, username: str, password: str) -> None:
 
 
 def change_password(user: User, password: str) -> None:
-    """Set a new password and end every session signed in with the old one."""
+    """Set a new password and end every session signed in with the old one. The password
+    is the user's own from then on (a reset marks it one-time again afterwards)."""
     check_password(password)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
+    user.must_change_password = False
     end_sessions(user)
 
 
@@ -292,7 +296,13 @@ def principal_for_session(
     )
     if user is None or not user.active or user.session_generation != generation:
         return None
-    return Principal(kind="user", name=user.username, role=Role(user.role), user_id=user.id)
+    return Principal(
+        kind="user",
+        name=user.username,
+        role=Role(user.role),
+        user_id=user.id,
+        must_change_password=user.must_change_password,
+    )
 
 
 def bootstrap_admin(session: Session) -> str | None:

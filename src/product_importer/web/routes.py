@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from product_importer.auth.dependencies import AdminPage, ViewerPage, csrf_token
+from product_importer.auth.dependencies import (
+    AccountPage,
+    AdminPage,
+    PageForbidden,
+    ViewerPage,
+    csrf_token,
+)
 from product_importer.auth.roles import Role, at_least
 from product_importer.auth.service import Principal
 from product_importer.templating import templates
@@ -26,7 +32,10 @@ PAGES: dict[str, tuple[str, Role]] = {
     "audit": ("Audit", Role.admin),
 }
 # Pages reached from elsewhere than the navigation (the user name links to the account page).
-OTHER_PAGES: dict[str, tuple[str, Role]] = {"account": ("Account", Role.viewer)}
+OTHER_PAGES: dict[str, tuple[str, Role]] = {
+    "account": ("Account", Role.viewer),
+    "forbidden": ("Not allowed", Role.viewer),
+}
 
 
 def _render(request: Request, principal: Principal, page: str, **extra: object) -> Response:
@@ -44,9 +53,17 @@ def _render(request: Request, principal: Principal, page: str, **extra: object) 
             "can_edit": at_least(role, Role.editor),
             "is_admin": at_least(role, Role.admin),
             "csrf_token": csrf_token(request),
+            "must_change_password": principal.must_change_password,
             **extra,
         },
     )
+
+
+def forbidden_page(request: Request, exc: PageForbidden) -> Response:
+    """The Not-allowed page, with the navigation and Sign out of the user's role."""
+    response = _render(request, exc.principal, "forbidden", message=str(exc))
+    response.status_code = 403
+    return response
 
 
 def _human_bytes(size: int) -> str:
@@ -115,5 +132,5 @@ def audit_page(request: Request, principal: AdminPage) -> Response:
 
 
 @router.get("/account", response_class=HTMLResponse)
-def account_page(request: Request, principal: ViewerPage) -> Response:
+def account_page(request: Request, principal: AccountPage) -> Response:
     return _render(request, principal, "account")

@@ -3,6 +3,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
+  if ($("password-form").dataset.required) $("pw-current").focus();
 
   $("password-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -28,6 +29,11 @@
         json: { current_password: current, new_password: next },
       });
       event.target.reset();
+      // A one-time password was replaced: every page is open now.
+      if (event.target.dataset.required) {
+        window.location.href = "/";
+        return;
+      }
       done.textContent = answer.detail;
       done.hidden = false;
     } catch (failure) {
