@@ -19,6 +19,7 @@ _SAMPLE_PRODUCT: dict[str, Any] = {
     "name": "Oak dining chair",
     "description": "Solid oak, oiled finish.",
     "active": True,
+    "fields": {"price": "129.00", "stock": 4, "tags": ["dining", "oak"]},
     "created_at": "2025-01-31T09:30:00+00:00",
     "updated_at": "2025-02-01T14:05:12+00:00",
 }
@@ -96,9 +97,16 @@ CATALOGUE: tuple[EventInfo, ...] = (
     ),
     EventInfo(
         "products.bulk_changed",
-        "A bulk action (activate, deactivate, delete) or the undo of one ran; one event per "
-        "operation, with counts.",
-        {"change_id": 33, "action": "deactivate", "matched": 1200, "changed": 1180},
+        "A bulk action (activate, deactivate, delete, set_fields) or the undo of one ran; one "
+        "event per operation, with counts; `set_fields` also carries the values it set (null "
+        "for a field it unset).",
+        {
+            "change_id": 33,
+            "action": "set_fields",
+            "matched": 1200,
+            "changed": 1180,
+            "fields": {"vendor": "Acme", "stock": None},
+        },
     ),
 )
 
