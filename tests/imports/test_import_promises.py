@@ -130,6 +130,8 @@ def test_a_dry_run_shows_as_a_dry_run_and_an_undone_import_as_undone(
     undone = row.get_by_role("link", name="undone: see the undo of real.csv on the Changes page")
     expect(undone).to_be_visible()
     expect(row.get_by_role("button", name="Undo")).to_have_count(0)
+    expect(page.locator("#job-status")).to_have_text("Undone")
+    expect(page.locator("#job-undo")).to_be_hidden()
     screenshot(page, f"import-history-dry-run-undone-{width}")
     undone.click()
     expect(page.locator(".change.is-focus")).to_contain_text("Undo of import of real.csv")

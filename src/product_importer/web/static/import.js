@@ -763,7 +763,7 @@
     $("job-retry").hidden = !(job.status === "failed" || job.status === "cancelled") || !PI.can("editor");
     const undo = $("job-undo");
     undo.hidden = !(job.status === "completed" && !job.dry_run && job.change_id && !job.undone_by_change_id) || !PI.can("editor");
-    undo.onclick = () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => loadHistory());
+    undo.onclick = () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => afterUndo(job.id));
     const errors = $("job-errors");
     errors.hidden = !(ended && job.rows_rejected > 0);
     errors.href = `/api/imports/${job.id}/errors`;
@@ -858,6 +858,17 @@
     return td;
   }
 
+  // After an undo: the history, and the card if it shows that import, say it was undone.
+  async function afterUndo(jobId) {
+    loadHistory();
+    if (!currentJob || currentJob.id !== jobId) return;
+    try {
+      render(await PI.api(`/api/imports/${jobId}`));
+    } catch (_error) {
+      // The history shows it; the card keeps what it said.
+    }
+  }
+
   async function loadHistory() {
     let page;
     try {
@@ -914,7 +925,7 @@
         undo.className = "btn btn-quiet";
         undo.textContent = "Undo";
         undo.setAttribute("aria-label", `Undo import ${job.id} of ${job.filename}`);
-        undo.addEventListener("click", () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => loadHistory()));
+        undo.addEventListener("click", () => PI.undo.importJob(job.id, `import ${job.id} (${job.filename})`, () => afterUndo(job.id)));
         actions.appendChild(undo);
       }
       body.appendChild(row);
