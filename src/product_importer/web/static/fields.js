@@ -238,10 +238,18 @@
       const count = answer.products || 0;
       $("removed-text").textContent =
         `Removed field ${field.key}: ${numberFormat.format(count)} ${count === 1 ? "product lost its" : "products lost their"} value. ` +
-        `This is change ${answer.change_id}; it can be undone for ${retentionDays} days.`;
+        `It can be undone for ${retentionDays} days, here or later on the `;
+      if (answer.change_id) {
+        const onPage = document.createElement("a");
+        onPage.href = `/changes?change=${answer.change_id}#change-${answer.change_id}`;
+        onPage.textContent = "Changes page";
+        $("removed-text").append(onPage, ".");
+      } else {
+        $("removed-text").append("Changes page.");
+      }
       const undo = $("removed-undo");
       undo.hidden = !answer.change_id;
-      undo.onclick = () => PI.undo.change(answer.change_id, `the removal of field ${field.key} (change ${answer.change_id})`, () => {
+      undo.onclick = () => PI.undo.change(answer.change_id, `the removal of field ${field.key}`, () => {
         $("removed-banner").hidden = true;
         load();
       });
