@@ -120,6 +120,80 @@
     table.setAttribute("aria-busy", "false");
   }
 
+  function size(bytes) {
+    if (bytes === null || bytes === undefined) return "—";
+    if (bytes < 1e6) return `${numberFormat.format(Math.max(1, Math.round(bytes / 1e3)))} kB`;
+    return `${numberFormat.format(Math.round(bytes / 1e5) / 10)} MB`;
+  }
+
+  function since(iso) {
+    return age((Date.now() - new Date(iso).getTime()) / 1000);
+  }
+
+  // Last backup, schedule and warning for everyone; "Back up now" and the list for admins.
+  function renderBackups(backups, mode) {
+    const parts = [];
+    if (backups.warning) parts.push(el("p", { class: "alert alert-warning" }, backups.warning));
+    const done = backups.last_completed;
+    parts.push(el("p", {}, done
+      ? `Last backup: ${dateFormat.format(new Date(done.created_at))} (${since(done.created_at)}), ` +
+        `${size(done.size)}, ${numberFormat.format(done.product_count)} products.`
+      : "No backup has been made yet."));
+    let schedule;
+    if (backups.scheduled) {
+      schedule = `A backup is made every day at ${backups.time} (server time), keeping the last ` +
+        `${backups.keep}; the next one ${dateFormat.format(new Date(backups.next_at))}.`;
+    } else if (mode === "distributed") {
+      schedule = "In distributed mode backups are the operator's: run product-importer backup, or pg_dump.";
+    } else {
+      schedule = "Daily backups are turned off (PRODUCT_IMPORTER_BACKUP_ENABLED).";
+    }
+    parts.push(el("p", { class: "sys-muted" }, schedule));
+    $("sys-backups").replaceChildren(...parts);
+  }
+
+  function backupState(backup) {
+    if (backup.status === "completed") return el("span", { class: "sys-badge sys-badge-ok" }, "Done");
+    if (backup.status === "running") return el("span", { class: "sys-badge" }, "Running");
+    return el("span", { class: "sys-badge sys-badge-bad", title: backup.error || "" }, "Failed");
+  }
+
+  function renderBackupList(backups) {
+    const rows = backups.map((backup) => el(
+      "tr", {},
+      el("td", {}, dateFormat.format(new Date(backup.created_at))),
+      el("td", {}, backupState(backup), backup.error ? el("span", { class: "sys-sub" }, backup.error) : ""),
+      el("td", {}, size(backup.size)),
+      el("td", {}, count(backup.product_count)),
+      el("td", {}, backup.trigger || "—"),
+      el("td", {}, backup.status === "completed"
+        ? el("a", {
+          href: `/api/backups/${encodeURIComponent(backup.id)}/download`,
+          download: backup.file_name,
+          "aria-label": `Download ${backup.file_name}`,
+          title: backup.file_name,
+        }, "Download")
+        : "—"),
+    ));
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "6", class: "empty" }, "No backups yet.")));
+    $("sys-backup-table").tBodies[0].replaceChildren(...rows);
+    $("sys-backup-list").hidden = false;
+  }
+
+  async function backUpNow() {
+    const button = $("sys-backup-now");
+    button.disabled = true;
+    try {
+      await PI.api("/api/backups", { method: "POST" });
+      PI.toast("Backup started; it appears below when it is written.", "success");
+    } catch (error) {
+      PI.toast(`Could not start a backup: ${error.message}`, "error");
+    } finally {
+      button.disabled = false;
+      load();
+    }
+  }
+
   async function load() {
     if (loading) return;
     loading = true;
@@ -129,6 +203,8 @@
       renderHealth(system);
       renderWorkers(system);
       renderQueues(system);
+      renderBackups(system.backups, system.mode);
+      if (PI.can("admin")) renderBackupList(await PI.api("/api/backups"));
       $("sys-error").hidden = true;
       $("sys-updated").textContent = `Updated ${timeFormat.format(new Date())}`;
     } catch (error) {
@@ -141,5 +217,9 @@
   }
 
   $("sys-refresh").addEventListener("click", load);
+  if (PI.can("admin")) {
+    $("sys-backup-actions").hidden = false;
+    $("sys-backup-now").addEventListener("click", backUpNow);
+  }
   load();
 })();
