@@ -98,10 +98,55 @@ def import_mapping_error(page: Page, sweep: Sweep) -> None:
 
 
 def import_refused(page: Page, sweep: Sweep) -> None:
+    # Refused when chosen, next to the drop zone, before any upload.
     image = sweep.files / "photo.csv"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
-    upload(page, str(image))
-    expect(page.locator("#job-card").get_by_role("alert")).to_contain_text("PNG image")
+    page.get_by_label("Drop a CSV file here").set_input_files(str(image))
+    expect(page.locator("#file-refusal")).to_contain_text("PNG image")
+
+
+def import_every_row_rejected(page: Page, sweep: Sweep) -> None:
+    page.get_by_label("Drop a CSV file here").set_input_files(
+        csv_file(sweep, "no-names.csv", "sku,name\nA-1,\nA-2,\n")
+    )
+    expect(page.locator("#import-blocked")).to_contain_text("Import is off")
+
+
+def import_undone_and_dry_run(page: Page, sweep: Sweep) -> None:
+    page.get_by_label("Dry run: check and count, change nothing").check()
+    upload(page, csv_file(sweep, "dry.csv", "sku,name\nD-1,Dry\n"))
+    expect(page.locator("#job-status")).to_have_text("Dry run")
+    page.get_by_label("Dry run: check and count, change nothing").uncheck()
+    row = page.locator("#history tbody tr", has_text="chairs.csv").first
+    row.get_by_role("button", name=re.compile("^Undo")).click()
+    dialog = page.get_by_role("dialog", name=re.compile("^Undo import"))
+    dialog.get_by_role("button", name="Undo", exact=True).click()
+    expect(dialog).to_contain_text("Undone:", timeout=30_000)
+    dialog.get_by_role("button", name="Close").click()
+    expect(page.locator("#history tbody tr", has_text="chairs.csv").first).to_contain_text("undone")
+
+
+def changes_listed(page: Page, _sweep: Sweep) -> None:
+    expect(page.locator(".change").first).to_be_visible()
+    expect(page.locator(".change-state-undone").first).to_contain_text("Undone by")
+
+
+def changes_undo_confirm(page: Page, _sweep: Sweep) -> None:
+    page.locator(".change").get_by_role("button", name=re.compile("^Undo")).first.click()
+    expect(page.get_by_role("dialog", name=re.compile("^Undo"))).to_contain_text("This")
+
+
+def changes_one_shown(page: Page, _sweep: Sweep) -> None:
+    page.locator(".change-state-undone").first.get_by_role("link").click()
+    expect(page.locator(".change.is-focus")).to_be_visible()
+    expect(page.get_by_role("link", name="Show all changes")).to_be_visible()
+
+
+def products_undo_toast(page: Page, sweep: Sweep) -> None:
+    make_product(sweep.database, "TOAST-1", "Toast", "")
+    page.goto("/products?sku=TOAST-1")
+    page.get_by_role("switch", name="Active: TOAST-1").click()
+    expect(page.locator(".toast-undo")).to_contain_text("TOAST-1 is now inactive.")
 
 
 def import_queued(page: Page, sweep: Sweep) -> None:
@@ -493,6 +538,12 @@ STATES = [
     State("import: completed, with rejected rows", "/import", import_completed),
     State("import: undo confirmation", "/import", import_undo_confirm),
     State("import: failed", "/import", import_failed),
+    State("import: every row of the preview rejected", "/import", import_every_row_rejected),
+    State("import: a dry run and an undone import", "/import", import_undone_and_dry_run),
+    State("changes: list with an undone change", "/changes", changes_listed),
+    State("changes: undo confirmation", "/changes", changes_undo_confirm),
+    State("changes: one change shown", "/changes", changes_one_shown),
+    State("products: toast offering Undo", "/products", products_undo_toast),
     State("import: toasts", "/import", toasts),
     State("webhooks: no endpoints", "/webhooks"),
     State("webhooks: add dialog", "/webhooks", add_endpoint),
