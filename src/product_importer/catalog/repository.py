@@ -142,7 +142,7 @@ def conditions(
     if filters.description and filters.description.strip():
         searches.append(("description", filters.description.strip()))
     searches.extend((None, word) for word in _terms(filters.q))
-    where.extend(_field_condition(dialect, item) for item in filters.fields)
+    where.extend(_field_condition(dialect, item, scan=scan) for item in filters.fields)
     if scan:
         ilike = dialect == "postgresql"
         where.extend(_column_like(field, term, ilike=ilike) for field, term in searches)
@@ -173,10 +173,14 @@ def _has_item(dialect: str, key: str, item: str) -> ColumnElement[bool]:
     return exists(select(literal(1)).select_from(elements).where(elements.c.value == item))
 
 
-def _field_condition(dialect: str, item: FieldFilter) -> ColumnElement[bool]:
+def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> ColumnElement[bool]:
     """One field filter, on the expression the field's index is built on wherever an index
-    can serve it (equality, ranges, set or not); `contains` reads every candidate's text."""
+    can serve it (equality, ranges, set or not); `contains` reads every candidate's text.
+    `scan` keeps SQLite off the field's index (a unary `+` changes no value), so that it walks
+    the sort order testing rows; PostgreSQL is steered by `page_of_products` instead."""
     value = _field_value(dialect, item.key, item.kind)
+    if scan and dialect == "sqlite":
+        value = literal_column("+" + field_sql.value_sql(dialect, item.key, item.kind))
     if item.op == "set":
         return value.is_not(None) if item.value else value.is_(None)
     if item.kind == "list":
@@ -259,10 +263,11 @@ def _texts(filters: ProductFilters) -> list[str]:
 
 
 def scannable(dialect: str, filters: ProductFilters) -> bool:
-    """Whether testing rows one by one gives the same answer as the search index. On SQLite
-    only for ASCII terms: its LIKE folds ASCII letters only, the trigram index all of Unicode."""
+    """Whether testing rows one by one gives the same answer as the indexes: for a field
+    filter always, for text on SQLite only for ASCII terms (its LIKE folds ASCII letters only,
+    the trigram index all of Unicode)."""
     texts = _texts(filters)
-    if not texts:
+    if not texts and not filters.fields:
         return False
     return dialect == "postgresql" or all(value.isascii() for value in texts)
 
@@ -439,7 +444,7 @@ def sample(session: Session, dialect: str, filters: ProductFilters) -> Sample:
     scan = scannable(dialect, filters)
     # PostgreSQL tests a text filter on the lowercased search document of each sampled row, a
     # third of the cost of testing the product's columns in any letter case.
-    joined_search = scan and dialect == "postgresql"
+    joined_search = scan and dialect == "postgresql" and bool(_texts(filters))
     # Two queries: SQLite answers a lone min() or max() from the index, but not both at once.
     low: int | None = session.scalar(select(func.min(Product.id)))
     high: int | None = session.scalar(select(func.max(Product.id)))
