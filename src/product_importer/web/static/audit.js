@@ -36,7 +36,34 @@
     return params;
   }
 
-  async function load() {
+  // The filters and page live in the URL, each new view a history entry: Back steps to the
+  // earlier results, a reload shows the same ones.
+  const FIELDS = { actor: "a-actor", action: "a-action", since: "a-since", until: "a-until" };
+
+  function readUrl() {
+    const params = new URLSearchParams(location.search);
+    for (const [name, id] of Object.entries(FIELDS)) $(id).value = params.get(name) || "";
+    if ($("a-action").selectedIndex < 0) $("a-action").value = "";
+    const asked = parseInt(params.get("page") || "1", 10);
+    page = Number.isFinite(asked) && asked > 0 ? asked : 1;
+  }
+
+  function writeUrl(how) {
+    const params = new URLSearchParams();
+    for (const [name, id] of Object.entries(FIELDS)) {
+      const value = $(id).value.trim();
+      if (value) params.set(name, value);
+    }
+    if (page !== 1) params.set("page", String(page));
+    const search = params.toString() ? `?${params}` : "";
+    if (search === location.search) return;
+    const url = search || location.pathname;
+    if (how === "push") history.pushState(null, "", url);
+    else if (how === "replace") history.replaceState(null, "", url);
+  }
+
+  async function load(how = "push", after = null) {
+    writeUrl(how);
     const error = $("audit-error");
     error.hidden = true;
     try {
@@ -61,6 +88,7 @@
       $("a-page").textContent = `Page ${page} of ${pages}`;
       $("a-prev").disabled = page <= 1;
       $("a-next").disabled = page >= pages;
+      if (after) after();
     } catch (failure) {
       error.textContent = failure.message;
       error.hidden = false;
@@ -77,7 +105,15 @@
   $("audit-filters").addEventListener("change", reload);
   $("audit-filters").addEventListener("submit", (event) => event.preventDefault());
   $("audit-filters").addEventListener("reset", () => setTimeout(reload, 0));
-  $("a-prev").addEventListener("click", () => { page -= 1; load(); });
-  $("a-next").addEventListener("click", () => { page += 1; load(); });
-  load();
+  // Newer and Older show the new page from its top.
+  const toTop = () => $("audit-card").scrollIntoView({ block: "start" });
+  $("a-prev").addEventListener("click", () => { page -= 1; load("push", toTop); });
+  $("a-next").addEventListener("click", () => { page += 1; load("push", toTop); });
+  window.addEventListener("popstate", () => {
+    clearTimeout(timer);
+    readUrl();
+    load("none");
+  });
+  readUrl();
+  load("replace");
 })();

@@ -65,20 +65,24 @@
     return params;
   }
 
-  function writeUrl() {
+  // Each new view is a history entry (Back steps to the earlier results); the first load and a
+  // step through history only read the URL.
+  function writeUrl(how) {
     const params = query();
     if (state.sort !== "sku") params.set("sort", state.sort);
     if (state.page !== 1) params.set("page", state.page);
     if (state.pageSize !== 50) params.set("page_size", state.pageSize);
     const search = params.toString();
-    history.replaceState(null, "", search ? `?${search}` : location.pathname);
+    const url = search ? `?${search}` : location.pathname;
+    if (how === "push" && `?${search}` !== (location.search || "?")) history.pushState(null, "", url);
+    else if (how === "replace") history.replaceState(null, "", url);
     $("export-csv").href = "/api/products/export" + (query().toString() ? `?${query()}` : "");
   }
 
   // --- loading and rendering ----------------------------------------------------------------
 
-  async function load() {
-    writeUrl();
+  async function load(how = "push", after = null) {
+    writeUrl(how);
     const seq = ++loadSeq;
     const params = query({ page: state.page, page_size: state.pageSize, sort: state.sort });
     $("products-table").setAttribute("aria-busy", "true");
@@ -92,6 +96,7 @@
         searchPending: data.search_pending,
       });
       render();
+      if (after) after();
     } catch (error) {
       if (seq !== loadSeq) return;
       $("results-summary").textContent = `Could not load products: ${error.message}`;
@@ -129,26 +134,33 @@
     for (const product of state.items) {
       const tr = document.createElement("tr");
       tr.dataset.id = product.id;
-      const pick = document.createElement("td");
-      pick.className = "col-select";
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.checked = selection.allMatching || selection.ids.has(product.id);
-      box.disabled = selection.allMatching;
-      box.setAttribute("aria-label", `Select ${product.sku}`);
-      box.addEventListener("change", () => {
-        if (box.checked) selection.ids.set(product.id, product);
-        else selection.ids.delete(product.id);
-        renderSelection();
-      });
-      pick.appendChild(box);
-      tr.appendChild(pick);
+      // Selecting is for bulk actions, which need the editor role.
+      if (PI.can("editor")) {
+        const pick = document.createElement("td");
+        pick.className = "col-select";
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.checked = selection.allMatching || selection.ids.has(product.id);
+        box.disabled = selection.allMatching;
+        box.setAttribute("aria-label", `Select ${product.sku}`);
+        box.addEventListener("change", () => {
+          if (box.checked) selection.ids.set(product.id, product);
+          else selection.ids.delete(product.id);
+          renderSelection();
+        });
+        pick.appendChild(box);
+        tr.appendChild(pick);
+      }
       tr.appendChild(cell(product.sku, "col-sku"));
-      tr.appendChild(cell(product.name, "col-name"));
+      // The name opens the product (read-only for a viewer); so does a click anywhere on the row.
+      const nameCell = cell("", "col-name");
+      nameCell.appendChild(button(product.name, "row-open", () => openEdit(product.id)));
+      tr.appendChild(nameCell);
       const description = cell(product.description, "col-description");
       description.title = product.description;
       tr.appendChild(description);
       const activeCell = document.createElement("td");
+      activeCell.className = "col-active";
       if (PI.can("editor")) {
         const toggle = button(product.active ? "Active" : "Inactive", "switch", () => toggleActive(product, toggle), {
           role: "switch",
@@ -218,6 +230,7 @@
   }
 
   function renderSelection() {
+    if (!$("select-page")) return; // a viewer selects nothing
     const count = selectedCount();
     const onPage = state.items.length;
     const pickedHere = state.items.filter((p) => selection.ids.has(p.id)).length;
@@ -398,6 +411,7 @@
   function fieldCell(field, value) {
     const td = document.createElement("td");
     td.className = `col-field col-field-${field.type}`;
+    td.dataset.label = field.label; // named inside the card on a phone
     const text = PI.fields.format(field, value);
     if (field.type === "url" && text) {
       const link = document.createElement("a");
@@ -571,9 +585,10 @@
     load();
   }
 
+  // Next and Previous show the new page from its top.
   function goTo(page) {
     state.page = Math.max(1, page);
-    load();
+    load("push", () => $("table-card").scrollIntoView({ block: "start" }));
   }
 
   // --- create and edit ----------------------------------------------------------------------
@@ -657,7 +672,7 @@
     $("tab-history").tabIndex = history ? 0 : -1;
     $("panel-details").hidden = history;
     $("panel-history").hidden = !history;
-    $("product-save").hidden = history;
+    $("product-save").hidden = history || !PI.can("editor");
     if (history && editing) loadHistory(editing.id, 1);
   }
 
@@ -747,13 +762,25 @@
     showTab("details");
     renderFieldInputs(editing.fields);
     resetFormErrors();
-    $("product-dialog-title").textContent = `Edit ${product.sku}`;
+    $("product-dialog-title").textContent = PI.can("editor") ? `Edit ${product.sku}` : product.sku;
     $("p-sku").value = product.sku;
     $("p-name").value = product.name;
     $("p-description").value = product.description;
     $("p-active").checked = product.active;
+    readOnly(!PI.can("editor"));
     $("product-dialog").showModal();
     $("p-name").focus();
+  }
+
+  // A viewer reads the product (all of its description, its fields, its History), changing nothing.
+  function readOnly(on) {
+    for (const input of $("panel-details").querySelectorAll("input, textarea, select")) {
+      if (input.type === "checkbox" || input.tagName === "SELECT") input.disabled = on;
+      else input.readOnly = on;
+    }
+    $("p-fields").querySelector(".field-hint").hidden = on;
+    $("product-save").hidden = on;
+    $("product-dialog").querySelector("[data-close]").textContent = on ? "Close" : "Cancel";
   }
 
   function validate(data) {
@@ -801,10 +828,14 @@
     }
   }
 
+  // Seen and read: scrolled into view, with focus on it.
   function formError(message) {
     const box = $("product-form-error");
     box.textContent = message;
     box.hidden = false;
+    box.tabIndex = -1;
+    box.scrollIntoView({ block: "nearest" });
+    box.focus();
   }
 
   async function saveProduct(event) {
@@ -1062,7 +1093,13 @@
       load();
     });
     $("new-product")?.addEventListener("click", openCreate);
-    $("select-page").addEventListener("change", (event) => selectPage(event.target.checked));
+    $("select-page")?.addEventListener("change", (event) => selectPage(event.target.checked));
+    // A click on a row, but on its controls, opens the product (by keyboard: Enter on its name).
+    $("products-body").addEventListener("click", (event) => {
+      if (event.target.closest("button, a, input, select, label, textarea")) return;
+      const row = event.target.closest("tr[data-id]");
+      if (row && !String(window.getSelection() || "")) openEdit(Number(row.dataset.id));
+    });
     $("bulk-all-matching").addEventListener("click", selectAllMatching);
     $("bulk-clear").addEventListener("click", () => {
       clearSelection();
@@ -1093,7 +1130,15 @@
     }
     fieldsReady.then(() => {
       readUrl();
-      load();
+      load("replace");
+    });
+    window.addEventListener("popstate", () => {
+      fieldsReady.then(() => {
+        clearTimeout(debounceTimer);
+        clearSelection();
+        readUrl();
+        load("none");
+      });
     });
     resumeRunningJob();
   }

@@ -420,9 +420,14 @@
         showSecret(created.secret, false, list.querySelector(`[data-endpoint="${created.id}"] .wh-actions .btn`));
       }
     } catch (error) {
+      // The error is at the top of a dialog that may be scrolled down: bring it into view and
+      // move focus to it, so it is seen and read.
       const box = document.getElementById("wh-form-error");
       box.textContent = error.message;
       box.hidden = false;
+      box.tabIndex = -1;
+      box.scrollIntoView({ block: "nearest" });
+      box.focus();
     } finally {
       save.disabled = false;
     }
