@@ -68,8 +68,15 @@ IfMatch = Annotated[
 ]
 
 
-def field_definitions(session: DbSession) -> dict[str, CustomField]:
-    """The defined custom fields by key, read once per request."""
+def field_definitions(request: Request, session: DbSession) -> dict[str, CustomField]:
+    """The defined custom fields by key, read once per request, and only when a parameter
+    names one (a field filter or a field sort)."""
+    names = request.query_params.keys()
+    sort = request.query_params.get("sort", "").removeprefix("-")
+    if not field_filters.is_field_parameter(sort) and not any(
+        field_filters.is_field_parameter(name) for name in names
+    ):
+        return {}
     return custom_fields.by_key(session)
 
 
