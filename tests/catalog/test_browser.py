@@ -177,8 +177,9 @@ def test_delete_all_asks_shows_the_count_and_reports_success(
     page.get_by_role("button", name="Delete all products").click()
     dialog.get_by_role("button", name="Delete all 75 products").click()
     expect(dialog.get_by_role("status")).to_have_text(
-        "Deleted all 75 products. This can be undone for 30 days."
+        "Deleted all 75 products. This can be undone for 30 days. See it on the Changes page."
     )
+    expect(dialog.get_by_role("link", name="See it on the Changes page.")).to_be_visible()
     expect(page.locator(".toast").filter(has_text="Deleted all 75 products.")).to_be_visible()
     expect(dialog.get_by_role("button", name="Undo this deletion")).to_be_visible()
     dialog.get_by_role("button", name="Close").click()

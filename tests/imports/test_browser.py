@@ -90,10 +90,11 @@ def test_refused_and_failed_imports_say_why_and_can_be_retried(
     image = tmp_path / "photo.csv"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(300))
     page.get_by_label("Drop a CSV file here").set_input_files(str(image))
-    page.get_by_role("button", name="Import", exact=True).click()
-    card = page.locator("#job-card")
-    expect(card.get_by_role("alert")).to_contain_text("This is a PNG image, not a CSV file or")
+    # Refused when chosen, next to the drop zone, before any upload (the server refuses it too).
+    expect(page.locator("#file-refusal")).to_contain_text("it is a PNG image, not a CSV file")
+    expect(page.get_by_role("button", name="Import", exact=True)).to_be_disabled()
     screenshot(page, "import-refused")
+    card = page.locator("#job-card")
 
     header_only = tmp_path / "header-only.csv"
     header_only.write_text("sku,name\n")

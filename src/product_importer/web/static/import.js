@@ -423,7 +423,7 @@
     startButton.disabled = !!answer.mapping_error && !mappingStep.hidden;
     const rows = answer.rows || [];
     if (rows.length && rows.every((row) => row.rejected)) {
-      blockImport(`Import is off: every row of the preview is rejected (line ${rows[0].line}: ${rows[0].rejected}). Change the mapping or the file.`);
+      blockImport(`Import is off: every row of the preview is rejected (line ${rows[0].line}: ${rows[0].rejected.replace(/\.$/, "")}). Change the mapping or the file.`);
       if (mappingStep.hidden) {
         mappingStep.hidden = false;
         $("review-mapping").hidden = true;
