@@ -199,6 +199,7 @@ HOSTILE = [
     ("field.price=1.00000000001", "field.price", "decimal places"),
     ("field.price.gt=" + "9" * 40, "field.price.gt", "too large"),
     ("field.vendor.gt=1", "field.vendor.gt", "text field"),
+    ("field.name.gt=1", "field.name.gt", "no field 'name'"),  # a built-in, not a field
     ("field.stock.contains=1", "field.stock.contains", "integer field"),
     ("field.tags.gt=a", "field.tags.gt", "list field"),
     ("field.tags.contains=a", "field.tags.contains", "list field"),
