@@ -137,3 +137,14 @@ def test_a_viewer_reads_the_changes_page_without_undo(
     expect(page.get_by_role("button", name="Undo")).to_have_count(0)
     expect(page.locator("#changes-intro")).to_contain_text("by an editor or an admin")
     screenshot(page, f"changes-viewer-{width}")
+
+
+def test_a_description_holding_html_is_shown_as_text(page: Page, live_server: LiveServer) -> None:
+    html = '<p>Oak <b>chair</b></p><img src="x" onerror="window.rendered = 1">'
+    add_products(live_server.database, [{"sku": "HTML-1", "name": "Html", "description": html}])
+    sign_in_page(page, live_server)
+    page.goto("/products?sku=HTML-1")
+    cell = page.locator("#products-body tr").first.locator("td.col-description")
+    expect(cell).to_have_text(html)
+    assert cell.locator("b, img, p").count() == 0
+    assert page.evaluate("window.rendered === undefined")
