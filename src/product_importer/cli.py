@@ -1,5 +1,5 @@
-"""The `product-importer` command: serve, worker, migrate, import, sample data, users and API
-tokens."""
+"""The `product-importer` command: serve, worker, migrate, backup and restore, import, sample
+data, users and API tokens."""
 
 from __future__ import annotations
 
@@ -240,6 +240,53 @@ def migrate() -> None:
     pending = migrations.pending(database)
     migrations.upgrade(database)
     typer.echo(f"Applied {len(pending)} migration(s); the database is up to date.")
+
+
+@app.command()
+def backup(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="Write to this new file instead of PRODUCT_IMPORTER_HOME/backups/.",
+        ),
+    ] = None,
+) -> None:
+    """Back up the database: a consistent copy, made while the server keeps serving."""
+    from product_importer.backups import cli as backup_cli
+
+    settings = load_settings()
+    database = open_database(settings, migrate=False)
+    try:
+        typer.echo(backup_cli.back_up(settings, database, out))
+    except backup_cli.CommandError as exc:
+        fail(str(exc), exc.code)
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A backup file made by `backup`.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a database that holds data (asks first).")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="With --replace: do not ask (for scripts).")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database: checked first, migrated forward."""
+    from product_importer.backups import cli as backup_cli
+
+    try:
+        backup_cli.check_file(file)
+    except backup_cli.CommandError as exc:
+        fail(str(exc), exc.code)
+    settings = load_settings()
+    database = open_database(settings, migrate=False)
+    try:
+        typer.echo(backup_cli.restore(settings, database, file, replace=replace, yes=yes))
+    except backup_cli.CommandError as exc:
+        fail(str(exc), exc.code)
 
 
 @app.command("import")
