@@ -420,19 +420,14 @@ def expired(session: Session, retention_days: float, limit: int) -> list[int]:
 # --- history --------------------------------------------------------------------------------
 
 
-def _who(change: ChangeSet) -> str:
+def _who(session: Session, change: ChangeSet) -> str:
+    """Who, and for anything but a single edit, which change in words ("alice (Import of
+    shopify.csv: 2 created)")."""
     actor = change.actor or "someone"
-    if change.kind == "import":
-        return f"{actor} (import #{change.import_job_id})"
-    if change.kind == "bulk":
-        return f"{actor} (bulk action, change {change.id})"
-    if change.kind == "undo":
-        return f"{actor} (undo of change {change.undoes_id})"
-    if change.kind == "delete_all":
-        return f"{actor} (delete all)"
-    if change.kind == custom_fields.REMOVE_KIND:
-        return f"{actor} (field removed, change {change.id})"
-    return actor
+    if change.kind == "edit":
+        return actor
+    undone = session.get(ChangeSet, change.undoes_id) if change.undoes_id else None
+    return f"{actor} ({words.title(change, undone)})"
 
 
 def _flag(value: Any) -> bool | None:
@@ -461,7 +456,7 @@ def _field_changes(record: Any) -> list[FieldChange]:
     ]
 
 
-def _entry(record: Any, change: ChangeSet) -> HistoryEntry:
+def _entry(session: Session, record: Any, change: ChangeSet) -> HistoryEntry:
     changes = []
     for name in FIELDS:
         old = getattr(record, f"before_{name}")
@@ -477,7 +472,7 @@ def _entry(record: Any, change: ChangeSet) -> HistoryEntry:
         change_id=change.id,
         at=change.created_at,
         kind=change.kind,
-        who=_who(change),
+        who=_who(session, change),
         action=record.op,
         product_id=record.product_id,
         sku=record.after_sku or record.before_sku or "",
@@ -510,7 +505,7 @@ def _history(session: Session, key: str, page: int, page_size: int) -> HistoryPa
                 frontier.append((old, change_id))  # type: ignore[arg-type]
     total, rows = repository.history(session, keys, (page - 1) * page_size, page_size)
     return HistoryPage(
-        items=[_entry(record, change) for record, change in rows],
+        items=[_entry(session, record, change) for record, change in rows],
         total=total,
         page=page,
         page_size=page_size,
