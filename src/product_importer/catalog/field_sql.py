@@ -62,7 +62,10 @@ def index_statements(dialect: str, field_id: int, key: str, kind: str) -> list[s
     """CREATE INDEX for a new field (or a field whose type changed)."""
     name = index_name(field_id)
     value = value_sql(dialect, key, kind, table=None)
-    statements = [f"CREATE INDEX {name} ON products (({value}))"]
+    # Sorts are by (value, id). SQLite's index ends with the rowid (the id) anyway; PostgreSQL's
+    # needs the id, or a field with many equal values (a boolean, a choice) sorts every tie.
+    then_id = ", id" if dialect == "postgresql" else ""
+    statements = [f"CREATE INDEX {name} ON products (({value}){then_id})"]
     if kind == "list" and dialect == "postgresql":
         # "contains this element": fields->'tags' @> '["summer"]'
         statements.append(
