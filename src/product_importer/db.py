@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -76,7 +77,30 @@ def normalise_url(url: str) -> str:
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+# Letters without a Unicode decomposition that search folds anyway, as PostgreSQL's unaccent does.
+_FOLDED_LETTERS = str.maketrans(
+    {
+        "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "đ": "d", "Đ": "D",
+        "ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D", "ß": "ss",
+    }
+)  # fmt: skip
+
+
+def fold_text(value: str | None) -> str | None:
+    """Text as search compares it: lowercased, accents removed ("Señor" reads "senor"). SQLite's
+    search table holds it (as `pi_fold()`); PostgreSQL's documents are `lower(unaccent(...))`."""
+    if value is None or value.isascii():
+        return None if value is None else value.lower()
+    decomposed = unicodedata.normalize("NFKD", value.translate(_FOLDED_LETTERS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def register_sqlite_functions(dbapi_connection: Any) -> None:
+    dbapi_connection.create_function("pi_fold", 1, fold_text, deterministic=True)
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    register_sqlite_functions(dbapi_connection)
     # WAL lets readers run while an import writes; the busy timeout makes writers queue
     # instead of failing; SQLite leaves foreign keys off unless asked.
     cursor = dbapi_connection.cursor()

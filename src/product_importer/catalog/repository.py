@@ -46,7 +46,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from product_importer.catalog import field_sql, field_types, search_index
 from product_importer.catalog.models import CustomField, Product, SearchBacklog, sku_key
 from product_importer.catalog.schemas import FieldFilter, FieldSort, ProductFilters, SortOrder
-from product_importer.db import compact_json
+from product_importer.db import compact_json, fold_text
 
 _fts = table("product_search", column("rowid"), column("product_search"))
 _pg_search_table = table("product_search", column("product_id"), column("document"))
@@ -144,8 +144,7 @@ def conditions(
     searches.extend((None, word) for word in _terms(filters.q))
     where.extend(_field_condition(dialect, item, scan=scan) for item in filters.fields)
     if scan:
-        ilike = dialect == "postgresql"
-        where.extend(_column_like(field, term, ilike=ilike) for field, term in searches)
+        where.extend(_column_like(dialect, field, term) for field, term in searches)
     elif dialect == "sqlite":
         where.extend(_sqlite_search(searches, id_range))
     else:
@@ -204,16 +203,27 @@ def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> 
     return value == parameter
 
 
-def _column_like(field: str | None, term: str, *, ilike: bool) -> ColumnElement[bool]:
+def _column_like(dialect: str, field: str | None, term: str) -> ColumnElement[bool]:
+    """The term in a column, row by row, folded as the search index folds it (letter case and
+    accents: "senor" finds "Señor"), so a recheck or a scan agrees with the index."""
     pattern = _like_pattern(term)
     fields = [field] if field else ["sku", "name", "description"]
     clauses = [
-        getattr(Product, name).ilike(pattern, escape="\\")
-        if ilike
-        else getattr(Product, name).like(pattern, escape="\\")
+        _folded(dialect, getattr(Product, name)).like(_folded_term(dialect, pattern), escape="\\")
         for name in fields
     ]
     return or_(*clauses)
+
+
+def _folded(dialect: str, value: Any) -> ColumnElement[str]:
+    if dialect == "postgresql":
+        return func.lower(func.unaccent(value))
+    return func.pi_fold(value)
+
+
+def _folded_term(dialect: str, pattern: str) -> Any:
+    # PostgreSQL folds the term with the very function that folded the documents.
+    return func.lower(func.unaccent(pattern)) if dialect == "postgresql" else fold_text(pattern)
 
 
 def _sqlite_search(
@@ -223,11 +233,11 @@ def _sqlite_search(
     phrases: list[str] = []
     for field, term in searches:
         if len(term) >= _MIN_TRIGRAM:
-            phrase = _fts_phrase(term)
+            # The table holds the columns folded (pi_fold): the term is folded the same way.
+            phrase = _fts_phrase(fold_text(term) or "")
             phrases.append(f"{field} : {phrase}" if field else phrase)
         else:
-            # SQLite's LIKE folds ASCII letters only; fine for one- and two-letter terms.
-            where.append(_column_like(field, term, ilike=False))
+            where.append(_column_like("sqlite", field, term))
     if phrases:
         matching = select(_fts.c.rowid).where(_fts.c.product_search.match(" AND ".join(phrases)))
         if id_range is not None:
@@ -245,9 +255,11 @@ def _pg_search(
         pattern = _like_pattern(term)
         # The trigram index covers the combined text; a per-column term is rechecked on its
         # column. One index instead of three keeps indexing cheaper.
-        documents.append(_pg_search_table.c.document.like(func.lower(pattern), escape="\\"))
+        documents.append(
+            _pg_search_table.c.document.like(_folded_term("postgresql", pattern), escape="\\")
+        )
         if field:
-            where.append(_column_like(field, term, ilike=True))
+            where.append(_column_like("postgresql", field, term))
     if documents and joined:
         return documents + where  # the cheap document tests first: AND stops at a miss
     if documents:
