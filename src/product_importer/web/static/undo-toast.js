@@ -64,7 +64,7 @@ PI.undoToast = (() => {
     text.textContent = `${message} `;
     const link = document.createElement("a");
     link.href = `/changes?change=${changeId}#change-${changeId}`;
-    link.textContent = "Changes";
+    link.textContent = "On the Changes page";
     link.style.color = "inherit";
     const button = document.createElement("button");
     button.type = "button";
