@@ -36,6 +36,21 @@ def _add_user(page: Any, username: str, role: str) -> str:
     return password
 
 
+def _set_own_password(page: Any, one_time: str, own: str) -> str:
+    """At the first sign-in with a one-time password every page leads to the account page's
+    password form; once set, the pages open."""
+    page.wait_for_url("**/account#password-form")
+    assert page.get_by_text("Your password is a one-time password from an admin").is_visible()
+    page.goto("/products")
+    page.wait_for_url("**/account#password-form")
+    page.get_by_label("One-time password").fill(one_time)
+    page.get_by_label("New password (at least 8 characters)").fill(own)
+    page.get_by_label("New password again").fill(own)
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_url(lambda url: "/account" not in url)
+    return own
+
+
 def _both_widths(page: Any, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
     screenshot(page, f"{name}-1280")
@@ -69,6 +84,8 @@ def test_roles_in_the_browser(page: Any, browser: Any, live_server: LiveServer) 
     viewer_context = browser.new_context(base_url=live_server.url)
     viewer = _sign_in(viewer_context, "vera", viewer_password)
     watch(viewer)
+    _both_widths(viewer, "accounts-one-time-password")
+    viewer_password = _set_own_password(viewer, viewer_password, "vera's first password")
     viewer.goto("/products")
     viewer.locator("#products-body tr").first.wait_for()
     nav = viewer.get_by_role("navigation", name="Main")
@@ -86,10 +103,19 @@ def test_roles_in_the_browser(page: Any, browser: Any, live_server: LiveServer) 
     refused = viewer.goto("/webhooks")
     assert refused is not None and refused.status == 403
     assert viewer.get_by_text("This needs the admin role").is_visible()
+    # The Not-allowed page keeps the navigation and Sign out.
+    assert (
+        viewer.get_by_role("navigation", name="Main")
+        .get_by_role("link", name="Products")
+        .is_visible()
+    )
+    assert viewer.get_by_role("button", name="Sign out").is_visible()
+    _both_widths(viewer, "accounts-forbidden")
 
     editor_context = browser.new_context(base_url=live_server.url)
     editor = _sign_in(editor_context, "eddie", editor_password)
     watch(editor)
+    _set_own_password(editor, editor_password, "eddie's own password")
     editor.goto("/products")
     editor.locator("#products-body tr").first.wait_for()
     assert editor.get_by_role("button", name="New product").is_visible()
@@ -135,7 +161,7 @@ def test_roles_in_the_browser(page: Any, browser: Any, live_server: LiveServer) 
     page.locator('tr[data-token="nightly sync"] .status-revoked').wait_for()
 
     page.goto("/audit")
-    page.locator('#audit-body tr[data-action="user.change_password"]').wait_for()
+    page.locator('#audit-body tr[data-action="user.change_password"]').first.wait_for()
     body = page.locator("#audit-body").inner_text()
     for expected in ("user.create", "user:eddie", "user:vera", "auth.sign_in", "token.revoke"):
         assert expected in body, expected

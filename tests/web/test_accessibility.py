@@ -21,6 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select, update
 
+from product_importer.accounts import service as accounts_service
+from product_importer.auth.roles import Role
 from product_importer.catalog import custom_fields
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog.locking import CatalogueLock
@@ -30,7 +32,7 @@ from product_importer.db import Database, utcnow
 from product_importer.imports.models import ImportJob
 from tests.a11y import WIDTHS, assert_accessible, check_accessible
 from tests.browser import LiveServer, screenshot, sign_in_page, wait_until
-from tests.factories import make_product
+from tests.factories import DEFAULT_PASSWORD, make_product, make_user
 from tests.webhooks import conftest as webhook_fixtures
 from tests.webhooks.receiver import Receiver, Reply
 
@@ -492,6 +494,39 @@ def token_created(page: Page, _sweep: Sweep) -> None:
     page.wait_for_selector("#once:not([hidden])")
 
 
+def sign_in_as(page: Page, username: str, password: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def viewer_product_history(page: Page, sweep: Sweep) -> None:
+    """The anonymous browser signs in as a viewer (it stays so for the states after)."""
+    make_user(sweep.database, "viewer-val", role=Role.viewer)
+    sign_in_as(page, "viewer-val", DEFAULT_PASSWORD)
+    page.goto("/products")
+    page.get_by_role("button", name="Product 1", exact=True).click()
+    dialog = page.get_by_role("dialog", name="SKU-001")
+    dialog.get_by_role("tab", name="History").click()
+    expect(dialog.locator("#history-status")).to_be_visible()
+
+
+def viewer_not_allowed(page: Page, _sweep: Sweep) -> None:
+    expect(page.get_by_text("This needs the admin role")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+
+
+def one_time_password(page: Page, sweep: Sweep) -> None:
+    """The anonymous browser signs in with a one-time password: the account page asks for one."""
+    with sweep.database.session() as session:
+        _user, password = accounts_service.create_user(session, "new-nina", Role.editor)
+    page.get_by_role("button", name="Sign out").click()
+    sign_in_as(page, "new-nina", password)
+    expect(page.get_by_text("Your password is a one-time password from an admin")).to_be_visible()
+
+
 def audit_listed(page: Page, _sweep: Sweep) -> None:
     page.wait_for_selector("#audit-filters")
     page.locator("tbody tr").first.wait_for()
@@ -516,6 +551,16 @@ STATES = [
     State("products: new product, missing fields", "/products", new_product_errors),
     State("products: new product, SKU taken", "/products", new_product_conflict),
     State("products: edit dialog", "/products", edit_product),
+    State(
+        "products: a viewer reads a product's history",
+        "/login",
+        viewer_product_history,
+        signed_in=False,
+    ),
+    State("not allowed: a viewer on an admin page", "/users", viewer_not_allowed, signed_in=False),
+    State(
+        "account: a one-time password to replace", "/products", one_time_password, signed_in=False
+    ),
     State("fields: list and add form", "/fields", fields_defined),
     State("fields: add form, choices missing", "/fields", field_form_errors),
     State("fields: edit dialog, type change refused", "/fields", field_type_refused),
@@ -561,6 +606,7 @@ STATES = [
     State("tokens: new token shown", "/tokens", token_created),
     State("account: own password and sessions", "/account"),
     State("audit: log listed", "/audit", audit_listed),
+    State("audit: filtered and paged from the URL", "/audit?action=auth&page=1", audit_listed),
 ]
 
 
@@ -668,15 +714,26 @@ def test_the_check_fails_naming_each_offending_element(browser: Browser) -> None
 def test_a_table_wider_than_the_screen_takes_focus_to_scroll(
     page: Page, live_server: LiveServer
 ) -> None:
-    for i in range(3):
-        make_product(live_server.database, f"WIDE-{i}", f"Product {i}", "x" * 80)
+    # The product list turns into cards on a phone; the audit log stays a table, and an entry
+    # on a long unbroken name makes it wider than the screen.
+    from product_importer.audit import service as audit_service
+
+    with live_server.database.session() as session:
+        for i in range(3):
+            audit_service.record(
+                session,
+                None,
+                "product.update",
+                target=f"product:{'W' * 20}-{i}",
+                actor_name="robot",
+            )
     sign_in_page(page, live_server)
-    page.goto("/products")
+    page.goto("/audit")
     wrap = page.locator(".table-wrap")
-    expect(page.locator("#products-body tr")).to_have_count(3)
+    expect(page.locator("#audit-body tr")).to_have_count(4)
     expect(wrap).not_to_have_attribute("tabindex", "0")  # fits: no empty tab stop
     page.set_viewport_size({"width": 390, "height": 844})
-    region = page.get_by_role("region", name="Products table")
+    region = page.get_by_role("region", name="Audit log table")
     expect(region).to_have_attribute("tabindex", "0")
     region.focus()
     for _ in range(3):
