@@ -1,8 +1,9 @@
 """PostgreSQL: backups with `pg_dump --format=custom`, restores with `pg_restore`.
 
-Backup: a REPEATABLE READ transaction exports its snapshot (`pg_export_snapshot()`), counts what
-the manifest names in it, and hands it to `pg_dump --snapshot`: the dump and its manifest
-describe the same moment, and a running import's transaction is in both or in neither. pg_dump's
+Backup: a REPEATABLE READ transaction locks every table (ACCESS SHARE), exports its snapshot
+(`pg_export_snapshot()`), counts what the manifest names in it, and hands it to
+`pg_dump --snapshot`: the dump and its manifest describe the same moment, a running import's
+transaction is in both or in neither, and no table is renamed under the dump (`_pinned`). pg_dump's
 output streams straight into the backup file. pg_dump holds ACCESS SHARE locks while it runs:
 readers and writers carry on, but a statement wanting an exclusive lock (a delete-all's
 TRUNCATE, a search rebuild's swap) waits for the dump, as with any pg_dump.
@@ -27,8 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
+import psycopg
 from psycopg.conninfo import make_conninfo
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,6 +45,7 @@ INSTALL_HINT = (
     "install PostgreSQL's client tools, at the server's major version or newer "
     "(Debian and Ubuntu: apt-get install postgresql-client)"
 )
+LOCK_ATTEMPTS = 5
 MAINTENANCE_DATABASES = ("postgres", "template1")
 # Lines of a tool's error output kept in a message.
 ERROR_LINES = 6
@@ -84,16 +87,50 @@ def _tail(output: IO[bytes]) -> str:
 
 
 @contextmanager
+def _pinned(database: Database) -> Iterator[tuple[Connection, str]]:
+    """A read-only REPEATABLE READ transaction and the id of its exported snapshot, holding
+    ACCESS SHARE on every table from before that snapshot was taken.
+
+    pg_dump reads table names in its snapshot but index and constraint definitions from the
+    live catalogue, and locks each table only after it started: a table renamed in between (an
+    import swapping in its rebuilt search table) comes out under one name with indexes under
+    the other, and the dump does not restore. Locking first closes that window: DDL on any
+    table waits until the dump is done, as it would wait for pg_dump's own locks."""
+    for attempt in range(LOCK_ATTEMPTS):
+        with database.engine.connect() as probe:
+            names = sorted(inventory.table_names(probe))
+        with database.engine.connect().execution_options(
+            isolation_level="REPEATABLE READ"
+        ) as connection:
+            transaction = connection.begin()
+            try:
+                connection.execute(text("SET TRANSACTION READ ONLY"))
+                if names:  # not a query: the snapshot is taken after, by the next statement
+                    listed = ", ".join(_quote(name) for name in names)
+                    connection.execute(text(f"LOCK TABLE {listed} IN ACCESS SHARE MODE"))
+            except SQLAlchemyError as exc:
+                transaction.rollback()
+                dropped = isinstance(getattr(exc, "orig", None), psycopg.errors.UndefinedTable)
+                if dropped and attempt + 1 < LOCK_ATTEMPTS:
+                    continue  # a table went away between the listing and the lock
+                raise BackupFailed(
+                    f"Could not lock the tables to back up: {_reason(exc)}"
+                ) from None
+            try:
+                snapshot_id = str(
+                    connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+                )
+                yield connection, snapshot_id
+            finally:
+                transaction.rollback()  # read only: nothing to keep
+            return
+
+
+@contextmanager
 def snapshot(database: Database, _workdir: Path) -> Iterator[Snapshot]:
     pg_dump = tool("pg_dump")
     conninfo, env = connection_args(database.engine.url)
-    with (
-        database.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
-        conn.begin(),
-        tempfile.TemporaryFile() as errors,
-    ):
-        conn.execute(text("SET TRANSACTION READ ONLY"))
-        snapshot_id = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    with _pinned(database) as (conn, snapshot_id), tempfile.TemporaryFile() as errors:
         tables = inventory.table_names(conn)
         scalar = inventory.scalar_of(conn)
         revision = inventory.revision(scalar, tables)
