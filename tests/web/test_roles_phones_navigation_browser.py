@@ -15,7 +15,7 @@ from sqlalchemy import select
 from product_importer.auth.roles import Role
 from product_importer.catalog.models import Product
 from product_importer.catalog.schemas import ProductUpdate
-from tests.browser import LiveServer, screenshot
+from tests.browser import LiveServer, screenshot, wait_until
 from tests.factories import DEFAULT_PASSWORD, make_product, make_user
 
 pytestmark = [
@@ -242,6 +242,12 @@ def test_the_import_page_fits_a_phone(
     done.write_text("sku,name\nC-1,Chair\nC-2,Stool\n,No sku\n")
     page.get_by_label("Drop a CSV file here").set_input_files(str(done))
     page.get_by_role("button", name="Import", exact=True).click()
+    # Focus goes to the outcome, not to the page body.
+    expect(page.locator("#job-outcome")).to_contain_text("Import finished")
+    wait_until(
+        lambda: page.evaluate("() => !!document.activeElement.closest('#job-card')"),
+        what="focus on the import's outcome",
+    )
     row = page.locator("#history tbody tr").first
     # Each count is named in its card (the column's name is shown before it).
     for name in ("Created 2", "Updated 0", "Rejected 1"):
@@ -267,4 +273,23 @@ def test_the_import_page_fits_a_phone(
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     _no_sideways_scroll(page)
     screenshot(page, "phone-import-preview-390")
+    page.context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_an_error_in_the_webhook_dialog_is_in_view_with_focus(
+    browser: Browser, live_server: LiveServer, width: int
+) -> None:
+    page = _signed_in(browser, live_server, "alice", Role.admin, width)
+    page.set_viewport_size({"width": width, "height": 600})
+    page.goto("/webhooks")
+    page.get_by_role("button", name="Add endpoint").click()
+    dialog = page.get_by_role("dialog", name="Add endpoint")
+    dialog.get_by_label("Endpoint URL").fill("http://127.0.0.1:9/hook")  # refused by the server
+    dialog.get_by_role("button", name="Save").click()
+    error = dialog.locator("#wh-form-error")
+    expect(error).to_be_visible()
+    expect(error).to_be_focused()
+    expect(error).to_be_in_viewport()
+    screenshot(page, f"webhook-dialog-error-{width}")
     page.context.close()

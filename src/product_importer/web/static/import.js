@@ -600,12 +600,14 @@
         previewToken++;
         chosen();
         follow(body);
+        focusOutcome(card);
         loadHistory();
       } else if (request.status === 401) {
         location.href = "/login?next=/import";
       } else {
         const detail = body && typeof body.detail === "string" ? body.detail : `The server answered ${request.status}.`;
         showUploadError(file.name, detail);
+        focusOutcome(card);
         startButton.disabled = false;
         if (body && body.suggested_mapping && preview) {
           // The header did not fit after all: open the mapping step with the suggestion.
@@ -796,6 +798,14 @@
     }, 3000);
   }
 
+  // After Import the button is off and the form empty: focus goes to the outcome (the job card,
+  // then its result once the job ends, if focus is still there), never to the page body.
+  function focusOutcome(target) {
+    target.tabIndex = -1;
+    target.scrollIntoView({ block: "nearest" });
+    target.focus({ preventScroll: true });
+  }
+
   function follow(job) {
     if (stream) stream.close();
     stream = null;
@@ -820,6 +830,7 @@
       if (TERMINAL.has(update.status)) {
         source.close();
         stream = null;
+        if (document.activeElement === card || document.activeElement === document.body) focusOutcome($("job-outcome"));
         loadHistory();
         // The card says how it ended; a toast only for someone who scrolled away from it.
         const box = card.getBoundingClientRect();
