@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +17,19 @@ from product_importer.backups import service
 from product_importer.db import Base, Database
 from product_importer.models import import_all_models
 from product_importer.settings import Settings
-from tests.conftest import PG_ADMIN_URL, make_settings
+from tests.conftest import PG_ADMIN_URL, _unavailable, make_settings
 
 # The processes that served a database are not part of what a restore brings back.
 NOT_RESTORED = {"worker_heartbeats"}
+
+
+@pytest.fixture(autouse=True)
+def _postgres_tools(request: pytest.FixtureRequest) -> None:
+    """PostgreSQL backups need pg_dump and pg_restore here (scripts/test installs them)."""
+    if "postgresql" in request.node.name and not (
+        shutil.which("pg_dump") and shutil.which("pg_restore")
+    ):
+        _unavailable("pg_dump and pg_restore (Debian: postgresql-client)")
 
 
 @contextmanager
