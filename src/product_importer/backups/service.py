@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from product_importer import migrate
 from product_importer.backups import archive, inventory, postgres, schedule, sqlite, store
@@ -152,6 +153,9 @@ def finish(
 def _unexpected(exc: Exception) -> str:
     if isinstance(exc, OSError):
         return f"Could not write the backup file: {exc.strerror or exc}."
+    if isinstance(exc, SQLAlchemyError):
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"The database did not answer: {reason}"
     return f"The backup failed unexpectedly ({type(exc).__name__}); the server log has details."
 
 
@@ -194,9 +198,12 @@ class BackupStatus:
 def status(settings: Settings, now: datetime) -> BackupStatus:
     """What the System page says about backups."""
     scheduled = settings.backup_enabled and not settings.distributed
-    records = folder(settings).records()
-    last = records[0] if records else None
-    completed = next((record for record in records if record.status == "completed"), None)
+    # Asked by every open System page every few seconds: read no further than needed.
+    records = folder(settings).iter_records()
+    last = next(records, None)
+    completed = last
+    while completed is not None and completed.status != "completed":
+        completed = next(records, None)
     warning = None
     if last is not None and last.status == "failed":
         warning = f"The last backup, started {_ago(now, last.created_at)}, failed: {last.error}"
@@ -218,11 +225,11 @@ def status(settings: Settings, now: datetime) -> BackupStatus:
 
 def _ago(now: datetime, then: datetime) -> str:
     seconds = (now - then).total_seconds()
-    if seconds < 5400:
-        return f"{max(1, round(seconds / 60))} minute(s) ago"
-    if seconds < 2 * 86400:
-        return f"{round(seconds / 3600)} hours ago"
-    return f"{int(seconds // 86400)} days ago"
+    for unit, length in (("day", 86400), ("hour", 3600)):
+        if seconds >= 2 * length:
+            return f"{int(seconds // length)} {unit}s ago"
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'' if minutes == 1 else 's'} ago"
 
 
 # ----------------------------------------------------------------------------------- restore

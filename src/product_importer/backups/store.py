@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,26 +173,26 @@ class Folder:
 
     def records(self) -> list[BackupRecord]:
         """Every backup in the folder, newest first."""
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[BackupRecord]:
+        """The backups newest first, each read (its manifest opened) only when reached."""
         writing: bool | None = None
-        records = []
         for backup_id, files in sorted(self._names().items(), reverse=True):
             if COMPLETED in files:
-                records.append(self._completed(files[COMPLETED], backup_id))
+                yield self._completed(files[COMPLETED], backup_id)
             elif FAILED in files:
-                records.append(self._failed(files[FAILED], backup_id))
+                yield self._failed(files[FAILED], backup_id)
             elif PARTIAL in files:
                 if writing is None:
                     writing = self.writing()
-                records.append(
-                    BackupRecord(
-                        id=backup_id,
-                        file_name=f"{PREFIX}{backup_id}{COMPLETED}",
-                        status="running" if writing else "failed",
-                        created_at=_created_at(backup_id),
-                        error=None if writing else INTERRUPTED,
-                    )
+                yield BackupRecord(
+                    id=backup_id,
+                    file_name=f"{PREFIX}{backup_id}{COMPLETED}",
+                    status="running" if writing else "failed",
+                    created_at=_created_at(backup_id),
+                    error=None if writing else INTERRUPTED,
                 )
-        return records
 
     def completed_path(self, backup_id: str) -> Path | None:
         path = self.path / f"{PREFIX}{backup_id}{COMPLETED}"
