@@ -98,6 +98,7 @@ def test_bearer_tokens_authenticate_api_requests(
         "kind": "token",
         "role": "admin",
         "user_id": None,
+        "must_change_password": False,
     }
     for header in (f"Bearer {token}x", "Basic abc", "Bearer ", token):
         bad = anon_client.get("/api/me", headers={"Authorization": header})
