@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -22,7 +21,7 @@ from product_importer.changes.schemas import ChangeSetRead, UndoDryRun
 from product_importer.db import Database
 from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
-from product_importer.imports import preview, saved_mappings, service, sources, workbook
+from product_importer.imports import preview, saved_mappings, service, workbook
 from product_importer.imports.columns import FileFormatError, NotCsvError
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
 from product_importer.imports.schemas import (
@@ -33,7 +32,7 @@ from product_importer.imports.schemas import (
     MappingRead,
 )
 from product_importer.imports.sources import ReadOptions
-from product_importer.imports.storage import UploadStorage, storage_for
+from product_importer.imports.storage import storage_for
 from product_importer.imports.upload import StoredUpload, UploadError, discard, receive_upload
 
 router = APIRouter(prefix="/api/imports", tags=["imports"])
@@ -137,50 +136,6 @@ def _given_options(stored: StoredUpload, query: dict[str, str | None]) -> dict[s
     return {name: _merge_option(name, value, stored.fields) for name, value in query.items()}
 
 
-def _read_options(
-    given: dict[str, str | None], keys: list[str], check_mapping: bool = True
-) -> ReadOptions:
-    return sources.parse_options(
-        given["mapping"],
-        given["encoding"],
-        given["sheet"],
-        check_mapping,
-        keys,
-        decimal_separator=given["decimal_separator"],
-        empty_cells=given["empty_cells"],
-        group_by=given["group_by"],
-        variant_names=given["variant_names"],
-    )
-
-
-def prepare_import(
-    session: Session,
-    storage: UploadStorage,
-    key: str,
-    given: dict[str, str | None],
-    max_decompressed_bytes: int,
-) -> tuple[ReadOptions, list[import_fields.NewField]]:
-    """The options checked against the file (and the new fields, against the fields defined
-    and the file's columns), before anything is written."""
-    defined = import_fields.specs(session)
-    new = import_fields.parse_new_fields(given["new_fields"] or "")
-    if new:
-        import_fields.check_new_fields(session, new)
-    keys = [spec.key for spec in defined] + [field.key for field in new]
-    options = _read_options(given, keys)
-    if new:
-        mapping = options.mapping
-        if mapping is None:  # the header names our fields: the new ones join what it maps
-            with storage.open_read(key) as raw:
-                header = sources.inspect(raw, options, max_decompressed_bytes, defined).header
-            mapping = column_mapping.auto_mapping(header, defined)
-        mapping = import_fields.with_new_fields(mapping, new)
-        options = replace(options, mapping=column_mapping.check_mapping(mapping, keys))
-    with storage.open_read(key) as raw:
-        sources.inspect(raw, options, max_decompressed_bytes, [*defined, *(f.spec() for f in new)])
-    return options, new
-
-
 def _sheet_missing(exc: workbook.SheetNotFound) -> JSONResponse:
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -249,7 +204,12 @@ async def upload(
                 status.HTTP_403_FORBIDDEN, NEW_FIELDS_FORBIDDEN.format(role=principal.role.value)
             )
         options, new = await to_thread.run_sync(
-            prepare_import, session, storage, stored.key, given, settings.max_decompressed_bytes
+            service.prepare_import,
+            session,
+            storage,
+            stored.key,
+            given,
+            settings.max_decompressed_bytes,
         )
     except HTTPException:
         await to_thread.run_sync(discard, storage, stored)
@@ -346,7 +306,7 @@ async def preview_file(
 
     def run() -> ImportPreview:
         defined = import_fields.specs(session)
-        options = _read_options(given, [spec.key for spec in defined], check_mapping=False)
+        options = service.read_options(given, [spec.key for spec in defined], check_mapping=False)
         with storage.open_read(stored.key) as raw:
             return preview.preview(
                 raw,

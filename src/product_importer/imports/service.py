@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -13,11 +14,15 @@ from product_importer.catalog.export import neutralise_cell
 from product_importer.changes import service as changes_service
 from product_importer.db import Database
 from product_importer.history.models import ChangeSet
+from product_importer.imports import fields as import_fields
+from product_importer.imports import mapping as column_mapping
+from product_importer.imports import sources
 from product_importer.imports.columns import FieldSpec
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
 from product_importer.imports.schemas import ImportJobRead, ImportPage
 from product_importer.imports.sources import READ_OPTION_NAMES, ReadOptions
+from product_importer.imports.storage import UploadStorage
 from product_importer.tasks.dispatch import enqueue
 
 RUN_TASK = "imports.run"
@@ -69,6 +74,51 @@ def start_import(
     session.flush()
     enqueue(session, RUN_TASK, job_id=job.id)
     return job
+
+
+def read_options(
+    given: dict[str, str | None], keys: list[str], check_mapping: bool = True
+) -> ReadOptions:
+    """Reading options as a request gives them (query parameters or form fields)."""
+    return sources.parse_options(
+        given["mapping"],
+        given["encoding"],
+        given["sheet"],
+        check_mapping,
+        keys,
+        decimal_separator=given["decimal_separator"],
+        empty_cells=given["empty_cells"],
+        group_by=given["group_by"],
+        variant_names=given["variant_names"],
+    )
+
+
+def prepare_import(
+    session: Session,
+    storage: UploadStorage,
+    key: str,
+    given: dict[str, str | None],
+    max_decompressed_bytes: int,
+) -> tuple[ReadOptions, list[import_fields.NewField]]:
+    """The options checked against the file (and the new fields, against the fields defined
+    and the file's columns), before anything is written."""
+    defined = import_fields.specs(session)
+    new = import_fields.parse_new_fields(given["new_fields"] or "")
+    if new:
+        import_fields.check_new_fields(session, new)
+    keys = [spec.key for spec in defined] + [field.key for field in new]
+    options = read_options(given, keys)
+    if new:
+        mapping = options.mapping
+        if mapping is None:  # the header names our fields: the new ones join what it maps
+            with storage.open_read(key) as raw:
+                header = sources.inspect(raw, options, max_decompressed_bytes, defined).header
+            mapping = column_mapping.auto_mapping(header, defined)
+        mapping = import_fields.with_new_fields(mapping, new)
+        options = replace(options, mapping=column_mapping.check_mapping(mapping, keys))
+    with storage.open_read(key) as raw:
+        sources.inspect(raw, options, max_decompressed_bytes, [*defined, *(f.spec() for f in new)])
+    return options, new
 
 
 def options_of(job: ImportJob) -> ReadOptions:

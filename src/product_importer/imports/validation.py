@@ -43,7 +43,6 @@ ACTIVE_WORDS = (
     "true/false, yes/no, y/n, 1/0, active/draft/archived, published/unpublished, "
     "enabled/disabled or visible/hidden"
 )
-EMPTY_CELLS = ("keep", "clear")
 # Values remembered per column (their JSON), at most CACHED_IN_ALL over all columns, and the
 # longest value remembered: enough for the prices, counts, dates and words of a catalogue, in
 # under 10 MB however many columns a file has.
