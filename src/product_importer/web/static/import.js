@@ -33,6 +33,9 @@
   const HEAD_BYTES = 256 * 1024;
   const mappingStep = $("mapping-step");
   let preview = null; // the last preview answer
+  // How the file's mapping was first filled in (saved, suggested): still true when the step
+  // previews again with that mapping (a grouping column ticked for it, an option changed).
+  let firstIntro = "";
   let previewToken = 0;
   // Custom fields: those defined (from the preview), and what the person made of each column
   // proposed as a new field (column -> {keep, key, label, type}), kept across previews.
@@ -103,6 +106,7 @@
     }
     startButton.disabled = !file;
     preview = null;
+    firstIntro = "";
     mappingStep.hidden = true;
     $("review-mapping").hidden = true;
     $("read-encoding").value = "";
@@ -399,7 +403,9 @@
       suggested: "Your file has its own column names. Choose which column feeds each field; we suggested a match.",
       given: "Check the rows below; change a column to see its effect.",
     };
-    $("mapping-intro").textContent = intro[answer.mapping_source] || "";
+    const said = intro[answer.mapping_source] || "";
+    if (answer.mapping_source !== "given") firstIntro = said;
+    $("mapping-intro").textContent = answer.mapping_source === "given" && firstIntro ? firstIntro : said;
     const errorBox = $("mapping-error");
     errorBox.replaceChildren();
     if (answer.mapping_error) {
