@@ -22,6 +22,17 @@ depends_on: str | Sequence[str] | None = None
 _VALUES = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+def _own_record_tables(bind: sa.engine.Connection) -> list[str]:
+    """Changes whose records have a table of their own (history.record_tables)."""
+    listed = bind.execute(
+        sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename LIKE 'change\\_records\\_%'"
+        )
+    )
+    return [str(name) for name in listed.scalars()]
+
+
 def upgrade() -> None:
     op.create_table(
         "custom_fields",
@@ -43,14 +54,7 @@ def upgrade() -> None:
     op.add_column("product_changes", sa.Column("after_fields", _VALUES, nullable=True))
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        # Changes whose records have a table of their own (history.record_tables).
-        tables = bind.execute(
-            sa.text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename LIKE 'change\\_records\\_%'"
-            )
-        ).scalars()
-        for table in list(tables):
+        for table in _own_record_tables(bind):
             bind.execute(
                 sa.text(
                     f'ALTER TABLE "{table}" ADD COLUMN before_fields jsonb, '
@@ -65,13 +69,7 @@ def downgrade() -> None:
         op.execute(f"DROP INDEX IF EXISTS ix_products_field_{int(field_id)}")
         op.execute(f"DROP INDEX IF EXISTS ix_products_field_{int(field_id)}_items")
     if bind.dialect.name == "postgresql":
-        tables = bind.execute(
-            sa.text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename LIKE 'change\\_records\\_%'"
-            )
-        ).scalars()
-        for table in list(tables):
+        for table in _own_record_tables(bind):
             bind.execute(
                 sa.text(
                     f'ALTER TABLE "{table}" DROP COLUMN before_fields, DROP COLUMN after_fields'
