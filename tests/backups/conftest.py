@@ -32,6 +32,24 @@ def _postgres_tools(request: pytest.FixtureRequest) -> None:
         _unavailable("pg_dump and pg_restore (Debian: postgresql-client)")
 
 
+@pytest.fixture(autouse=True)
+def _compact_sqlite(request: pytest.FixtureRequest) -> None:
+    """The shared SQLite file keeps the space a large import used (free pages, and the search
+    table's deleted segments until FTS5 merges them), and every backup would copy it: give it
+    back before each test that uses the file."""
+    if "database" not in request.fixturenames:
+        return
+    database: Database = request.getfixturevalue("database")
+    path = database.engine.url.database
+    if database.dialect != "sqlite" or not path or Path(path).stat().st_size < 20_000_000:
+        return
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("INSERT INTO product_search(product_search) VALUES('optimize')")
+        connection.commit()
+        connection.exec_driver_sql("VACUUM")
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 @contextmanager
 def empty_database(kind: str, home: Path) -> Iterator[Database]:
     """A new, empty database of `kind`; for PostgreSQL dropped afterwards with any scratch
