@@ -8,6 +8,7 @@ scheduling them is left to the operator (README, "Backups and restore").
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from product_importer.backups import schedule, service
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_SECONDS = 30.0
 # When this process first looked at each backups folder that held no backup yet.
 _watching_since: dict[str, datetime] = {}
+# The daily backup being written, if any (tests wait for it).
+running: threading.Thread | None = None
 
 
 @periodic("backups.daily", every_seconds=CHECK_EVERY_SECONDS)
@@ -33,6 +36,17 @@ def daily_backup(context: TaskContext) -> None:
     if not schedule.is_due(now.astimezone(), settings.backup_time, since):
         return
     try:
-        service.back_up(settings, context.database, trigger="scheduled")
+        reservation = service.reserve(settings, "scheduled")
     except BackupBusy:
         log.info("the daily backup waits: another backup is being written")
+        return
+    # On a thread of its own: a large catalogue takes a minute or more, which the other
+    # periodic work (recovery at start-up, retries due) should not wait for.
+    global running
+    running = threading.Thread(
+        target=service.finish,
+        args=(reservation, settings, context.database),
+        name="pi-backup",
+        daemon=True,
+    )
+    running.start()
