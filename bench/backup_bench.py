@@ -104,6 +104,7 @@ def run(kind: str, rows: int) -> dict[str, object]:
 
     source = Database(url)
     out = home / "backup.zip"
+    out.unlink(missing_ok=True)
     started = time.monotonic()
     manifest, size = service.back_up_to(source, out)
     backup_seconds = time.monotonic() - started

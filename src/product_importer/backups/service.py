@@ -166,6 +166,8 @@ def back_up(settings: Settings, database: Database, trigger: str) -> store.Backu
 
 def back_up_to(database: Database, out: Path, trigger: str = "cli") -> tuple[Manifest, int]:
     """Write a backup to the file `out` (which must not exist yet): (manifest, size)."""
+    if out.exists():
+        raise BackupFailed(f"{out} exists already; a backup never overwrites a file.")
     partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
     handle = os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
     try:
