@@ -59,7 +59,7 @@ if __package__ in (None, ""):
 
 from bench.import_bench import PG_ADMIN, WORK, Server, fresh_postgres_database, prepared, psql
 from product_importer import migrate, sampledata, wiring
-from product_importer.catalog import custom_fields, field_types
+from product_importer.catalog import custom_fields, field_sql, field_types
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog.models import sku_key
 from product_importer.catalog.schemas import (
@@ -180,7 +180,8 @@ def backends_cpu_seconds(url: str) -> float:
 class ImportRun:
     label: str
     seconds: float
-    cpu_seconds: float
+    cpu_seconds: float  # the server's and, on PostgreSQL, its backends'
+    db_cpu_seconds: float  # the backends' part
     peak_rss_mb: float
     job: dict[str, Any]
     check: str
@@ -250,8 +251,7 @@ def import_once(dialect: str, label: str, file: Path, define: bool) -> ImportRun
             define_fields(url)
         with Server(env) as server:
             seconds, cpu, job = upload(server, token, file)
-            if pg_url:
-                cpu += backends_cpu_seconds(pg_url)
+            db_cpu = backends_cpu_seconds(pg_url) if pg_url else 0.0
             peak = server.peak_rss_mb()
         check = check_import(url, file, with_fields="columns" in label)
     finally:
@@ -260,7 +260,7 @@ def import_once(dialect: str, label: str, file: Path, define: bool) -> ImportRun
         shutil.rmtree(env["PRODUCT_IMPORTER_HOME"], ignore_errors=True)
     if job["rows_rejected"]:
         raise RuntimeError(f"{label}: {job['rows_rejected']} rows rejected")
-    return ImportRun(label, seconds, cpu, peak, job, check)
+    return ImportRun(label, seconds, cpu + db_cpu, db_cpu, peak, job, check)
 
 
 def bench_import(dialect: str, rows: int, runs: int) -> list[str]:
@@ -277,8 +277,8 @@ def bench_import(dialect: str, rows: int, runs: int) -> list[str]:
             run = import_once(dialect, label, file, define)
             results[label].append(run)
             print(
-                f"  [{dialect}] {label} (run {attempt + 1}): {run.seconds:.1f} s, server CPU "
-                f"{run.cpu_seconds:.1f} s, "
+                f"  [{dialect}] {label} (run {attempt + 1}): {run.seconds:.1f} s, CPU "
+                f"{run.cpu_seconds:.1f} s (database {run.db_cpu_seconds:.1f} s), "
                 f"peak {run.peak_rss_mb:.0f} MB; {run.check}",
                 flush=True,
             )
@@ -690,15 +690,17 @@ def bench_queries(database: Database, values: list[dict[str, Any]], repeats: int
         f"| baseline: bare `SELECT * FROM products ORDER BY id LIMIT 50` | {p95(bare_wall):.1f} "
         f"| {statistics.median(bare_wall):.1f} | {p95(bare_cpu):.1f} | {repeats} | | | |",
     ]
-    missed: list[Case] = []
+    missed: list[Case] = []  # by CPU time too: what contention alone does not explain
     for case in query_cases(values):
         timings, page = run_case(database, case, repeats)
         wall, cpu = p95(timings.wall), p95(timings.cpu)
         if wall <= case.target_ms:
             verdict = "ok"
+        elif cpu <= case.target_ms:
+            verdict = "**MISSES** (CPU within)"
         else:
             missed.append(case)
-            verdict = "**MISSES**" if cpu > case.target_ms else "**MISSES** (CPU within)"
+            verdict = "**MISSES**"
         total = f"{page.total:,}{' (est.)' if page.total_is_estimate else ''}"
         lines.append(
             f"| {case.label} | {wall:.1f} | {statistics.median(timings.wall):.1f} | {cpu:.1f} | "
@@ -708,7 +710,7 @@ def bench_queries(database: Database, values: list[dict[str, Any]], repeats: int
     lines.append(f"(load average {load_average()} at the end)")
     if missed:
         lines.append("")
-        lines.append(f"{len(missed)} missed; where their time goes:")
+        lines.append(f"{len(missed)} missed on CPU time too; where their time goes:")
         for case in missed:
             lines.extend(explain(database, tracer, case))
     return lines
@@ -735,8 +737,34 @@ def scratch_database(dialect: str) -> tuple[str, Callable[[], None]]:
     return url, drop
 
 
+def rebuild(url: str) -> float:
+    """Drop and build again every field's index, as `field_sql` spells them now."""
+    database = Database(url)
+    started = time.perf_counter()
+    try:
+        with database.session() as session:
+            dialect = database.dialect
+            for field in custom_fields.all_fields(session):
+                for statement in field_sql.drop_statements(dialect, field.id):
+                    session.execute(text(statement))
+                for statement in field_sql.index_statements(
+                    dialect, field.id, field.key, field.type
+                ):
+                    session.execute(text(statement))
+        with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE products" if dialect == "postgresql" else "ANALYZE"))
+    finally:
+        database.dispose()
+    return time.perf_counter() - started
+
+
 def run_queries(
-    dialect: str, rows: int, repeats: int, keep: bool = False, use: str | None = None
+    dialect: str,
+    rows: int,
+    repeats: int,
+    keep: bool = False,
+    use: str | None = None,
+    reindex: bool = False,
 ) -> list[str]:
     """Build the catalogue (or `use` one a --keep run left) and time the queries."""
     path = catalogue_file(rows)
@@ -763,6 +791,10 @@ def run_queries(
                 f"{ALL_FIELDS[slowest][0]} ({ALL_FIELDS[slowest][1]}) {created[slowest]:.1f} s"
             )
             print(f"  [{dialect}] {notes[0]}", flush=True)
+        if use and reindex:
+            notes.append(
+                f"field indexes rebuilt as field_sql builds them now in {rebuild(url):.0f} s"
+            )
         return [*notes, "", *bench_queries(database, values, repeats)]
     finally:
         database.dispose()
@@ -782,6 +814,9 @@ def main() -> None:
     parser.add_argument("--import-runs", type=int, default=1, help="runs per import case")
     parser.add_argument("--keep", action="store_true", help="keep the query catalogue")
     parser.add_argument("--use", metavar="URL", help="query a catalogue --keep left (one --only)")
+    parser.add_argument(
+        "--reindex", action="store_true", help="with --use: build its field indexes again"
+    )
     args = parser.parse_args()
     if args.use and not args.only:
         parser.error("--use needs --only")
@@ -801,7 +836,9 @@ def main() -> None:
                 "",
                 f"### {name}: queries",
                 "",
-                *run_queries(dialect, args.query_rows, args.repeats, args.keep, args.use),
+                *run_queries(
+                    dialect, args.query_rows, args.repeats, args.keep, args.use, args.reindex
+                ),
             ]
     print("\n".join(report))
 
