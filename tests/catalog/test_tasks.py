@@ -272,7 +272,7 @@ def test_the_sqlite_search_table_keeps_its_merge_setting_through_delete_all(
 ) -> None:
     if database.dialect != "sqlite":
         pytest.skip("an FTS5 setting")
-    from product_importer.catalog import repository
+    from product_importer.catalog import emptying
 
     def automerge() -> int:
         with database.session() as session:
@@ -282,6 +282,6 @@ def test_the_sqlite_search_table_keeps_its_merge_setting_through_delete_all(
     assert automerge() == 16  # migration 0011
     add_products(database, numbered(3, name="Gone soon"))
     with database.session() as session:
-        repository.sqlite_delete_all(session)
+        emptying.sqlite_delete_all(session)
     assert automerge() == 16
     assert found(database, q="gone") == []

@@ -12,7 +12,7 @@ import completes; an undo afterwards, from the `search_backlog` (`index_changed`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -25,7 +25,6 @@ from sqlalchemy import (
     case,
     cast,
     column,
-    delete,
     exists,
     func,
     inspect,
@@ -43,8 +42,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import UnaryExpression
 
-from product_importer.catalog import field_sql, field_types, search_index
-from product_importer.catalog.models import CustomField, Product, SearchBacklog, sku_key
+from product_importer.catalog import field_sql, field_types
+from product_importer.catalog.models import CustomField, Product, sku_key
 from product_importer.catalog.schemas import FieldFilter, FieldSort, ProductFilters, SortOrder
 from product_importer.db import compact_json, fold_text
 
@@ -552,70 +551,3 @@ def export_rows(
 
 
 # --- delete all ---------------------------------------------------------------------------
-
-
-def delete_first(session: Session, rows: int, record: Callable[[int], None] | None = None) -> int:
-    """Delete the `rows` lowest-id products, and their search rows; returns how many went.
-    `record(highest id)` runs first, to record what is about to go."""
-    ids = list(session.scalars(select(Product.id).order_by(Product.id).limit(rows)))
-    if not ids:
-        return 0
-    if record is not None:
-        record(ids[-1])
-    unindex = (
-        "DELETE FROM product_search WHERE rowid <= :high"
-        if session.get_bind().dialect.name == "sqlite"
-        else "DELETE FROM product_search WHERE product_id <= :high"
-    )
-    session.execute(text(unindex), {"high": ids[-1]})
-    first = select(Product.id).order_by(Product.id).limit(rows).scalar_subquery()
-    result = session.execute(
-        delete(Product).where(Product.id.in_(first)).execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def sqlite_delete_all(session: Session) -> int:
-    """Empty `products`, its search table and the search backlog in one transaction, in about
-    a second.
-
-    SQLite erases a whole table without visiting rows (`products` has no triggers); an FTS5
-    table would be emptied row by row, so it is dropped and recreated from its stored SQL.
-    Readers (WAL) keep seeing the old catalogue until the commit; nothing is half-done.
-    """
-    count = count_all(session)
-    search_sql = session.scalar(
-        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'product_search'")
-    )
-    connection = session.connection()
-    connection.exec_driver_sql("DELETE FROM products")
-    connection.exec_driver_sql("DROP TABLE product_search")
-    connection.exec_driver_sql(search_sql)
-    connection.exec_driver_sql(
-        search_index.SQLITE_SEARCH_AUTOMERGE
-    )  # kept in the table, so gone with it
-    connection.exec_driver_sql("DELETE FROM search_backlog")
-    return count
-
-
-def pg_truncate(
-    session: Session, lock_timeout_ms: int, record: Callable[[], None] | None = None
-) -> int:
-    """Count and truncate under an exclusive lock; raises OperationalError if the lock is not
-    granted within `lock_timeout_ms` (readers queue behind a waiting TRUNCATE, so keep it short).
-    """
-    session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-    if record is not None:
-        # Record under a lock that stops writers but not readers (the list stays readable while
-        # a million rows are copied); the exclusive lock is then taken only for the TRUNCATE,
-        # and no writer can have come in between, so the record is exactly what it removes.
-        session.execute(text("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE"))
-        record()
-    session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
-    count = count_all(session)
-    # A search table a rebuild replaced, not yet dropped, still references products.
-    for name in session.execute(text(search_index.LIST_RETIRED_SEARCH)).scalars().all():
-        session.execute(text(f'DROP TABLE "{name}"'))
-    session.execute(text("TRUNCATE products, product_search"))
-    session.execute(delete(SearchBacklog))
-    return count

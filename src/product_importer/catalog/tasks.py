@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import OperationalError
 
-from product_importer.catalog import repository, search_index
+from product_importer.catalog import emptying, repository, search_index
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import Database
@@ -82,7 +82,7 @@ def _truncate(context: TaskContext, job_id: int) -> bool:
     for _attempt in range(TRUNCATE_ATTEMPTS):
         try:
             with context.database.session() as session:
-                deleted = repository.pg_truncate(
+                deleted = emptying.pg_truncate(
                     session,
                     TRUNCATE_LOCK_TIMEOUT_MS,
                     lambda: catalog_service.record_delete_all(session, job_id),
@@ -107,7 +107,7 @@ def _sqlite_delete_all(database: Database, job_id: int) -> None:
         # another writer commits between a read and the first write.
         catalog_service.record_delete_progress(session, job_id, 0)
         catalog_service.record_delete_all(session, job_id)
-        deleted = repository.sqlite_delete_all(session)
+        deleted = emptying.sqlite_delete_all(session)
         catalog_service.set_delete_total(session, job_id, deleted)
         catalog_service.record_delete_progress(session, job_id, deleted)
         catalog_service.complete_delete_job(session, job_id)
@@ -120,7 +120,7 @@ def _delete_in_batches(context: TaskContext, job_id: int) -> None:
         catalog_service.set_delete_total(session, job_id, repository.count_all(session))
     while True:
         with database.session() as session:
-            deleted = repository.delete_first(
+            deleted = emptying.delete_first(
                 session,
                 batch,
                 lambda high: catalog_service.record_delete_all(session, job_id, high),
