@@ -704,6 +704,9 @@ def run_mode(mode: str, args: argparse.Namespace, file: Path) -> dict[str, Any]:
         report["window"] = latencies(recorder, ("list", "search"), result["start"], result["end"])
         report["window_list"] = latencies(recorder, ("list",), result["start"], result["end"])
         report["window_search"] = latencies(recorder, ("search",), result["start"], result["end"])
+        report["wins"] = sum(1 for edit in recorder.edits if edit.status == 200)
+        report["refused"] = sum(1 for edit in recorder.edits if edit.status == 412)
+        report["received"] = receiver.received
         report["lost"] = lost_updates(site, catalogue, recorder.edits)
         print(f"  lost updates: {len(report['lost'])}", flush=True)
         for problem in report["lost"][:10]:
@@ -713,7 +716,6 @@ def run_mode(mode: str, args: argparse.Namespace, file: Path) -> dict[str, Any]:
             report["steps"], report["breaking"] = breaking_point(site, catalogue, recorder, args)
             report["lost_after_steps"] = lost_updates(site, catalogue, recorder.edits)
         report["log_problems"] = site.log_problems()
-        report["received"] = receiver.received
     finally:
         site.close()
         receiver.close()
@@ -765,8 +767,6 @@ def breaking_point(
 def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
     recorder: Recorder = report["recorder"]
     result = report["import"]
-    wins = sum(1 for edit in recorder.edits if edit.status == 200)
-    refused = sum(1 for edit in recorder.edits if edit.status == 412)
     print(f"\n### {report['mode']}: {args.clients} clients, {report['wall']:.0f} s\n")
     print("\n".join(kind_table(recorder, report["wall"])))
     window = report["window"]
@@ -781,7 +781,8 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"search {ms(percentile(report['window_search'], 0.95))})"
     )
     print(
-        f"errors: {sum(recorder.errors.values())}; edits: {wins} wins, {refused} refused (412); "
+        f"errors: {sum(recorder.errors.values())}; edits: {report['wins']} wins, "
+        f"{report['refused']} refused (412); "
         f"lost updates: {len(report['lost'])}; webhook requests received: {report['received']}"
     )
     for detail in recorder.details:
