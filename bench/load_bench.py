@@ -536,10 +536,22 @@ def run_import(site: Site, base: str, file: Path) -> dict[str, Any]:
 
 
 class WaitSampler:
-    """PostgreSQL wait events of the catalogue's active sessions, sampled once a second."""
+    """PostgreSQL wait events of the catalogue's active sessions, sampled twice a second; for
+    a session waiting on a lock, its statement and the statement of the session blocking it."""
+
+    SQL = (
+        "SELECT coalesce(a.wait_event_type, 'CPU'), coalesce(a.wait_event, 'running'),"
+        " CASE WHEN a.wait_event_type = 'Lock' THEN left(regexp_replace(a.query, '\\s+', ' ',"
+        " 'g'), 90) END, CASE WHEN a.wait_event_type = 'Lock' THEN (SELECT"
+        " left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90) FROM pg_stat_activity b"
+        " WHERE b.pid = (pg_blocking_pids(a.pid))[1]) END"
+        " FROM pg_stat_activity a WHERE a.datname = %s AND a.state = 'active'"
+        " AND a.pid <> pg_backend_pid()"
+    )
 
     def __init__(self, site: Site) -> None:
         self.counts: Counter[str] = Counter()
+        self.locks: Counter[tuple[str, str]] = Counter()
         self.samples = 0
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -551,27 +563,27 @@ class WaitSampler:
         import psycopg
 
         with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-            while not self.stop.wait(1):
-                rows = connection.execute(
-                    "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, 'running')"
-                    " FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
-                    " AND pid <> pg_backend_pid()",
-                    (database,),
-                ).fetchall()
+            while not self.stop.wait(0.5):
+                rows = connection.execute(self.SQL, (database,)).fetchall()
                 self.samples += 1
-                for event_type, event in rows:
+                for event_type, event, waiting, blocker in rows:
                     self.counts[f"{event_type}:{event}"] += 1
+                    if waiting:
+                        self.locks[(waiting, blocker or "?")] += 1
 
-    def close(self) -> str:
+    def close(self) -> list[str]:
         self.stop.set()
         if self.thread is None:
-            return ""
+            return []
         self.thread.join(timeout=10)
         top = ", ".join(
-            f"{name} {count / max(self.samples, 1):.1f}"
+            f"{name} {count / max(self.samples, 1):.2f}"
             for name, count in self.counts.most_common(6)
         )
-        return f"active sessions by wait event (mean per sample): {top or 'none'}"
+        lines = [f"PostgreSQL active sessions by wait event (mean per sample): {top or 'none'}"]
+        for (waiting, blocker), count in self.locks.most_common(3):
+            lines.append(f"  lock wait x{count}: {waiting!r} blocked by {blocker!r}")
+        return lines
 
 
 # ---------------------------------------------------------------- checks and figures
@@ -796,8 +808,8 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
         + ", ".join(f"{name} {value:.0f}" for name, value in report["cpu"].items())
         + f", bench client {report['client_cpu']:.0f}"
     )
-    if report["wait_events"]:
-        print(report["wait_events"])
+    for line in report["wait_events"]:
+        print(line)
     for line in report["log_problems"]:
         print(f"log: {line}")
     if "steps" in report:
