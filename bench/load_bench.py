@@ -165,9 +165,10 @@ class Site:
     def start(self) -> None:
         for worker in self.workers:
             worker.start(ready=" ready.")
-        for web in self.webs:
-            web.start()
+        # One after the other: two `serve` starting together on a fresh database both try to
+        # create the first admin, and the second exits with NameTaken.
         for web, base in zip(self.webs, self.bases, strict=True):
+            web.start()
             deadline = time.monotonic() + 90
             while True:
                 try:
