@@ -90,6 +90,7 @@ from product_importer import sampledata
 
 MODES = ("sqlite", "postgresql", "distributed")
 KINDS = ("list", "search", "read", "edit", "export", "webhook")
+PROBES = ("loop", "healthz")
 LOAD_PRODUCTS = 200
 HOT_PRODUCTS = 20
 TIMEOUT = 30.0
@@ -328,11 +329,13 @@ class Edit:
 class Recorder:
     samples: list[tuple[str, float, float]] = field(default_factory=list)  # kind, start, ms
     errors: Counter[str] = field(default_factory=Counter)
+    error_times: list[tuple[str, float]] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     edits: list[Edit] = field(default_factory=list)
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
+        self.error_times.append((kind, time.monotonic()))
         if len(self.details) < ERRORS_SHOWN:
             self.details.append(f"{kind}: {detail}")
             print(f"  ! error {kind}: {detail}", flush=True)
@@ -472,14 +475,24 @@ class Load:
                 await asyncio.sleep(rng.uniform(0, 2 * self.think))
 
     async def probe(self, http: httpx.AsyncClient) -> None:
-        """A trivial request once a second: its latency is the server's queueing."""
+        """Two trivial requests once a second. `loop`: an unknown path, answered 404 by the
+        event loop alone (slow: the loop is blocked, or starved of the GIL). `healthz`: a
+        database ping in the thread pool (slow while `loop` is fast: requests queue for a
+        thread or a pooled connection)."""
         while not self.stop.is_set():
-            start = time.monotonic()
-            try:
-                await asyncio.wait_for(http.get("/healthz"), TIMEOUT)
-                self.recorder.samples.append(("healthz", start, (time.monotonic() - start) * 1000))
-            except (TimeoutError, httpx.HTTPError) as exc:
-                self.recorder.error("healthz", f"{type(exc).__name__} {exc}")
+            for kind, path, expected in (
+                ("loop", "/api/bench-loop-probe", 404),
+                ("healthz", "/healthz", 200),
+            ):
+                start = time.monotonic()
+                try:
+                    response = await asyncio.wait_for(http.get(path), TIMEOUT)
+                except (TimeoutError, httpx.HTTPError) as exc:
+                    self.recorder.error(kind, f"{type(exc).__name__} {exc}")
+                    continue
+                self.recorder.samples.append((kind, start, (time.monotonic() - start) * 1000))
+                if response.status_code != expected:
+                    self.recorder.error(kind, f"{response.status_code} GET {path}")
             await asyncio.sleep(1)
 
     async def run(self, seconds: float, file: Path | None) -> dict[str, Any] | None:
@@ -647,18 +660,21 @@ def ms(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:,.0f}"
 
 
-def kind_table(recorder: Recorder, seconds: float) -> list[str]:
+def kind_table(recorder: Recorder, start: float = 0.0, end: float = math.inf) -> list[str]:
     lines = [
         "| kind | count | per s | p50 ms | p95 ms | p99 ms | max ms | errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for kind in (*KINDS, "healthz"):
-        values = latencies(recorder, (kind,))
+    within = [at for _, at, _ in recorder.samples if start <= at < end]
+    seconds = max(within, default=0.0) - min(within, default=0.0) or math.nan
+    for kind in (*KINDS, *PROBES):
+        values = latencies(recorder, (kind,), start, end)
+        errors = sum(1 for name, at in recorder.error_times if name == kind and start <= at < end)
         lines.append(
             f"| {kind} | {len(values):,} | {len(values) / seconds:,.1f} | "
             f"{ms(percentile(values, 0.5))} | {ms(percentile(values, 0.95))} | "
             f"{ms(percentile(values, 0.99))} | {ms(max(values, default=math.nan))} | "
-            f"{recorder.errors[kind]} |"
+            f"{errors} |"
         )
     return lines
 
@@ -712,6 +728,7 @@ def run_mode(mode: str, args: argparse.Namespace, file: Path) -> dict[str, Any]:
         }
         report["client_cpu"] = (client_after - client_before) / wall * 100
         report["wall"] = wall
+        report["load_after_run"] = os.getloadavg()[0]
         report["recorder"] = recorder
         report["import"] = result
         report["window"] = latencies(recorder, ("list", "search"), result["start"], result["end"])
@@ -754,8 +771,8 @@ def breaking_point(
         wall = time.monotonic() - start
         main.edits.extend(recorder.edits)
         p95 = {kind: percentile(latencies(recorder, (kind,)), 0.95) for kind in KINDS}
-        errors = sum(count for kind, count in recorder.errors.items() if kind != "healthz")
-        requests = sum(1 for kind, _, _ in recorder.samples if kind != "healthz")
+        errors = sum(recorder.errors.values())
+        requests = sum(1 for kind, _, _ in recorder.samples if kind not in PROBES)
         steps.append(
             {
                 "clients": clients,
@@ -781,7 +798,9 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
     recorder: Recorder = report["recorder"]
     result = report["import"]
     print(f"\n### {report['mode']}: {args.clients} clients, {report['wall']:.0f} s\n")
-    print("\n".join(kind_table(recorder, report["wall"])))
+    print("\n".join(kind_table(recorder)))
+    print(f"\nduring the import ({result['seconds']:.0f} s):\n")
+    print("\n".join(kind_table(recorder, result["start"], result["end"])))
     window = report["window"]
     print(
         f"\nimport: alone {report['alone']:.1f} s, under load {result['seconds']:.1f} s "
@@ -813,6 +832,8 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
         print(line)
     for line in report["log_problems"]:
         print(f"log: {line}")
+    for line in diagnose(report):
+        print(f"diagnosis: {line}")
     if "steps" in report:
         print(f"\nbreaking point ({args.step_seconds} s a step, no import):\n")
         print(
@@ -832,6 +853,48 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
         for problem in report["lost_after_steps"][:10]:
             print(f"  {problem}")
     print(f"load average at start: {report['load_start']}, at end: {report['load_end']}")
+
+
+def diagnose(report: dict[str, Any]) -> list[str]:
+    """Where the time went, from the probes, the CPU figures and the import window."""
+    recorder: Recorder = report["recorder"]
+    result = report["import"]
+    found = []
+    loop = percentile(latencies(recorder, ("loop",)), 0.95)
+    health = percentile(latencies(recorder, ("healthz",)), 0.95)
+    if loop > 50:
+        found.append(
+            f"event loop slow: an answer from the loop alone has p95 {ms(loop)} ms (blocked "
+            "by sync work, or starved of the GIL by the process's threads)"
+        )
+    if health > 100 and health > 3 * loop:
+        found.append(
+            f"requests queue for a worker thread or a pooled connection: /healthz p95 "
+            f"{ms(health)} ms while the loop answers in {ms(loop)} ms"
+        )
+    for name, percent in report["cpu"].items():
+        if percent >= 85:
+            found.append(f"{name} used {percent:.0f} % of one core: CPU-bound (one GIL)")
+    cores = os.cpu_count() or 1
+    if report["load_after_run"] > cores:
+        found.append(
+            f"machine saturated: load average {report['load_after_run']:.1f} on {cores} cores"
+        )
+    for kind in ("list", "search", "read", "edit"):
+        during = percentile(latencies(recorder, (kind,), result["start"], result["end"]), 0.95)
+        outside = percentile(
+            [
+                ms_
+                for name, at, ms_ in recorder.samples
+                if name == kind and not result["start"] <= at < result["end"]
+            ],
+            0.95,
+        )
+        if during > 2 * outside and during > 100:
+            found.append(
+                f"{kind} p95 {ms(during)} ms during the import against {ms(outside)} ms outside"
+            )
+    return found
 
 
 def print_summary(reports: list[dict[str, Any]], args: argparse.Namespace) -> None:
