@@ -37,9 +37,13 @@ Per mode:
                 Reported: count, p50, p95, p99, max per kind, over the whole run and for list
                 and search during the import window; errors; edit wins and 412s; the import's
                 time and its ratio to alone; peak RSS (VmHWM, reset after start-up) and CPU of
-                each server process (and the worker); the p95 of /healthz (a trivial request:
-                slow when requests queue in the server, not in a query); on PostgreSQL the
-                wait events sampled once a second in pg_stat_activity (locks show here).
+                each server process (and the worker); two probes once a second per web
+                process: `loop` (an unknown path, answered 404 by the event loop alone: slow
+                when the loop is blocked or starved of the GIL) and `healthz` (a database ping
+                in the thread pool: slow while `loop` is fast when requests queue for a thread
+                or a pooled connection); on PostgreSQL the wait events sampled twice a second
+                in pg_stat_activity, with the statements waiting on a lock and their blockers;
+                error lines in the process logs; and `diagnosis:` lines drawn from these.
   lost updates  after the clients stop: per load product, no two wins from the same version
                 (before-ETag), the wins form one chain (each win's before-ETag is the previous
                 win's after-ETag, from the ETag the product was created with), and the final
