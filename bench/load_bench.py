@@ -18,7 +18,8 @@ Modes:
 
 Clients: one asyncio task each (httpx.AsyncClient), in a closed loop (no pause unless
 --think-ms), picking by weight: list and search pages 70 % (plain page 1, deep pages, sort
-orders, `q=` words of the sample data, `name=`/`description=` contains, `sku=` exact or prefix),
+orders, `q=` words of the sample data, `name=`/`description=` contains, `sku=` exact or prefix;
+deep pages, drawn log-uniformly up to the last page, are reported as `deep` and judged as list),
 single-product reads 15 % (a random id seen in a list), edits 10 % (GET one of 200 reserved
 `LOAD-` products, half of the time one of the first 20 so that edits race, then PATCH a unique
 description with `If-Match`; 200 is a win, 412 the expected refusal), exports and webhook test
@@ -68,6 +69,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,7 +95,16 @@ from bench.import_bench import (
 from product_importer import sampledata
 
 MODES = ("sqlite", "postgresql", "distributed")
-KINDS = ("list", "search", "read", "edit", "export", "webhook")
+KINDS = ("list", "deep", "search", "read", "edit", "export", "webhook")
+# What the targets and the breaking point judge: deep pages are list pages.
+GROUPS = {
+    "list": ("list", "deep"),
+    "search": ("search",),
+    "read": ("read",),
+    "edit": ("edit",),
+    "export": ("export",),
+    "webhook": ("webhook",),
+}
 PROBES = ("loop", "healthz")
 LOAD_PRODUCTS = 200
 HOT_PRODUCTS = 20
@@ -393,6 +404,7 @@ class Load:
             if choice < 0.4:
                 params = {}
             elif choice < 0.7:  # deep: most near the front, some far in
+                kind = "deep"
                 params = {"page": int(math.exp(rng.uniform(0, math.log(last_page))))}
             elif choice < 0.9:
                 params = {"sort": rng.choice(SORTS), "page": rng.randint(1, 5)}
@@ -735,8 +747,10 @@ def run_mode(mode: str, args: argparse.Namespace, file: Path) -> dict[str, Any]:
         report["load_after_run"] = os.getloadavg()[0]
         report["recorder"] = recorder
         report["import"] = result
-        report["window"] = latencies(recorder, ("list", "search"), result["start"], result["end"])
-        report["window_list"] = latencies(recorder, ("list",), result["start"], result["end"])
+        report["window"] = latencies(
+            recorder, (*GROUPS["list"], "search"), result["start"], result["end"]
+        )
+        report["window_list"] = latencies(recorder, GROUPS["list"], result["start"], result["end"])
         report["window_search"] = latencies(recorder, ("search",), result["start"], result["end"])
         report["wins"] = sum(1 for edit in recorder.edits if edit.status == 200)
         report["refused"] = sum(1 for edit in recorder.edits if edit.status == 412)
@@ -786,7 +800,9 @@ def breaking_point(
                 "client_cpu": (time.process_time() - client_before) / wall * 100,
             }
         )
-        broken = errors > 0 or any(value > BREAKING_MS for value in p95.values())
+        broken = errors > 0 or any(
+            percentile(latencies(recorder, kinds), 0.95) > BREAKING_MS for kinds in GROUPS.values()
+        )
         if broken:
             verdict = (
                 f"between {previous} and {clients} clients"
@@ -884,7 +900,14 @@ def diagnose(report: dict[str, Any]) -> list[str]:
         found.append(
             f"machine saturated: load average {report['load_after_run']:.1f} on {cores} cores"
         )
-    for kind in ("list", "search", "read", "edit"):
+    shallow = percentile(latencies(recorder, ("list",)), 0.95)
+    deep = percentile(latencies(recorder, ("deep",)), 0.95)
+    if deep > TARGET_LIST_MS and deep > 2 * shallow:
+        found.append(
+            f"deep list pages (OFFSET) are the slow list pages: p95 {ms(deep)} ms against "
+            f"{ms(shallow)} ms for the others"
+        )
+    for kind in ("list", "deep", "search", "read", "edit"):
         during = percentile(latencies(recorder, (kind,), result["start"], result["end"]), 0.95)
         outside = percentile(
             [
@@ -912,9 +935,13 @@ def print_summary(reports: list[dict[str, Any]], args: argparse.Namespace) -> No
         lost = max(len(report["lost"]), len(report.get("lost_after_steps", [])))
         rows["errors: 0"].append(mark(errors == 0, str(errors)))
         rows["lost updates: 0"].append(mark(lost == 0, str(lost)))
-        for kind, target in (("list", TARGET_LIST_MS), ("search", TARGET_LIST_MS)):
-            p95 = percentile(latencies(recorder, (kind,)), 0.95)
-            rows[f"{kind} p95 <= {target:.0f} ms"].append(mark(p95 <= target, ms(p95)))
+        for kind in ("list", "search"):
+            p95 = percentile(latencies(recorder, GROUPS[kind]), 0.95)
+            rows[f"{kind} p95 <= {TARGET_LIST_MS:.0f} ms"].append(
+                mark(p95 <= TARGET_LIST_MS, ms(p95))
+            )
+        deep = percentile(latencies(recorder, ("deep",)), 0.95)
+        rows["(deep list pages alone, p95)"].append(ms(deep))
         during = percentile(report["window"], 0.95)
         rows["list+search p95 during import"].append(mark(during <= TARGET_LIST_MS, ms(during)))
         read = percentile(latencies(recorder, ("read",)), 0.95)
@@ -970,8 +997,14 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores; load average {loadavg()}"
     )
     print(f"PostgreSQL {PG_ADMIN.rsplit('/', 1)[0]}, Redis {REDIS}; logs in {WORK / 'logs'}")
-    reports = [run_mode(mode, args, file) for mode in dict.fromkeys(modes)]
-    print_summary(reports, args)
+    reports = []
+    for mode in dict.fromkeys(modes):
+        try:
+            reports.append(run_mode(mode, args, file))
+        except Exception:  # report it, and carry on with the other modes
+            print(f"\n{mode} failed:\n{traceback.format_exc()}", flush=True)
+    if reports:
+        print_summary(reports, args)
     print(f"\nload average at the end: {loadavg()}")
 
 
