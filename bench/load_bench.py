@@ -228,20 +228,13 @@ class Site:
             bad = [
                 line
                 for line in lines
-                if any(
-                    mark in line
-                    for mark in (
-                        "Traceback",
-                        " ERROR ",
-                        "ERROR:",
-                        "QueuePool",
-                        "database is locked",
-                        "Exception",
-                    )
-                )
+                if line.startswith(("ERROR", "CRITICAL", "WARNING"))
+                or any(mark in line for mark in ("Traceback", "QueuePool", "database is locked"))
             ]
+            bad = [line for line in bad if "SecurityWarning" not in line]  # root in a container
             if bad:
-                found.append(f"{process.name}: {len(bad)} error lines, first: {bad[0][:300]}")
+                found.append(f"{process.name}: {len(bad)} error lines in {process.log}; first:")
+                found += [f"  {line[:300]}" for line in dict.fromkeys(bad) if line][:3]
         return found
 
 
@@ -798,6 +791,7 @@ def breaking_point(
                 "errors": errors,
                 "per_s": requests / wall,
                 "client_cpu": (time.process_time() - client_before) / wall * 100,
+                "details": recorder.details,
             }
         )
         broken = errors > 0 or any(
@@ -868,6 +862,9 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
                 + " | ".join(ms(step["p95"][kind]) for kind in KINDS)
                 + f" | {step['errors']} | {step['client_cpu']:.0f} |"
             )
+        for step in report["steps"]:
+            for detail in step["details"]:
+                print(f"  {step['clients']} clients: {detail}")
         print(f"\nbreaking point: {report['breaking']}")
         print(f"lost updates after the steps: {len(report['lost_after_steps'])}")
         for problem in report["lost_after_steps"][:10]:
