@@ -575,6 +575,7 @@ class WaitSampler:
     def __init__(self, site: Site) -> None:
         self.counts: Counter[str] = Counter()
         self.locks: Counter[tuple[str, str]] = Counter()
+        self.most_connections = 0
         self.samples = 0
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -588,6 +589,10 @@ class WaitSampler:
         with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
             while not self.stop.wait(0.5):
                 rows = connection.execute(self.SQL, (database,)).fetchall()
+                connected = connection.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+                ).fetchone()
+                self.most_connections = max(self.most_connections, connected[0] if connected else 0)
                 self.samples += 1
                 for event_type, event, waiting, blocker in rows:
                     self.counts[f"{event_type}:{event}"] += 1
@@ -603,7 +608,11 @@ class WaitSampler:
             f"{name} {count / max(self.samples, 1):.2f}"
             for name, count in self.counts.most_common(6)
         )
-        lines = [f"PostgreSQL active sessions by wait event (mean per sample): {top or 'none'}"]
+        lines = [
+            f"PostgreSQL active sessions by wait event (mean per sample): {top or 'none'}",
+            f"most connections to the database at once: {self.most_connections} (each process's"
+            " pool: 10 + 20 overflow)",
+        ]
         for (waiting, blocker), count in self.locks.most_common(3):
             lines.append(f"  lock wait x{count}: {waiting!r} blocked by {blocker!r}")
         return lines
