@@ -452,7 +452,7 @@ class Load:
             sku = (
                 f"LOAD-{rng.randint(1, LOAD_PRODUCTS):04d}"
                 if rng.random() < 0.5
-                else f"LOAD-{rng.randint(0, 1)}*"
+                else f"LOAD-0{rng.randint(0, 1)}*"  # 99 or 100 rows
             )
             response = await self.call(
                 http, "export", "GET", "/api/products/export", params={"sku": sku}
