@@ -110,14 +110,18 @@ def clear_tables(database: Database) -> None:
     with database.engine.begin() as connection:
         # Each custom field has an index of its own on products (catalog.field_sql), outside
         # the metadata: the next test's fields get the same ids again.
+        # On SQLite a list field also has triggers that keep its elements' table.
         listing = (
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'products'"
+            "SELECT 'index', indexname FROM pg_indexes WHERE tablename = 'products'"
             if database.dialect == "postgresql"
-            else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'products'"
+            else "SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger') "
+            "AND tbl_name = 'products'"
         )
-        for name in connection.execute(text(listing)).scalars().all():
+        for kind, name in connection.execute(text(listing)).all():
             if name.startswith("ix_products_field_"):
-                connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+                connection.execute(text(f'DROP {kind.upper()} IF EXISTS "{name}"'))
+        if database.dialect == "sqlite":
+            connection.execute(text("DELETE FROM product_list_items"))
         # Large changes keep their records in tables of their own, outside the metadata.
         if database.dialect == "postgresql":
             listed = connection.execute(text(record_tables.LIST_STATEMENT))

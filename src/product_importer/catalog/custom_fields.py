@@ -243,11 +243,11 @@ def remove(session: Session, field_id: int, actor: str) -> tuple[ChangeSet, int]
         )
     )
     history_repository.close_records(session, target)
+    _drop_index(session, field)  # first: no index (or list trigger) to keep up in the update
     session.execute(
         text(f"UPDATE products SET fields = {without}, updated_at = :now WHERE {has_key}"),
         {"now": utcnow()},
     )
-    _drop_index(session, field)
     session.delete(field)
     session.flush()
     return change, count

@@ -39,7 +39,7 @@ def sqlite_delete_all(session: Session) -> int:
     """Empty `products`, its search table and the search backlog in one transaction, in about
     a second.
 
-    SQLite erases a whole table without visiting rows (`products` has no triggers); an FTS5
+    SQLite erases a whole table without visiting rows (when it has no triggers); an FTS5
     table would be emptied row by row, so it is dropped and recreated from its stored SQL.
     Readers (WAL) keep seeing the old catalogue until the commit; nothing is half-done.
     """
@@ -47,8 +47,19 @@ def sqlite_delete_all(session: Session) -> int:
     search_sql = session.scalar(
         text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'product_search'")
     )
+    # A trigger on a table (list fields keep their elements by triggers) turns SQLite's erase
+    # into a row-by-row delete: they are set aside for it, and their table emptied with it.
+    triggers = session.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'products'")
+    ).all()
     connection = session.connection()
+    for name, _ in triggers:
+        connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
     connection.exec_driver_sql("DELETE FROM products")
+    for _, sql in triggers:
+        connection.exec_driver_sql(sql)
+    if triggers:
+        connection.exec_driver_sql("DELETE FROM product_list_items")
     connection.exec_driver_sql("DROP TABLE product_search")
     connection.exec_driver_sql(search_sql)
     connection.exec_driver_sql(

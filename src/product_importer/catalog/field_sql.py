@@ -72,12 +72,71 @@ def index_statements(dialect: str, field_id: int, key: str, kind: str) -> list[s
             f"CREATE INDEX {name}_items ON products USING gin "
             f"((fields -> '{_checked(key)}') jsonb_path_ops)"
         )
+    if kind == "list" and dialect == "sqlite":
+        statements.extend(_sqlite_list_items(field_id, key))
     return statements
+
+
+# SQLite has no index of JSON array elements: a list field's elements are kept in a table of
+# their own, one row per (field, element, product), by triggers on products, so that "has this
+# tag" reads a few index pages instead of every product's JSON. Triggers keep it right whatever
+# writes products (an import's merge, an edit, a bulk action, an undo).
+LIST_ITEMS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS product_list_items (field_id INTEGER NOT NULL, "
+    "item TEXT NOT NULL, product_id INTEGER NOT NULL, "
+    "PRIMARY KEY (field_id, item, product_id)) WITHOUT ROWID"
+)
+LIST_TRIGGER_PREFIX = "ix_products_field_"  # the triggers are named like the field's index
+
+
+def _sqlite_list_items(field_id: int, key: str) -> list[str]:
+    fid, name = int(field_id), index_name(field_id)
+    path = f"'$.{_checked(key)}'"
+
+    def add(row: str) -> str:
+        return (
+            f"INSERT OR IGNORE INTO product_list_items (field_id, item, product_id) "
+            f"SELECT {fid}, value, {row}.id FROM json_each({row}.fields, {path}) "
+            f"WHERE type = 'text'"
+        )
+
+    # The old row's elements are exactly what the table holds for it, so they are removed by
+    # primary key rather than by searching the table for the product.
+    remove = (
+        f"DELETE FROM product_list_items WHERE field_id = {fid} AND product_id = OLD.id "
+        f"AND item IN (SELECT value FROM json_each(OLD.fields, {path}))"
+    )
+    value = f"json_extract({{row}}.fields, {path})"
+    return [
+        LIST_ITEMS_TABLE,
+        f"CREATE TRIGGER {name}_items_insert AFTER INSERT ON products "
+        f"WHEN {value.format(row='NEW')} IS NOT NULL BEGIN {add('NEW')}; END",
+        f"CREATE TRIGGER {name}_items_update AFTER UPDATE OF fields ON products "
+        f"WHEN {value.format(row='OLD')} IS NOT {value.format(row='NEW')} "
+        f"BEGIN {remove}; {add('NEW')}; END",
+        f"CREATE TRIGGER {name}_items_delete AFTER DELETE ON products "
+        f"WHEN {value.format(row='OLD')} IS NOT NULL BEGIN {remove}; END",
+        # The elements of the values products hold already (a new field has none; a field
+        # changed to a list type has them all).
+        f"INSERT OR IGNORE INTO product_list_items (field_id, item, product_id) "
+        f"SELECT {fid}, j.value, p.id FROM products AS p, json_each(p.fields, {path}) AS j "
+        f"WHERE {value.format(row='p')} IS NOT NULL AND j.type = 'text'",
+    ]
 
 
 def drop_statements(dialect: str, field_id: int) -> list[str]:
     name = index_name(field_id)
-    return [f"DROP INDEX IF EXISTS {name}", f"DROP INDEX IF EXISTS {name}_items"]
+    statements = [f"DROP INDEX IF EXISTS {name}", f"DROP INDEX IF EXISTS {name}_items"]
+    if dialect == "sqlite":
+        statements += [
+            f"DROP TRIGGER IF EXISTS {name}_items_{event}"
+            for event in ("insert", "update", "delete")
+        ]
+        statements += [
+            LIST_ITEMS_TABLE,
+            f"DELETE FROM product_list_items WHERE field_id = {int(field_id)}",
+        ]
+    return statements
 
 
 def remove_key_sql(dialect: str, key: str) -> str:

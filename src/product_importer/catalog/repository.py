@@ -25,7 +25,6 @@ from sqlalchemy import (
     case,
     cast,
     column,
-    exists,
     func,
     inspect,
     literal,
@@ -49,6 +48,7 @@ from product_importer.db import compact_json, fold_text
 
 _fts = table("product_search", column("rowid"), column("product_search"))
 _pg_search_table = table("product_search", column("product_id"), column("document"))
+_list_items = table("product_list_items", column("field_id"), column("item"), column("product_id"))
 _MIN_TRIGRAM = 3
 # Sorting past every real code point: the upper bound of a prefix range.
 _MAX_CHAR = "\U0010ffff"
@@ -167,8 +167,12 @@ def _has_item(dialect: str, key: str, item: str) -> ColumnElement[bool]:
         items = literal_column(f"(products.fields -> '{key}')", JSONB)
         wanted = cast(literal(compact_json([item])), JSONB)
         return items.op("@>", is_comparison=True, return_type=Boolean)(wanted)
-    elements = func.json_each(Product.fields, literal_column(f"'$.{key}'")).table_valued("value")
-    return exists(select(literal(1)).select_from(elements).where(elements.c.value == item))
+    # SQLite: the list's elements table (`field_sql.LIST_ITEMS_TABLE`), by its primary key.
+    field_id = select(CustomField.id).where(CustomField.key == key).scalar_subquery()
+    having = select(_list_items.c.product_id).where(
+        _list_items.c.field_id == field_id, _list_items.c.item == item
+    )
+    return Product.id.in_(having)
 
 
 def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> ColumnElement[bool]:
