@@ -95,7 +95,7 @@ def test_every_write_keeps_the_elements_table_in_step(
     in_step(database)
 
     # An import that creates, changes and leaves products, then its undo.
-    csv = "sku,name,tags,labels\nA,A,\"sale, new\",x\nD,D,winter,\nB,B,winter,y\n"
+    csv = 'sku,name,tags,labels\nA,A,"sale, new",x\nD,D,winter,\nB,B,winter,y\n'
     upload = client.post("/api/imports", files={"file": ("t.csv", io.BytesIO(csv.encode()))})
     assert upload.status_code == 202, upload.text
     job = wait_for(client, upload.json()["id"])
