@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     cast,
     column,
+    exists,
     func,
     inspect,
     literal,
@@ -160,19 +161,43 @@ def _parameter(dialect: str, kind: str, value: Any) -> Any:
 
 
 def _has_item(dialect: str, key: str, item: str) -> ColumnElement[bool]:
-    """The list field `key` contains `item` (served by its GIN index on PostgreSQL)."""
+    """The list field `key` contains `item`, tested row by row: PostgreSQL's GIN index serves
+    the test; on SQLite each row is looked up in the list's elements table
+    (`field_sql.LIST_ITEMS_TABLE`) by its primary key."""
     if not field_types.KEY_PATTERN.match(key):
         raise ValueError(f"not a field key: {key!r}")
     if dialect == "postgresql":
         items = literal_column(f"(products.fields -> '{key}')", JSONB)
         wanted = cast(literal(compact_json([item])), JSONB)
         return items.op("@>", is_comparison=True, return_type=Boolean)(wanted)
-    # SQLite: the list's elements table (`field_sql.LIST_ITEMS_TABLE`), by its primary key.
     field_id = select(CustomField.id).where(CustomField.key == key).scalar_subquery()
-    having = select(_list_items.c.product_id).where(
-        _list_items.c.field_id == field_id, _list_items.c.item == item
+    return exists(
+        select(literal(1)).where(
+            _list_items.c.field_id == field_id,
+            _list_items.c.item == item,
+            _list_items.c.product_id == Product.id,
+        )
     )
-    return Product.id.in_(having)
+
+
+def _sqlite_has_items(key: str, items: list[str]) -> ColumnElement[bool]:
+    """SQLite, gathering the matches: the products of the first element, each looked up under
+    the others by primary key (at a million products, two tags of 51,000 products each: 22 ms,
+    against 87 ms reading both as sets and 1 s reading every product's JSON)."""
+    field_id = select(CustomField.id).where(CustomField.key == key).scalar_subquery()
+    first = aliased(_list_items)
+    query = select(first.c.product_id).where(first.c.field_id == field_id, first.c.item == items[0])
+    for element in items[1:]:
+        other = aliased(_list_items)
+        query = query.join(
+            other,
+            and_(
+                other.c.field_id == first.c.field_id,
+                other.c.item == element,
+                other.c.product_id == first.c.product_id,
+            ),
+        )
+    return Product.id.in_(query)
 
 
 def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> ColumnElement[bool]:
@@ -186,6 +211,8 @@ def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> 
     if item.op == "set":
         return value.is_not(None) if item.value else value.is_(None)
     if item.kind == "list":
+        if dialect == "sqlite" and not scan:
+            return _sqlite_has_items(item.key, list(item.value))
         return and_(*(_has_item(dialect, item.key, element) for element in item.value))
     raw: ColumnElement[str] = literal_column(field_sql.raw_sql(dialect, item.key))
     if item.op == "contains":
