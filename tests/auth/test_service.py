@@ -69,3 +69,42 @@ def test_bootstrap_creates_admin_only_on_an_empty_installation(database: Databas
     with database.session() as session:
         assert auth_service.authenticate(session, "admin", password) is not None
         assert auth_service.bootstrap_admin(session) is None
+
+
+def test_two_processes_starting_at_once_make_one_admin_and_neither_fails(
+    database: Database,
+) -> None:
+    """A fleet's web processes start together on a new database: both find no user; the one
+    that writes second gets no password (the first prints it) instead of dying."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's single writer: the second start waits for the first's commit")
+    import threading
+
+    first_made = threading.Event()
+    release = threading.Event()
+    passwords: dict[str, str | None] = {}
+
+    def first() -> None:
+        with database.session() as session:
+            passwords["first"] = auth_service.bootstrap_admin(session)
+            first_made.set()
+            release.wait(10)  # commits only after the second has looked
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_made.wait(10)
+    with database.session() as session:
+        assert not auth_service.has_users(session)  # the first has not committed yet
+    second = threading.Thread(target=lambda: passwords.__setitem__("second", _bootstrap(database)))
+    second.start()
+    threading.Timer(0.5, release.set).start()  # the second now waits on the unique key
+    thread.join(15)
+    second.join(15)
+    assert passwords["first"] is not None and passwords["second"] is None
+    with database.session() as session:
+        assert session.scalars(select(User)).all()[0].username == "admin"
+
+
+def _bootstrap(database: Database) -> str | None:
+    with database.session() as session:
+        return auth_service.bootstrap_admin(session)

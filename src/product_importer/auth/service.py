@@ -82,9 +82,11 @@ def create_user(session: Session, username: str, password: str, role: Role = Rol
         password_hash=hash_password(password),
         role=role.value,
     )
-    session.add(user)
     try:
-        with session.begin_nested():  # two at once: the unique key refuses the second
+        # Two at once: the unique key refuses the second, whose user leaves the session with
+        # the savepoint, so the rest of its transaction can still commit.
+        with session.begin_nested():
+            session.add(user)
             session.flush()
     except IntegrityError:
         raise NameTaken(f"User '{username}' already exists, or one too like it.") from None
@@ -310,5 +312,8 @@ def bootstrap_admin(session: Session) -> str | None:
     if has_users(session):
         return None
     password = generate_password()
-    create_user(session, "admin", password, Role.admin)
+    try:
+        create_user(session, "admin", password, Role.admin)
+    except NameTaken:
+        return None  # another process of the fleet, starting at the same moment, made it
     return password
