@@ -38,3 +38,40 @@ def test_the_platform_alone_knows_no_task() -> None:
         "assert registry.all_periodic()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_no_module_is_over_600_lines_outside_migrations() -> None:
+    package = ROOT / "src" / "product_importer"
+    long = {
+        str(path.relative_to(package)): lines
+        for path in package.rglob("*.py")
+        if "migrations" not in path.parts
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert long == {}, "split these along their reasons to change"
+
+
+def test_no_two_packages_import_each_other_and_no_module_cycle() -> None:
+    """Counting imports inside functions too (grimp reads every import statement), leaving out
+    `if TYPE_CHECKING:` blocks as the layers contract does."""
+    import grimp
+
+    graph = grimp.build_graph("product_importer", exclude_type_checking_imports=True)
+
+    def package(module: str) -> str:
+        return module.split(".")[1] if "." in module else module
+
+    edges = {
+        (package(module), package(imported))
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if package(module) != package(imported)
+    }
+    assert sorted((a, b) for a, b in edges if (b, a) in edges and a < b) == []
+    cycles = [
+        (module, imported)
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.find_shortest_chain(importer=imported, imported=module) is not None
+    ]
+    assert cycles == []
