@@ -509,7 +509,9 @@ class Load:
         time is up and the import has finished. Answers the import's result."""
         limits = httpx.Limits(max_connections=self.clients + 10, max_keepalive_connections=None)
         https = [
-            httpx.AsyncClient(base_url=base, headers=self.site.headers, limits=limits)
+            httpx.AsyncClient(
+                base_url=base, headers=self.site.headers, limits=limits, timeout=TIMEOUT
+            )
             for base in self.site.bases
         ]
         tasks = [
