@@ -550,7 +550,12 @@ def run_import(site: Site, base: str, file: Path) -> dict[str, Any]:
         response.raise_for_status()
         job_id = response.json()["id"]
         while True:
-            job: dict[str, Any] = client.get(f"{base}/api/imports/{job_id}").json()
+            poll = client.get(f"{base}/api/imports/{job_id}")
+            if poll.status_code != 200:  # the server is struggling: say so, ask again
+                print(f"  ! import poll: {poll.status_code} {poll.text[:200]!r}", flush=True)
+                time.sleep(1)
+                continue
+            job: dict[str, Any] = poll.json()
             if job["status"] in ("completed", "failed", "cancelled"):
                 break
             time.sleep(0.25)
