@@ -10,11 +10,13 @@ from typing import Any
 from urllib.parse import quote
 
 import swagger_ui_bundle
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.middleware.sessions import SessionMiddleware
 
 from product_importer import __version__, wiring
@@ -32,7 +34,7 @@ from product_importer.backups import routes as backup_routes
 from product_importer.catalog import fields_routes
 from product_importer.catalog import routes as catalog_routes
 from product_importer.changes import routes as changes_routes
-from product_importer.db import Database
+from product_importer.db import Database, is_lock_wait
 from product_importer.imports import routes as import_routes
 from product_importer.observability.metrics import QueueDepthCollector
 from product_importer.observability.middleware import HttpMetricsMiddleware
@@ -78,6 +80,13 @@ def _health_router() -> APIRouter:
     return router
 
 
+BUSY_DETAIL = (
+    "The catalogue is being changed by a long operation (an import being merged, a "
+    "delete-all); nothing was changed. Try again in a few seconds."
+)
+BUSY_HEADERS = {"Retry-After": "5"}
+
+
 def _docs_router(app: FastAPI) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -112,6 +121,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = TaskContext(database=database, settings=settings)
+        # Requests that use the database run on AnyIO's threads: no more of them than the
+        # pool can serve, so a burst waits for a thread instead of failing on the pool.
+        to_thread.current_default_thread_limiter().total_tokens = database.request_threads()
         database.dispatcher = dispatcher
         dispatcher.start(context)
         try:
@@ -146,6 +158,25 @@ def create_app(
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(HttpMetricsMiddleware)  # outermost: sees every answer, even redirects
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(_request: Request, exc: OperationalError) -> JSONResponse:
+        # A request gave up waiting for a lock another writer holds (db.REQUEST_LOCK_WAIT_MS):
+        # nothing was written, and the same request can be sent again shortly.
+        if not is_lock_wait(exc):
+            raise exc
+        return JSONResponse(
+            {"detail": BUSY_DETAIL}, status_code=status.HTTP_423_LOCKED, headers=BUSY_HEADERS
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free within the pool's timeout")
+        return JSONResponse(
+            {"detail": "The server is too busy to answer now; try again in a few seconds."},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers=BUSY_HEADERS,
+        )
 
     @app.exception_handler(LoginRequired)
     async def redirect_to_login(request: Request, _exc: LoginRequired) -> Response:

@@ -148,6 +148,36 @@ def make_engine(url: str) -> Engine:
     )
 
 
+# How long a request's statement waits for a lock another writer holds (an import's merge, a
+# delete-all) before it gives up with DatabaseBusy, instead of holding its thread and pooled
+# connection until the client's own timeout: an import may hold the catalogue for a minute.
+REQUEST_LOCK_WAIT_MS = 5_000
+# Connections of the pool kept for background work (an import's progress, heartbeats, the
+# periodic tasks) when requests are many: see `request_threads`.
+POOL_RESERVE = 5
+
+
+def _bounded_lock_wait(session: Session, _transaction: Any, connection: Any) -> None:
+    """At the start of each transaction: a request's waits are bounded; other work waits as
+    long as the engine's default (the same pooled connection serves both)."""
+    request = session.info.get("request", False)
+    if connection.dialect.name == "postgresql":
+        if request:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {REQUEST_LOCK_WAIT_MS}")
+    else:
+        wait = REQUEST_LOCK_WAIT_MS if request else SQLITE_BUSY_TIMEOUT_MS
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
+
+
+def is_lock_wait(exc: BaseException) -> bool:
+    """Whether a database error is a lock wait given up: PostgreSQL's lock_timeout
+    (SQLSTATE 55P03) or SQLite's busy timeout ("database is locked")."""
+    original = getattr(exc, "orig", exc)
+    if getattr(original, "sqlstate", None) == "55P03":
+        return True
+    return "database is locked" in str(original)
+
+
 class Database:
     """The engine and a session factory; one per process."""
 
@@ -157,16 +187,27 @@ class Database:
         self.session_factory = sessionmaker(
             self.engine, expire_on_commit=False, info={"database": self}
         )
+        event.listen(self.session_factory, "after_begin", _bounded_lock_wait)
         self.dispatcher: Dispatcher | None = None
+
+    def request_threads(self) -> int:
+        """How many requests may use the database at once: the pool's connections less the
+        reserve, so requests queue for a thread rather than time out waiting for a connection,
+        and background work always finds one."""
+        pool = self.engine.pool
+        size = getattr(pool, "size", lambda: 5)() + max(0, getattr(pool, "_max_overflow", 0))
+        return max(4, size - POOL_RESERVE)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: commits when the block ends cleanly, rolls back otherwise."""
+    def session(self, *, request: bool = False) -> Iterator[Session]:
+        """A unit of work: commits when the block ends cleanly, rolls back otherwise. A
+        `request`'s lock waits are bounded (REQUEST_LOCK_WAIT_MS)."""
         session = self.session_factory()
+        session.info["request"] = request
         try:
             yield session
             session.commit()

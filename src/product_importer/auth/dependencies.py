@@ -33,7 +33,7 @@ def get_database(request: Request) -> Database:
 
 def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
     """The request's unit of work: committed before the response is sent, or rolled back."""
-    with database.session() as session:
+    with database.session(request=True) as session:
         yield session
 
 

@@ -1,0 +1,103 @@
+"""A request that meets a lock another writer holds (an import's merge, a delete-all) waits a
+bounded time, then answers 423 with Retry-After and changes nothing, on both databases; reads go
+on meanwhile; and requests never run on more threads than the pool can serve."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from product_importer import db
+from product_importer.db import Database
+from tests.catalog.helpers import add_products, numbered
+
+
+@pytest.fixture(autouse=True)
+def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "REQUEST_LOCK_WAIT_MS", 600)
+
+
+@pytest.fixture
+def hold_catalogue(database: Database) -> Iterator[Callable[[], threading.Event]]:
+    """Start another connection holding what an import's merge holds, until the returned
+    event is set."""
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def start() -> threading.Event:
+        taken = threading.Event()
+
+        def hold() -> None:
+            with database.engine.connect() as connection:
+                if database.dialect == "postgresql":
+                    connection.exec_driver_sql("BEGIN")
+                    connection.exec_driver_sql("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
+                else:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                taken.set()
+                release.wait(30)
+                connection.exec_driver_sql("ROLLBACK")
+
+        threads.append(threading.Thread(target=hold))
+        threads[-1].start()
+        assert taken.wait(10)
+        return release
+
+    yield start
+    release.set()
+    for thread in threads:
+        thread.join(10)
+
+
+def test_an_edit_during_a_merge_is_told_to_retry_and_changes_nothing(
+    client: TestClient, database: Database, hold_catalogue: Callable[[], threading.Event]
+) -> None:
+    add_products(database, numbered(3))
+    release = hold_catalogue()
+    listed = client.get("/api/products")
+    product = listed.json()["items"][0]  # reads are not held up by the writer
+    started = time.monotonic()
+    answer = client.patch(f"/api/products/{product['id']}", json={"name": "Renamed"})
+    waited = time.monotonic() - started
+    assert answer.status_code == 423, answer.text
+    assert answer.headers["Retry-After"] == "5"
+    assert "Try again in a few seconds" in answer.json()["detail"]
+    assert waited < 10
+    release.set()
+    time.sleep(0.2)
+    with database.engine.connect() as connection:
+        name = connection.execute(
+            text("SELECT name FROM products WHERE id = :id"), {"id": product["id"]}
+        ).scalar_one()
+    assert name == product["name"]
+    again = client.patch(f"/api/products/{product['id']}", json={"name": "Renamed"})
+    assert again.status_code == 200, again.text
+
+
+def test_background_work_still_waits_its_full_time(database: Database) -> None:
+    """Only requests give up early: a task's session keeps the engine's long wait."""
+    with database.session() as session:
+        if database.dialect == "postgresql":
+            value = session.execute(text("SHOW lock_timeout")).scalar_one()
+            assert value == "0"
+        else:
+            value = session.execute(text("PRAGMA busy_timeout")).scalar_one()
+            assert value == db.SQLITE_BUSY_TIMEOUT_MS
+    with database.session(request=True) as session:
+        if database.dialect == "postgresql":
+            assert session.execute(text("SHOW lock_timeout")).scalar_one() == "600ms"
+        else:
+            assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 600
+
+
+def test_requests_run_on_no_more_threads_than_the_pool_serves(database: Database) -> None:
+    threads = database.request_threads()
+    pool = database.engine.pool
+    capacity = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    assert threads == capacity - db.POOL_RESERVE
+    assert threads >= 4
