@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 import swagger_ui_bundle
-from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -47,6 +46,7 @@ from product_importer.tasks.embedded import EmbeddedDispatcher
 from product_importer.tasks.registry import TaskContext
 from product_importer.templating import STATIC_DIR, templates
 from product_importer.web import routes as web_routes
+from product_importer.web.request_limit import RequestLimit
 from product_importer.web.security import SecurityHeadersMiddleware
 from product_importer.webhooks import routes as webhook_routes
 
@@ -121,9 +121,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = TaskContext(database=database, settings=settings)
-        # Requests that use the database run on AnyIO's threads: no more of them than the
-        # pool can serve, so a burst waits for a thread instead of failing on the pool.
-        to_thread.current_default_thread_limiter().total_tokens = database.request_threads()
         database.dispatcher = dispatcher
         dispatcher.start(context)
         try:
@@ -148,6 +145,8 @@ def create_app(
     app.state.metrics_collectors = [
         QueueDepthCollector(partial(queue_depth_metrics, settings, database))
     ]
+    # Innermost: requests wait their turn for the pool (web/request_limit.py).
+    app.add_middleware(RequestLimit, limit=database.request_threads())
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret,

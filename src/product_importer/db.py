@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, eve
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -132,14 +133,19 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
+        pool: dict[str, Any] = {}
         # Not for ":memory:" nor a "file:" URI (SQLite's own syntax, options and all).
         if database and database != ":memory:" and not database.startswith("file:"):
             create_private_file(Path(database))
+            # A connection to a SQLite file is only a file handle: the pool is as large as
+            # PostgreSQL's, so requests reading while an import writes need not wait for one.
+            pool = {"pool_size": 10, "max_overflow": 20}
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_pre_ping=False,
             json_serializer=compact_json,
+            **pool,
         )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
@@ -191,12 +197,13 @@ class Database:
         self.dispatcher: Dispatcher | None = None
 
     def request_threads(self) -> int:
-        """How many requests may use the database at once: the pool's connections less the
-        reserve, so requests queue for a thread rather than time out waiting for a connection,
-        and background work always finds one."""
+        """How many requests may use the database at once in a web process: the pool's
+        connections less the reserve, so requests wait their turn rather than time out waiting
+        for a connection, and background work always finds one (`web.request_limit`)."""
         pool = self.engine.pool
-        size = getattr(pool, "size", lambda: 5)() + max(0, getattr(pool, "_max_overflow", 0))
-        return max(4, size - POOL_RESERVE)
+        if not isinstance(pool, QueuePool):  # in-memory SQLite: one connection per thread
+            return 20
+        return max(4, pool.size() + max(0, pool._max_overflow) - POOL_RESERVE)
 
     @property
     def dialect(self) -> str:

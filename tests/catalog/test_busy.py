@@ -95,9 +95,38 @@ def test_background_work_still_waits_its_full_time(database: Database) -> None:
             assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 600
 
 
-def test_requests_run_on_no_more_threads_than_the_pool_serves(database: Database) -> None:
+def test_no_more_requests_at_once_than_the_pool_serves_less_a_reserve(
+    database: Database,
+) -> None:
     threads = database.request_threads()
     pool = database.engine.pool
     capacity = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
     assert threads == capacity - db.POOL_RESERVE
     assert threads >= 4
+
+
+def test_requests_past_the_limit_wait_their_turn_and_streams_do_not_count() -> None:
+    import asyncio
+
+    from product_importer.web.request_limit import RequestLimit
+
+    running = peak = 0
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    limited = RequestLimit(app, limit=3)  # type: ignore[arg-type]
+
+    async def burst(path: str) -> int:
+        nonlocal peak
+        peak = 0
+        scope = {"type": "http", "path": path}
+        await asyncio.gather(*(limited(scope, None, None) for _ in range(10)))  # type: ignore[arg-type]
+        return peak
+
+    assert asyncio.run(burst("/api/products")) == 3
+    assert asyncio.run(burst("/api/imports/7/events")) == 10
