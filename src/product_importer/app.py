@@ -146,7 +146,7 @@ def create_app(
         QueueDepthCollector(partial(queue_depth_metrics, settings, database))
     ]
     # Innermost: requests wait their turn for the pool (web/request_limit.py).
-    app.add_middleware(RequestLimit, limit=database.request_threads())
+    app.add_middleware(RequestLimit, limit=database.request_slots())
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret,

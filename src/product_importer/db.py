@@ -155,11 +155,11 @@ def make_engine(url: str) -> Engine:
 
 
 # How long a request's statement waits for a lock another writer holds (an import's merge, a
-# delete-all) before it gives up with DatabaseBusy, instead of holding its thread and pooled
-# connection until the client's own timeout: an import may hold the catalogue for a minute.
+# delete-all) before it gives up (`is_lock_wait`; the app answers 423), instead of holding its
+# pooled connection until the client's own timeout: an import may hold the catalogue a minute.
 REQUEST_LOCK_WAIT_MS = 5_000
 # Connections of the pool kept for background work (an import's progress, heartbeats, the
-# periodic tasks) when requests are many: see `request_threads`.
+# periodic tasks) when requests are many: see `request_slots`.
 POOL_RESERVE = 5
 
 
@@ -196,7 +196,7 @@ class Database:
         event.listen(self.session_factory, "after_begin", _bounded_lock_wait)
         self.dispatcher: Dispatcher | None = None
 
-    def request_threads(self) -> int:
+    def request_slots(self) -> int:
         """How many requests may use the database at once in a web process: the pool's
         connections less the reserve, so requests wait their turn rather than time out waiting
         for a connection, and background work always finds one (`web.request_limit`)."""

@@ -236,7 +236,8 @@ def field_cells(seed: int, index: int, sku: str, count: int) -> tuple[str, ...]:
         ", ".join(dict.fromkeys(tags)),
         _date_text(_EPOCH_ORDINAL + (two >> 26) % 4383),  # 2015-01-01 to 2026-12-31
         "yes" if (two >> 40) % 10 == 0 else "no",
-        f"https://cdn.example.com/products/{sku.lower()}.jpg",
+        # An image address as a shop exports it: a value to import, never fetched by the UI.
+        f"https://shop.example.com/products/{sku.lower()}.jpg",
     )
     return cells[:count]
 

@@ -1,6 +1,6 @@
 """A request that meets a lock another writer holds (an import's merge, a delete-all) waits a
 bounded time, then answers 423 with Retry-After and changes nothing, on both databases; reads go
-on meanwhile; and requests never run on more threads than the pool can serve."""
+on meanwhile; and no more requests use the database at once than the pool can serve."""
 
 from __future__ import annotations
 
@@ -98,11 +98,11 @@ def test_background_work_still_waits_its_full_time(database: Database) -> None:
 def test_no_more_requests_at_once_than_the_pool_serves_less_a_reserve(
     database: Database,
 ) -> None:
-    threads = database.request_threads()
+    slots = database.request_slots()
     pool = database.engine.pool
     capacity = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
-    assert threads == capacity - db.POOL_RESERVE
-    assert threads >= 4
+    assert slots == capacity - db.POOL_RESERVE
+    assert slots >= 4
 
 
 def test_requests_past_the_limit_wait_their_turn_and_streams_do_not_count() -> None:
@@ -137,3 +137,21 @@ def test_requests_past_the_limit_wait_their_turn_and_streams_do_not_count() -> N
 
     assert in_a_loop_of_its_own("/api/products") == 3
     assert in_a_loop_of_its_own("/api/imports/7/events") == 10
+
+
+def test_no_free_connection_is_a_503_with_retry_after_not_a_traceback(
+    client: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Background work holding every connection (here the test itself) leaves a request none."""
+    pool = database.engine.pool
+    monkeypatch.setattr(pool, "_timeout", 0.3)
+    held = [database.engine.connect() for _ in range(pool.size() + pool._max_overflow)]  # type: ignore[attr-defined]
+    try:
+        answer = client.get("/api/products")
+    finally:
+        for connection in held:
+            connection.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "5"
+    assert "too busy" in answer.json()["detail"]
+    assert client.get("/api/products").status_code == 200

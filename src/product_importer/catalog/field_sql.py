@@ -86,7 +86,6 @@ LIST_ITEMS_TABLE = (
     "item TEXT NOT NULL, product_id INTEGER NOT NULL, "
     "PRIMARY KEY (field_id, item, product_id)) WITHOUT ROWID"
 )
-LIST_TRIGGER_PREFIX = "ix_products_field_"  # the triggers are named like the field's index
 
 
 def _sqlite_list_items(field_id: int, key: str) -> list[str]:
@@ -132,10 +131,7 @@ def drop_statements(dialect: str, field_id: int) -> list[str]:
             f"DROP TRIGGER IF EXISTS {name}_items_{event}"
             for event in ("insert", "update", "delete")
         ]
-        statements += [
-            LIST_ITEMS_TABLE,
-            f"DELETE FROM product_list_items WHERE field_id = {int(field_id)}",
-        ]
+        statements.append(f"DELETE FROM product_list_items WHERE field_id = {int(field_id)}")
     return statements
 
 

@@ -579,6 +579,3 @@ def export_rows(
         statement
     )
     yield from result.partitions()
-
-
-# --- delete all ---------------------------------------------------------------------------
