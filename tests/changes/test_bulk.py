@@ -109,6 +109,22 @@ def test_a_bulk_action_never_overlaps_an_import(client: TestClient, database: Da
     assert len(catalogue(database)) == 20
 
 
+def test_a_bulk_action_waits_out_a_momentary_holder_of_the_catalogue(
+    client: TestClient, database: Database
+) -> None:
+    """The recovery checks hold the lock for a moment, and so does an import between
+    recording `completed` and letting go: a bulk action sent then waits instead of a 409."""
+    import threading
+
+    run_import(client, ROWS)
+    lock = CatalogueLock(database)
+    assert wait_for(lock.try_acquire, timeout=5)
+    threading.Timer(0.3, lock.release).start()
+    response = client.post("/api/products/bulk", json={"action": "deactivate", "ids": [1, 2]})
+    assert response.status_code == 200, response.text
+    assert response.json()["updated"] == 2
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,17 @@ class CatalogueLock:
             _thread_lock.release()
             return False
         self._file = handle
+        return True
+
+    def acquire_within(self, seconds: float) -> bool:
+        """Try for up to `seconds`: the lock is also held for a moment by the periodic recovery
+        checks, and by an import between recording `completed` and letting go, which a request
+        sent at once must not take for a running import."""
+        deadline = time.monotonic() + seconds
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
         return True
 
     def _lock_path(self) -> Path:

@@ -48,6 +48,9 @@ Kind = Literal["import", "delete_all", "bulk", "undo", "edit", "fields"]
 SSE_POLL_SECONDS = 0.25
 SSE_MAX_SILENCE_SECONDS = 1.0
 KEPT_BATCH = 2000
+# How long an inline bulk action waits for the catalogue lock before answering 409: long enough
+# for a momentary holder (a recovery check, an import letting go), short beside a real one.
+BRIEF_HOLD_SECONDS = 2.0
 
 UNDO_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": UndoDryRun, "description": "The dry run's counts."},
@@ -357,7 +360,7 @@ def bulk_action(
             response.headers["Location"] = f"/api/changes/{change.id}"
             return _read(request, session, settings, change)
         lock = CatalogueLock(database)
-        if not lock.try_acquire():
+        if not lock.acquire_within(BRIEF_HOLD_SECONDS):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 "An import, a delete-all or another bulk change is running; nothing was "
