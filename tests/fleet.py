@@ -81,6 +81,7 @@ class Fleet:
             PRODUCT_IMPORTER_QUEUE_PREFIX=self.prefix,
             PRODUCT_IMPORTER_SECRET_KEY="test-secret-key-not-for-production",
             PRODUCT_IMPORTER_WEBHOOK_ALLOW_PRIVATE="1",
+            PRODUCT_IMPORTER_FEED_ALLOWED_HOSTS='["127.0.0.0/8"]',
         )
         return env
 

@@ -34,6 +34,7 @@ from product_importer.catalog import fields_routes
 from product_importer.catalog import routes as catalog_routes
 from product_importer.changes import routes as changes_routes
 from product_importer.db import Database, is_lock_wait
+from product_importer.feeds import routes as feed_routes
 from product_importer.imports import routes as import_routes
 from product_importer.observability.metrics import QueueDepthCollector
 from product_importer.observability.middleware import HttpMetricsMiddleware
@@ -211,6 +212,7 @@ def create_app(
     app.include_router(account_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(import_routes.router)
+    app.include_router(feed_routes.router)
     app.include_router(import_routes.mappings_router)
     app.include_router(catalog_routes.router)
     app.include_router(fields_routes.router)

@@ -37,6 +37,8 @@ user_app = typer.Typer(help="Manage users who sign in to the web UI.", no_args_i
 token_app = typer.Typer(help="Manage API tokens for automation.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+feed_app = typer.Typer(help="Scheduled imports from a URL or an SFTP server.", no_args_is_help=True)
+app.add_typer(feed_app, name="feed")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -54,11 +56,6 @@ def load_settings() -> Settings:
         fail(f"invalid configuration: {problems}", 2)
 
 
-def _display_url(url: str) -> str:
-    """A database or broker URL without its credentials (user part and query)."""
-    return redact_url(url)
-
-
 def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     """Connect, check the database answers, and apply pending migrations."""
     url = settings.resolved_database_url
@@ -73,7 +70,7 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
         fail(f"DATABASE_URL needs a driver that is not installed ({exc.name}).", 2)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        fail(f"cannot use the database at {_display_url(url)}: {reason}", 3)
+        fail(f"cannot use the database at {redact_url(url)}: {reason}", 3)
     return database
 
 
@@ -181,7 +178,10 @@ def worker(
     """Run a Celery worker for distributed mode (needs BROKER_URL)."""
     from product_importer.tasks import celery_app
 
-    metrics_address = _metrics_address(metrics_host, metrics_port)
+    try:
+        metrics_address = metrics_dir.parse_address(metrics_host, metrics_port)
+    except ValueError as exc:
+        fail(str(exc), 2)
     settings = load_settings()
     if not settings.broker_url:
         fail("the worker needs a broker: set BROKER_URL (e.g. redis://127.0.0.1:6379/0).", 2)
@@ -194,31 +194,12 @@ def worker(
     try:
         celery_app.check_broker(settings)
     except celery_app.BrokerUnavailable as exc:
-        fail(f"cannot reach the broker at {_display_url(settings.broker_url)}: {exc}", 3)
+        fail(f"cannot reach the broker at {redact_url(settings.broker_url)}: {exc}", 3)
     if metrics_address is not None:
         _serve_worker_metrics(*metrics_address)
     shown = database.engine.url.render_as_string(hide_password=True)
     typer.echo(f"Worker for queues {', '.join(chosen)} (database: {shown})")
     raise typer.Exit(celery_app.run_worker(settings, database, chosen, concurrency))
-
-
-def _metrics_address(host: str, port: str | None) -> tuple[str, int] | None:
-    """Check --metrics-host/--metrics-port before anything starts; None when metrics are off."""
-    if port is None:
-        return None
-    port = port.strip()
-    # ASCII digits only: str.isdigit() also admits "²", which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
-        fail(f"--metrics-port must be a number from 1 to 65535, not {port[:40]!r}.", 2)
-    host = host.strip()
-    unusable = f"--metrics-host {host[:80]!r} is not an address or a name this machine resolves."
-    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
-        fail(unusable, 2)
-    try:
-        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError, ValueError):
-        fail(unusable, 2)
-    return host, int(port)
 
 
 def _serve_worker_metrics(host: str, port: int) -> None:
@@ -350,6 +331,25 @@ def import_file(
             help="Add option values (Option1 Value ...) to each row's name.",
         ),
     ] = None,
+    missing: Annotated[
+        str | None,
+        typer.Option(
+            metavar="keep|deactivate|delete",
+            help="Products the file does not list: keep them (default), or deactivate or "
+            "delete them (mirror mode).",
+        ),
+    ] = None,
+    max_missing_percent: Annotated[
+        float | None,
+        typer.Option(
+            metavar="PERCENT",
+            help="With --missing: refuse the import, changing nothing, if the file leaves out "
+            "more than this share of the catalogue (0 to 100; default 10).",
+        ),
+    ] = None,
+    confirm_missing: Annotated[
+        bool, typer.Option("--confirm-missing", help="Let this import through that guard.")
+    ] = False,
 ) -> None:
     """Import a CSV file or a workbook into the catalogue, with a progress bar."""
     from product_importer.imports import cli as import_cli
@@ -370,7 +370,8 @@ def import_file(
             group_by,
             variant_names,
         )
-        job = import_cli.run(settings, database, file, dry_run, options)
+        mirror = import_cli.mirror_options(missing, max_missing_percent, confirm_missing)
+        job = import_cli.run(settings, database, file, dry_run, options, mirror)
     except import_cli.OptionError as exc:
         fail(str(exc), 2)
     except HeaderMismatch as exc:
@@ -381,6 +382,37 @@ def import_file(
         fail(f"cannot read {file}: {exc.strerror}", 2)
     typer.echo(import_cli.summary(job))
     if job.status != "completed":
+        raise typer.Exit(1)
+
+
+@feed_app.command("list")
+def feed_list() -> None:
+    """The feeds: schedule, next run, last outcome, mirror mode."""
+    from product_importer.feeds import cli as feed_cli
+
+    settings = load_settings()
+    typer.echo(feed_cli.listing(settings, open_database(settings)))
+
+
+@feed_app.command("run")
+def feed_run(
+    feed: Annotated[str, typer.Argument(help="The feed's name or id.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
+    confirm_missing: Annotated[
+        bool, typer.Option("--confirm-missing", help="Let this run through the mirror guard.")
+    ] = False,
+) -> None:
+    """Fetch a feed's file and import it here, now. Exits 1 unless imported or unchanged."""
+    from product_importer.feeds import cli as feed_cli
+
+    settings = load_settings()
+    database = open_database(settings)
+    try:
+        run = feed_cli.run(settings, database, feed, dry_run, confirm_missing)
+    except feed_cli.CommandError as exc:
+        fail(str(exc), exc.code)
+    typer.echo(feed_cli.summary(run))
+    if run.status not in ("imported", "unchanged"):
         raise typer.Exit(1)
 
 

@@ -97,6 +97,24 @@ class Settings(BaseSettings):
         default=30, gt=0, description="Finished deliveries older than this are pruned."
     )
 
+    # Feeds
+    feed_allow_private: bool = Field(
+        default=False,
+        description="Allow feeds from loopback/private/link-local addresses (any of them).",
+    )
+    feed_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        max_length=100,
+        description='Hosts, addresses and networks (JSON list, e.g. ["erp.office.lan", '
+        '"10.0.0.0/8"]) feeds may reach although they are private.',
+    )
+    feed_connect_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="Time allowed to connect to a feed's server."
+    )
+    feed_read_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest wait for any one read of a feed's file."
+    )
+
     # Products
     products_exact_count_limit: int = Field(
         default=1_000,

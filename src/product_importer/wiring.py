@@ -17,6 +17,7 @@ from product_importer.auth import tasks as _auth_tasks  # noqa: F401
 from product_importer.backups import tasks as _backups_tasks  # noqa: F401
 from product_importer.catalog import tasks as _catalog_tasks  # noqa: F401
 from product_importer.changes import tasks as _changes_tasks  # noqa: F401
+from product_importer.feeds import tasks as _feeds_tasks  # noqa: F401
 from product_importer.imports import tasks as _imports_tasks  # noqa: F401
 from product_importer.system import tasks as _system_tasks  # noqa: F401
 from product_importer.webhooks import tasks as _webhooks_tasks  # noqa: F401

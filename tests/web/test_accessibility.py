@@ -29,6 +29,9 @@ from product_importer.catalog.locking import CatalogueLock
 from product_importer.catalog.models import Product
 from product_importer.catalog.schemas import ProductUpdate
 from product_importer.db import Database, utcnow
+from product_importer.feeds import service as feed_service
+from product_importer.feeds.models import FeedRun
+from product_importer.feeds.schemas import FeedCreate
 from product_importer.imports.models import ImportJob
 from tests.a11y import WIDTHS, assert_accessible, check_accessible
 from tests.browser import LiveServer, screenshot, sign_in_page, wait_until
@@ -469,6 +472,60 @@ def delete_endpoint(page: Page, sweep: Sweep) -> None:
     expect(page.get_by_role("dialog", name="Delete endpoint?")).to_be_visible()
 
 
+def feed_form_errors(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("button", name="Add feed").click()
+    form = page.get_by_role("region", name="Add feed")
+    form.get_by_label("When to run (cron)").fill("")
+    form.get_by_role("button", name="Save feed").click()
+    expect(form.locator("#fd-name-error")).to_have_text("Feed name: enter a name.")
+
+
+def feed_with_history(page: Page, sweep: Sweep) -> None:
+    """A failing feed (no network is needed: its runs are recorded directly), history open."""
+    data = FeedCreate(
+        name="Supplier ERP",
+        url="https://erp.example.com/export/products.csv",
+        schedule="0 2 * * *",
+        missing="delete",
+        failure_alert_after=2,
+    )
+    now = utcnow()
+    with sweep.database.session() as session:
+        feed = feed_service.create(session, sweep.server.settings, data, "alice")
+        session.flush()
+        runs = [
+            ("imported", None, 200),
+            ("failed", "the server answered 503 Service Unavailable", 503),
+            ("failed", "the server answered 503 Service Unavailable", 503),
+            ("refused", "Refused: the file leaves out 10 of 12 products (83.3 %).", 200),
+        ]
+        for status, reason, http_status in runs:
+            session.add(
+                FeedRun(
+                    feed_id=feed.id,
+                    status=status,
+                    reason=reason,
+                    http_status=http_status,
+                    filename="products.csv",
+                    bytes=48_213,
+                    created_at=now,
+                    started_at=now,
+                    finished_at=now,
+                )
+            )
+        feed.consecutive_failures = 2
+    page.reload()
+    card = page.get_by_role("article", name="Supplier ERP")
+    card.get_by_role("button", name="History").click()
+    expect(card.locator("tbody tr")).to_have_count(4)
+    expect(card.get_by_role("button", name="Run with confirmation")).to_be_visible()
+
+
+def feed_delete_confirm(page: Page, _sweep: Sweep) -> None:
+    page.get_by_role("article", name="Supplier ERP").get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("dialog", name="Delete feed?")).to_be_visible()
+
+
 def wrong_password(page: Page, _sweep: Sweep) -> None:
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("not the password")
@@ -585,6 +642,10 @@ STATES = [
     State("import: failed", "/import", import_failed),
     State("import: every row of the preview rejected", "/import", import_every_row_rejected),
     State("import: a dry run and an undone import", "/import", import_undone_and_dry_run),
+    State("feeds: no feeds", "/feeds"),
+    State("feeds: add form, missing fields", "/feeds", feed_form_errors),
+    State("feeds: a failing feed and its run history", "/feeds", feed_with_history),
+    State("feeds: delete confirmation", "/feeds", feed_delete_confirm),
     State("changes: list with an undone change", "/changes", changes_listed),
     State("changes: undo confirmation", "/changes", changes_undo_confirm),
     State("changes: one change shown", "/changes", changes_one_shown),

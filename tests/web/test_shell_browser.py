@@ -51,6 +51,8 @@ def test_shell_is_keyboard_usable(page: Page, live_server: LiveServer) -> None:
     expect(page.get_by_role("link", name="Product Importer home")).to_be_focused()
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Feeds")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Products")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{live_server.url}/products")

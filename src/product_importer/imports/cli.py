@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from product_importer.db import Database
 from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
-from product_importer.imports import pipeline, saved_mappings, service, sources
+from product_importer.imports import mirror, pipeline, saved_mappings, service, sources
 from product_importer.imports.columns import FileFormatError
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
 from product_importer.imports.schemas import ImportJobRead
@@ -88,6 +88,16 @@ def read_options(
     return replace(text, mapping=checked)
 
 
+def mirror_options(
+    missing: str | None, max_missing_percent: float | None, confirm_missing: bool
+) -> mirror.MirrorOptions:
+    """--missing keep|deactivate|delete, --max-missing-percent (0 to 100), --confirm-missing."""
+    try:
+        return mirror.parse_options(missing, max_missing_percent, confirm_missing)
+    except column_mapping.MappingInvalid as exc:
+        raise OptionError(str(exc)) from None
+
+
 def mismatch_message(database: Database, exc: column_mapping.HeaderMismatch) -> str:
     with database.session() as session:
         suggestion = saved_mappings.for_header(session, exc.columns)
@@ -131,6 +141,7 @@ def run(
     file: Path,
     dry_run: bool,
     options: ReadOptions | None = None,
+    mirror_mode: mirror.MirrorOptions | None = None,
 ) -> ImportJobRead:
     """Store the file, run the import here with a progress bar, and return the final job."""
     options = options or ReadOptions()
@@ -144,6 +155,7 @@ def run(
             dry_run=dry_run,
             created_by="cli",
             options=options,
+            mirror=mirror_mode,
         ).id
     with logs.task_context(service.RUN_TASK, "imports", {"job_id": job_id}):
         in_context = contextvars.copy_context()  # a new thread does not inherit it
@@ -197,6 +209,10 @@ def summary(job: ImportJobRead) -> str:
         f"updated {job.rows_updated:,}, unchanged {job.rows_unchanged:,}, "
         f"rejected {job.rows_rejected:,}",
     ]
+    if job.missing != "keep":
+        done = {"deactivate": "deactivated", "delete": "deleted"}[job.missing]
+        would = "would be " if job.dry_run or job.refused else ""
+        lines.append(f"  products not in the file: {job.rows_missing:,} {would}{done}")
     if job.duration_seconds is not None:
         lines.append(f"  took {job.duration_seconds:.2f}s")
     lines.extend(f"  warning: {w}" for w in job.warnings)

@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from product_importer.catalog import search_index
 from product_importer.history import record_tables, recording
 from product_importer.history.recording import ChangeRequest
+from product_importer.imports.mirror import MirrorStep
 from product_importer.imports.validation import StagedRow
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ class Merger(Protocol):
         progress: MergeProgress,
         before_commit: BeforeCommit,
         record: ChangeRequest | None = None,
+        mirror: MirrorStep | None = None,  # products the file leaves out (mirror.py)
     ) -> MergeCounts: ...
 
-    def count_changes(self, has_active: bool) -> MergeCounts: ...
+    def count_changes(self, has_active: bool, mirror: MirrorStep | None = None) -> MergeCounts: ...
 
     def close(self) -> None: ...
 
@@ -204,6 +206,7 @@ class SQLiteMerger:
         progress: MergeProgress,
         before_commit: BeforeCommit,
         record: ChangeRequest | None = None,
+        mirror: MirrorStep | None = None,
     ) -> MergeCounts:
         batches = _batches(self._deduplicate())
         total = self._db.execute("SELECT count(*) FROM temp.import_last").fetchone()[0]
@@ -235,6 +238,8 @@ class SQLiteMerger:
                 opened = self._db.execute(*recording.open_statement("sqlite", record, now))
                 change_id = opened.fetchone()[0]
                 target = record_tables.target_for("sqlite", change_id, total)
+            if mirror is not None:
+                mirror.apply("sqlite", self._db, target, stamp)
             for done, (lower, upper) in enumerate(batches):
                 where, params = self._range(lower, upper)
                 if target is not None:
@@ -279,8 +284,10 @@ class SQLiteMerger:
         self._db.execute("COMMIT")
         return counts
 
-    def count_changes(self, has_active: bool) -> MergeCounts:
+    def count_changes(self, has_active: bool, mirror: MirrorStep | None = None) -> MergeCounts:
         self._deduplicate()
+        if mirror is not None:
+            mirror.count("sqlite", self._db)
         total = self._db.execute("SELECT count(*) FROM temp.import_last").fetchone()[0]
         active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
         if self._has_fields:
@@ -395,6 +402,7 @@ class PostgresMerger:
         progress: MergeProgress,
         before_commit: BeforeCommit,
         record: ChangeRequest | None = None,
+        mirror: MirrorStep | None = None,
     ) -> MergeCounts:
         record = record if recording.ENABLED else None
         try:
@@ -425,6 +433,8 @@ class PostgresMerger:
                     for statement in record_tables.create_statements(target):
                         cursor.execute(statement)
                     write += f", {recording.pg_record(target)}"
+                if mirror is not None:
+                    mirror.apply("postgresql", cursor, target, now)
                 for low in range(0, total, MERGE_BATCH_ROWS):
                     last = self._last_rows(low, low + MERGE_BATCH_ROWS)
                     cursor.execute(
@@ -559,7 +569,7 @@ class PostgresMerger:
         existing = cursor.fetchone()[0]
         return bool(staged >= share * (catalogue + staged - existing))
 
-    def count_changes(self, has_active: bool) -> MergeCounts:
+    def count_changes(self, has_active: bool, mirror: MirrorStep | None = None) -> MergeCounts:
         total = self._deduplicate()
         active_diff = " OR (s.active IS NOT NULL AND p.active <> s.active)" if has_active else ""
         if self._has_fields:
@@ -571,6 +581,8 @@ class PostgresMerger:
                 "FROM import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
             )
             existing, changed = cursor.fetchone()
+            if mirror is not None:
+                mirror.count("postgresql", cursor)
         self._db.commit()
         return MergeCounts(created=total - existing, updated=changed, unchanged=existing - changed)
 

@@ -33,6 +33,11 @@ class ImportJob(Base):
     rows_updated: Mapped[int] = mapped_column(Integer, default=0)
     rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # Mirror mode (options "missing"): the products the file does not list that were
+    # deactivated or deleted (or would be, in a dry run or a refused import).
+    rows_missing: Mapped[int] = mapped_column(Integer, default=0)
+    # The mirror guard refused the import: it would have removed too much of the catalogue.
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The file's header row as read, so rejected rows can be given back under it.
     header: Mapped[list[str]] = mapped_column(JSON, default=list)

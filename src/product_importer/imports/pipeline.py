@@ -24,7 +24,7 @@ from product_importer.catalog.locking import CatalogueLock
 from product_importer.db import Database, utcnow
 from product_importer.history.recording import ChangeRequest
 from product_importer.imports import fields as import_fields
-from product_importer.imports import grouping, service, workbook
+from product_importer.imports import grouping, mirror, service, workbook
 from product_importer.imports.columns import FileFormatError
 from product_importer.imports.merge import MergeCounts, Merger, merger_for
 from product_importer.imports.models import ImportJob, ImportReject
@@ -229,8 +229,10 @@ def _stage_file(
     rejects: _Rejects,
     stopping: threading.Event | None,
     max_decompressed_bytes: int,
+    seen: mirror.SeenKeys | None = None,
 ) -> tuple[int, bool, list[str], list[str]]:
-    """Read, validate and stage every row: (rows read, has active column, warnings, header)."""
+    """Read, validate and stage every row: (rows read, has active column, warnings, header).
+    With `seen` (mirror mode), the SKUs of rejected rows are kept there too."""
     options = service.options_of(job)
     with database.session() as session:
         defined = import_fields.specs(session)
@@ -247,11 +249,10 @@ def _stage_file(
             rows = _ticking(source, reporter, rejects, stopping, counter)
             if columns.group is not None or (options.variant_names and columns.options):
                 rows = grouping.inherit(rows, columns, options.variant_names)
+            sink = rejects if seen is None else seen.sink(rejects, columns.sku)
             try:
                 merger.stage(
-                    normalise(
-                        rows, columns, rejects, options.decimal_separator, options.empty_cells
-                    )
+                    normalise(rows, columns, sink, options.decimal_separator, options.empty_cells)
                 )
             except csv.Error as exc:
                 raise FileFormatError(
@@ -282,7 +283,7 @@ def _finish(database: Database, job_id: int, **values: Any) -> None:
 
 
 def event_data(job: ImportJob) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "id": job.id,
         "filename": job.filename,
         "status": job.status,
@@ -291,8 +292,13 @@ def event_data(job: ImportJob) -> dict[str, Any]:
         "rows_updated": job.rows_updated,
         "rows_unchanged": job.rows_unchanged,
         "rows_rejected": job.rows_rejected,
+        "rows_missing": job.rows_missing,
         "error": job.error,
     }
+    feed_id = (job.options or {}).get(mirror.FEED_ID)
+    if feed_id is not None:
+        data["feed_id"] = feed_id
+    return data
 
 
 def complete_merged(database: Database, storage: UploadStorage, job_id: int) -> None:
@@ -322,6 +328,9 @@ def run_import(
     reporter = ProgressReporter(database, job_id, job.total_bytes)
     merger: Merger | None = None
     rejects = _Rejects(database, job_id)
+    # Mirror mode: what becomes of the products the file leaves out (None: they are kept).
+    step = mirror.step_for(job.options)
+    seen = step.seen if step is not None else None
     started = time.perf_counter()
     try:
         rejects.clear()
@@ -339,6 +348,7 @@ def run_import(
                 rejects,
                 stopping,
                 max_decompressed_bytes,
+                seen,
             )
         except UnicodeError as exc:  # idna-like codecs raise UnicodeError, not a decode error
             with storage.open_read(job.storage_key) as raw:
@@ -352,6 +362,8 @@ def run_import(
             warnings.append("The file is not UTF-8 throughout; it was read as Windows-1252.")
             merger.reset()
             rejects.clear()
+            if seen is not None:
+                seen.clear()
             rows_read, has_active, more, header = _stage_file(
                 database,
                 merger,
@@ -362,6 +374,7 @@ def run_import(
                 rejects,
                 stopping,
                 max_decompressed_bytes,
+                seen,
             )
         warnings.extend(more)
         rejects.flush()
@@ -372,7 +385,7 @@ def run_import(
 
         if job.dry_run:
             reporter.phase("Counting changes (dry run)")
-            counts = merger.count_changes(has_active)
+            counts = merger.count_changes(has_active, step)
             _finish(
                 database,
                 job_id,
@@ -380,6 +393,7 @@ def run_import(
                 phase="Completed (dry run)",
                 percent=100.0,
                 **_count_values(counts),
+                **_dry_run_mirror(step, warnings),
             )
             return
         reporter.phase("Merging")
@@ -395,8 +409,9 @@ def run_import(
             has_active,
             merged_at,
             reporter.merging,
-            _merged_marker(job_id),
+            _merged_marker(job_id, step),
             record,
+            step,
         )
         reporter.db_writes_blocked = False
         # Logged before the job says completed, so whoever sees `completed` finds the line.
@@ -419,6 +434,9 @@ def run_import(
         _requeue(database, job_id)
     except FileFormatError as exc:
         _finish(database, job_id, status="failed", phase="Failed", error=str(exc))
+    except mirror.MirrorRefused as exc:
+        values = {"error": str(exc), "refused": True, "rows_missing": exc.missing}
+        _finish(database, job_id, status="failed", phase="Refused", **values)
     except SQLAlchemyError as exc:
         log.exception("import %s failed on a database error", job_id)
         fail(database, job_id, f"Database error: {type(exc).__name__}. Nothing was imported.")
@@ -429,6 +447,8 @@ def run_import(
         reporter.db_writes_blocked = False
         if merger is not None:
             merger.close()
+        if step is not None:
+            step.close()
         lock.release()
         reporter.close()
         _return_freed_memory()
@@ -464,7 +484,7 @@ def _count_values(counts: MergeCounts) -> dict[str, int]:
     }
 
 
-def _merged_marker(job_id: int) -> Any:
+def _merged_marker(job_id: int, step: mirror.MirrorStep | None = None) -> Any:
     """SQL run inside the merge transaction: if the merge commits, the job row says so."""
 
     def marker(counts: MergeCounts) -> list[tuple[str, dict[str, Any]]]:
@@ -482,9 +502,21 @@ def _merged_marker(job_id: int) -> Any:
                 },
             )
         ]
+        if step is not None:
+            statements.extend(step.marker_statements(job_id, counts.change_id))
         return statements
 
     return marker
+
+
+def _dry_run_mirror(step: mirror.MirrorStep | None, warnings: list[str]) -> dict[str, Any]:
+    """What a dry run says about the products the file leaves out, and the guard."""
+    if step is None:
+        return {}
+    values: dict[str, Any] = {"rows_missing": step.missing, "refused": step.refusal is not None}
+    if step.refusal is not None:
+        values["warnings"] = [*warnings, step.refusal]
+    return values
 
 
 def _record_read(

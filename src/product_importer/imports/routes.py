@@ -21,7 +21,7 @@ from product_importer.changes.schemas import ChangeSetRead, UndoDryRun
 from product_importer.db import Database
 from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
-from product_importer.imports import preview, saved_mappings, service, workbook
+from product_importer.imports import mirror, preview, saved_mappings, service, workbook
 from product_importer.imports.columns import FileFormatError, NotCsvError
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob
 from product_importer.imports.schemas import (
@@ -89,6 +89,28 @@ VariantNames = Annotated[
     Query(
         description="true: option values (Option1 Value ...) are added to each row's name",
         max_length=10,
+    ),
+]
+Missing = Annotated[
+    str | None,
+    Query(
+        description="Products the file does not list: keep (default), deactivate or delete "
+        "(mirror mode: the catalogue follows the file)",
+        max_length=20,
+    ),
+]
+MaxMissingPercent = Annotated[
+    str | None,
+    Query(
+        description="With missing: refuse the import (changing nothing) if the file leaves "
+        "out more than this percent of the catalogue, 0 to 100 (default 10)",
+        max_length=20,
+    ),
+]
+ConfirmMissing = Annotated[
+    str | None,
+    Query(
+        description="true: this import goes through the guard of max_missing_percent", max_length=10
     ),
 ]
 
@@ -172,13 +194,17 @@ async def upload(
     group_by: GroupBy = None,
     variant_names: VariantNames = None,
     new_fields: Annotated[str | None, Query(description=NEW_FIELDS_HELP, max_length=16384)] = None,
+    missing: Missing = None,
+    max_missing_percent: MaxMissingPercent = None,
+    confirm_missing: ConfirmMissing = None,
 ) -> Any:
     """Multipart field `file` (`.csv`, `.csv.gz`, `.xlsx`, `.xlsm`, `.xls`, `.ods`), and the
     optional fields `mapping`, `encoding`, `sheet`, `decimal_separator`, `empty_cells`,
-    `group_by`, `variant_names`, `new_fields` (each also a query parameter). Returns the queued
-    job at once; follow it with `GET /api/imports/{id}` or the `/events` stream. With
-    `dry_run=true` the job reports what it would create, update, leave unchanged and reject,
-    and writes nothing (new fields are read as if they existed, and not created)."""
+    `group_by`, `variant_names`, `new_fields`, `missing`, `max_missing_percent`,
+    `confirm_missing` (each also a query parameter). Returns the queued job at once; follow it
+    with `GET /api/imports/{id}` or the `/events` stream. With `dry_run=true` the job reports
+    what it would create, update, leave unchanged, reject and (with `missing`) deactivate or
+    delete, and writes nothing (new fields are read as if they existed, and not created)."""
     storage = storage_for(settings, request.app.state.database)
     try:
         stored = await receive_upload(request, storage, settings.max_upload_bytes)
@@ -196,7 +222,13 @@ async def upload(
                 "group_by": group_by,
                 "variant_names": variant_names,
                 "new_fields": new_fields,
+                "missing": missing,
+                "max_missing_percent": max_missing_percent,
+                "confirm_missing": confirm_missing,
             },
+        )
+        mirror_options = mirror.parse_options(
+            given["missing"], given["max_missing_percent"], given["confirm_missing"]
         )
         asks_for_fields = (given["new_fields"] or "").strip() not in ("", "[]")
         if asks_for_fields and not at_least(principal.role, Role.admin):
@@ -252,11 +284,12 @@ async def upload(
             created_by=principal.name,
             options=options,
             pending_fields=[field.spec() for field in new] if dry_run else (),
+            mirror=mirror_options,
         )
         audit(
             "import.start",
             f"import:{job.id} {stored.filename}",
-            {"bytes": stored.size, "dry_run": dry_run},
+            {"bytes": stored.size, "dry_run": dry_run, **mirror_options.extra()},
         )
         return service.read(session, database, job.id)
 
@@ -452,13 +485,20 @@ def retry(
     _principal: Editor,
     job_id: JobId,
     audit: AuditLog,
+    confirm_missing: Annotated[
+        bool, Query(description="Go through the mirror guard this time (a refused import)")
+    ] = False,
 ) -> ImportJobRead:
     storage = storage_for(settings, request.app.state.database)
     try:
         job = session.get(ImportJob, job_id)
         exists = job is not None and storage.exists(job.storage_key)
-        service.retry(session, job_id, exists)
-        audit("import.retry", f"import:{job_id}")
+        service.retry(session, job_id, exists, confirm_missing)
+        audit(
+            "import.retry",
+            f"import:{job_id}",
+            {"confirm_missing": True} if confirm_missing else None,
+        )
         return service.read(session, request.app.state.database, job_id)
     except service.ImportNotFound as exc:
         raise _not_found(exc) from None

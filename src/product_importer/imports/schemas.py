@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from product_importer.db import utcnow
+from product_importer.imports.mirror import FEED_ID, MirrorOptions
 from product_importer.imports.models import ImportJob, ImportMapping
 from product_importer.imports.progress import Snapshot
 from product_importer.imports.sources import READ_OPTION_NAMES
@@ -28,6 +29,16 @@ class ImportJobRead(BaseModel):
         description="Rows that repeated an earlier row's SKU (or group) and were merged into it: "
         "the last one won. With the four counts above they account for every row read.",
     )
+    rows_missing: int = Field(
+        default=0,
+        description="Mirror mode: products the file does not list that were deactivated or "
+        "deleted (a dry run or a refused import: that would have been). Not rows of the file.",
+    )
+    refused: bool = Field(
+        default=False,
+        description="The mirror guard refused the import (it would have removed more of the "
+        "catalogue than max_missing_percent): nothing was changed. A dry run says it would be.",
+    )
     rows_per_second: float | None
     eta_seconds: float | None
     warnings: list[str]
@@ -45,6 +56,15 @@ class ImportJobRead(BaseModel):
         default=None, description="The column whose rows belong together (Shopify's Handle)"
     )
     variant_names: bool = Field(default=False, description="Option values added to names")
+    missing: str = Field(
+        default="keep",
+        description="Products the file does not list: keep (default), deactivate or delete",
+    )
+    max_missing_percent: float = Field(
+        default=10.0, description="The mirror guard: most of the catalogue the file may leave out"
+    )
+    confirm_missing: bool = Field(default=False, description="This run goes through the guard")
+    feed_id: int | None = Field(default=None, description="The feed that started the import")
     created_by: str
     created_at: datetime
     started_at: datetime | None
@@ -77,6 +97,7 @@ class ImportJobRead(BaseModel):
             eta = round(elapsed * (100.0 - percent) / percent, 1)
         counted = job.rows_created + job.rows_updated + job.rows_unchanged + rejected
         merged = max(0, rows - counted) if job.status == "completed" else 0
+        mirror = MirrorOptions.stored(job.options)
         return cls(
             id=job.id,
             filename=job.filename,
@@ -90,6 +111,8 @@ class ImportJobRead(BaseModel):
             rows_unchanged=job.rows_unchanged,
             rows_rejected=rejected,
             rows_merged=merged,
+            rows_missing=job.rows_missing or 0,
+            refused=bool(job.refused),
             rows_per_second=round(rate, 1) if rate else None,
             eta_seconds=eta,
             warnings=list(job.warnings or []),
@@ -98,6 +121,10 @@ class ImportJobRead(BaseModel):
             encoding=job.encoding,
             sheet=job.sheet,
             **{k: v for k, v in (job.options or {}).items() if k in READ_OPTION_NAMES},
+            missing=mirror.missing,
+            max_missing_percent=mirror.max_missing_percent,
+            confirm_missing=mirror.confirm_missing,
+            feed_id=(job.options or {}).get(FEED_ID),
             created_by=job.created_by,
             created_at=job.created_at,
             started_at=job.started_at,

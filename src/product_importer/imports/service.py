@@ -18,6 +18,7 @@ from product_importer.imports import fields as import_fields
 from product_importer.imports import mapping as column_mapping
 from product_importer.imports import sources
 from product_importer.imports.columns import FieldSpec
+from product_importer.imports.mirror import FEED_ID, MirrorOptions
 from product_importer.imports.models import TERMINAL_STATUSES, ImportJob, ImportReject
 from product_importer.imports.progress import BOARD, board_key
 from product_importer.imports.schemas import ImportJobRead, ImportPage
@@ -48,11 +49,19 @@ def start_import(
     created_by: str,
     options: ReadOptions | None = None,
     pending_fields: Sequence[FieldSpec] = (),
+    mirror: MirrorOptions | None = None,
+    feed_id: int | None = None,
 ) -> ImportJob:
     """Queue an import. `pending_fields` are new fields a dry run reads as if they existed
-    (a real import creates them first, in the same transaction)."""
+    (a real import creates them first, in the same transaction). `mirror` says what becomes of
+    the products the file does not list (see imports/mirror.py); `feed_id`, the feed that
+    started it, is given back in its webhook events."""
     options = options or ReadOptions()
     extra = options.extra()
+    if mirror is not None:
+        extra.update(mirror.extra())
+    if feed_id is not None:
+        extra[FEED_ID] = feed_id
     if pending_fields:
         extra[PENDING_FIELDS] = [spec.shown() for spec in pending_fields]
     job = ImportJob(
@@ -203,7 +212,11 @@ def cancel(session: Session, job_id: int) -> ImportJob:
     return job
 
 
-def retry(session: Session, job_id: int, storage_exists: bool) -> ImportJob:
+def retry(
+    session: Session, job_id: int, storage_exists: bool, confirm_missing: bool = False
+) -> ImportJob:
+    """Queue a failed or cancelled import again; `confirm_missing` pushes a job the mirror
+    guard refused through it this time."""
     job = _get(session, job_id)
     if job.status not in ("failed", "cancelled"):
         raise ImportStateError(
@@ -215,7 +228,10 @@ def retry(session: Session, job_id: int, storage_exists: bool) -> ImportJob:
     job.cancel_requested = False
     job.attempts = 0
     job.rows_processed = job.rows_created = job.rows_updated = 0
-    job.rows_unchanged = job.rows_rejected = job.bytes_read = 0
+    job.rows_unchanged = job.rows_rejected = job.bytes_read = job.rows_missing = 0
+    job.refused = False
+    if confirm_missing:
+        job.options = {**(job.options or {}), "confirm_missing": True}
     job.warnings = []
     job.started_at = job.finished_at = None
     session.flush()

@@ -30,6 +30,9 @@ TEXT_FIELDS = (
     "group_by",
     "variant_names",
     "new_fields",
+    "missing",
+    "max_missing_percent",
+    "confirm_missing",
 )
 MAX_TEXT_FIELD_BYTES = 16 * 1024
 # A mapping of many custom fields, and new fields, are longer.

@@ -136,6 +136,10 @@ def dict_config(log_format: LogFormat, level: str) -> dict[str, Any]:
             "celery": {**propagate, "level": level},
             # Migration chatter on every start is noise below a warning.
             "alembic": {**propagate, "level": "WARNING"},
+            # httpx logs every request's full URL at INFO: a feed's or a webhook's URL may
+            # carry a token in its query. Failures are reported by our own lines instead.
+            "httpx": {**propagate, "level": "WARNING"},
+            "paramiko": {**propagate, "level": "WARNING"},
         },
     }
 

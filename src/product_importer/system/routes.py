@@ -11,6 +11,7 @@ from product_importer.auth.dependencies import AppSettings, DbSession, Viewer, g
 from product_importer.backups import service as backup_service
 from product_importer.backups.schemas import BackupRead
 from product_importer.db import Database, utcnow
+from product_importer.feeds import service as feed_service
 from product_importer.settings import Settings, redact_url
 from product_importer.system import queues as system_queues
 from product_importer.system import service
@@ -72,7 +73,8 @@ def read_system(
             settings.distributed,
             workers,
             broker_answers=all(depth.broker_messages is not None for depth in depths),
-        ),
+        )
+        + feed_service.warnings(session),
         backups=_backups(settings),
     )
 

@@ -22,6 +22,7 @@ router = APIRouter(include_in_schema=False)
 # but for Fields: every role may read the fields; only admins, who change them, find it listed).
 PAGES: dict[str, tuple[str, Role]] = {
     "import": ("Import", Role.viewer),
+    "feeds": ("Feeds", Role.viewer),
     "products": ("Products", Role.viewer),
     "changes": ("Changes", Role.viewer),
     "fields": ("Fields", Role.admin),
@@ -86,6 +87,11 @@ def home(_principal: ViewerPage) -> RedirectResponse:
 def import_page(request: Request, principal: ViewerPage) -> Response:
     limit = request.app.state.settings.max_upload_bytes
     return _render(request, principal, "import", max_upload=_human_bytes(limit))
+
+
+@router.get("/feeds", response_class=HTMLResponse)
+def feeds_page(request: Request, principal: ViewerPage) -> Response:
+    return _render(request, principal, "feeds")
 
 
 @router.get("/products", response_class=HTMLResponse)

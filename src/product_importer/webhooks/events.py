@@ -108,6 +108,20 @@ CATALOGUE: tuple[EventInfo, ...] = (
             "fields": {"vendor": "Acme", "stock": None},
         },
     ),
+    EventInfo(
+        "feed.failed",
+        "A feed's runs failed (or were refused by its mirror guard) as many times in a row as "
+        "its failure_alert_after; sent once per streak, which the next success ends.",
+        {
+            "feed_id": 3,
+            "name": "Nightly ERP",
+            "consecutive_failures": 3,
+            "run_id": 41,
+            "outcome": "failed",
+            "reason": "The server answered HTTP 503.",
+            "import_job_id": None,
+        },
+    ),
 )
 
 EVENT_TYPES = tuple(info.type for info in CATALOGUE)

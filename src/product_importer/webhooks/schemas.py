@@ -20,6 +20,7 @@ EventType = Literal[
     "import.reverted",
     "products.restored",
     "products.bulk_changed",
+    "feed.failed",
 ]
 LoggedEventType = Literal[EventType, "webhook.test"]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]

@@ -706,6 +706,15 @@
     return ` ${rows} repeated an earlier SKU and ${were} merged; the last one won.`;
   }
 
+  // Mirror mode: the products the file does not list (README "mirror mode").
+  function missingMessage(job) {
+    if (!job.missing || job.missing === "keep") return "";
+    const n = job.rows_missing || 0;
+    const done = job.missing === "delete" ? "deleted" : "deactivated";
+    const verb = job.dry_run ? "would be" : n === 1 ? "was" : "were";
+    return ` ${n === 1 ? "1 product" : `${fmt(n)} products`} not in the file ${verb} ${done}.`;
+  }
+
   function outcomeMessage(job) {
     if (job.status === "completed") {
       const verb = job.dry_run ? "would create" : "created";
@@ -715,10 +724,12 @@
         `left ${fmt(job.rows_unchanged)} unchanged and rejected ${fmt(job.rows_rejected)} ` +
         `of ${fmt(job.rows_processed)} rows in ${duration(job.duration_seconds)}.` +
         mergedMessage(job) +
+        missingMessage(job) +
         (job.undone_by_change_id ? " It was undone since (see the Changes page)." : "")
       );
     }
     if (job.status === "failed") {
+      if (job.refused) return job.error; // the mirror guard's own words say nothing changed
       return `Import failed: ${job.error || "unknown reason"} The catalogue was not changed.`;
     }
     if (job.status === "cancelled") return "Import cancelled. The catalogue was not changed.";
@@ -961,5 +972,10 @@
 
   $("history-prev").addEventListener("click", () => { historyPage -= 1; loadHistory(); });
   $("history-next").addEventListener("click", () => { historyPage += 1; loadHistory(); });
+  // /import?job=N (a feed run's link): open that import.
+  const linked = Number(new URLSearchParams(location.search).get("job"));
+  if (Number.isInteger(linked) && linked > 0) {
+    PI.api(`/api/imports/${linked}`).then(follow).catch(() => {});
+  }
   loadHistory();
 })();
