@@ -32,6 +32,7 @@ _SAMPLE_JOB: dict[str, Any] = {
     "rows_updated": 379000,
     "rows_unchanged": 900,
     "rows_rejected": 100,
+    "rows_missing": 0,
     "error": None,
 }
 
