@@ -29,6 +29,11 @@ def test_sign_in_navigate_and_sign_out(page: Page, live_server: LiveServer) -> N
     expect(page).to_have_url(f"{live_server.url}/webhooks")
     expect(nav.get_by_role("link", name="Webhooks")).to_have_attribute("aria-current", "page")
     screenshot(page, "shell-1280")
+    # An admin's every page and the sign-out fit one row of the bar at 1280 px.
+    audit = nav.get_by_role("link", name="Audit").bounding_box()
+    sign_out = page.get_by_role("button", name="Sign out").bounding_box()
+    assert audit is not None and sign_out is not None
+    assert abs(audit["y"] + audit["height"] / 2 - sign_out["y"] - sign_out["height"] / 2) < 10
 
     page.set_viewport_size({"width": 390, "height": 844})
     expect(nav.get_by_role("link", name="Import")).to_be_visible()
