@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from product_importer.catalog import repository, service, tasks
+from product_importer.catalog import repository, service, tasks, walk
 from product_importer.catalog.models import DeleteAllJob
 from product_importer.catalog.schemas import ProductFilters, ProductSort, ProductUpdate
 from product_importer.db import Database, utcnow
@@ -301,3 +301,42 @@ def test_postgresql_falls_back_to_batches_when_truncate_cannot_lock(
     finished = job(database, job_id)
     assert (finished.status, finished.total, finished.deleted) == ("completed", 350, 350)
     assert len(events(database, "products.deleted_all")) == 1
+
+
+def test_a_walk_that_meets_its_matches_late_stops_and_gathers_them(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One product in eleven is a "Classic ..." chair: dense enough to walk the name order,
+    # but sorted by name descending every "Zebra ..." comes first. The walk gives up after its
+    # budget and the page is found by gathering the matches, with the same answer.
+    add_products(
+        database,
+        [
+            {"sku": f"CL-{i:05d}", "name": f"Classic chair {i}" if i % 11 == 0 else f"Zebra {i}"}
+            for i in range(3_300)
+        ],
+    )
+    monkeypatch.setattr(walk, "MARGIN_ROWS", 100)
+    monkeypatch.setattr(repository, "walk_is_cheaper", lambda *_: True)
+    bounds: list[object] = []
+    page_of_products = repository.page_of_products
+
+    def recording(*args: object, **kwargs: object) -> object:
+        bounds.append(kwargs.get("within"))
+        return page_of_products(*args, **kwargs)  # type: ignore[arg-type]
+
+    for number in (1, 2):
+        expected = page(database, 10_000, ProductSort.NAME_DESC, number, q="classic")
+        monkeypatch.setattr(repository, "page_of_products", recording)
+        walked = page(database, 10, ProductSort.NAME_DESC, number, q="classic")
+        monkeypatch.setattr(repository, "page_of_products", page_of_products)
+        assert [p.sku for p in walked.items] == [p.sku for p in expected.items]
+        assert len(walked.items) == 20
+        assert (walked.total, walked.total_is_estimate) == (300, False)
+    assert len(bounds) == 2 and all(bound is not None for bound in bounds)
+
+
+def test_the_walk_budget_grows_with_the_rows_it_expects_to_test() -> None:
+    # 50 rows wanted among 26,000 matches of a million: about 1,900 rows expected.
+    assert walk.budget(26_000, 1_000_000, 50) == walk.SLACK * 1_923 + walk.MARGIN_ROWS
+    assert walk.budget(0, 1_000, 50) > 1_000  # no estimate: effectively unbounded

@@ -323,10 +323,11 @@ def page_of_products(
     limit: int,
     *,
     scan: bool = False,
+    within: ColumnElement[bool] | None = None,
 ) -> list[Product]:
     """One page, found on the narrow sort index first and then fetched (a "deferred join"),
-    so a deep page skips index entries rather than whole rows."""
-    where = conditions(dialect, filters, scan=scan)
+    so a deep page skips index entries rather than whole rows. `within` bounds a walk."""
+    where = conditions(dialect, filters, scan=scan) + ([within] if within is not None else [])
     ordering = order_by(dialect, sort)
     # PostgreSQL, descending by a field: the valued products, then the others (see below).
     split = sort if isinstance(sort, FieldSort) and sort.descending else None

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from product_importer.catalog import custom_fields, repository, search_index
+from product_importer.catalog import walk as walk_plan
 from product_importer.catalog.models import DeleteAllJob, Product, SearchBacklog, sku_key
 from product_importer.catalog.schemas import (
     ProductCreate,
@@ -234,9 +235,20 @@ def list_page(
             total, is_estimate = matched, False
         else:
             is_estimate = True
+            within = None
+            if walk:
+                rows = walk_plan.budget(total, found.products, offset + page_size)
+                within = walk_plan.bound(session, dialect, sort, rows)
             items = repository.page_of_products(
-                session, dialect, filters, sort, offset, page_size, scan=walk
+                session, dialect, filters, sort, offset, page_size, scan=walk, within=within
             )
+            if within is not None and len(items) < page_size:
+                # The matches lie further along the order than the walk may go: gather them.
+                most = 2 * found.products + 1_000  # every match (the count is estimated)
+                items, total = repository.page_of_matches(
+                    session, dialect, filters, sort, offset, page_size, most
+                )
+                is_estimate = False
     if is_estimate and 0 < len(items) < page_size:
         total, is_estimate = offset + len(items), False  # a short page is the last one
     elif is_estimate and len(items) == page_size:
