@@ -44,6 +44,18 @@ class HeaderMismatch(FileFormatError):
         self.samples: list[list[str]] = []  # the first rows, to propose fields from
 
 
+def parse_flag(name: str, value: str | bool | None) -> bool:
+    """A yes/no option as a request or the command line gives it; MappingInvalid otherwise."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    word = value.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off", ""):
+        return False
+    raise MappingInvalid(f"{name} must be true or false, not {value[:40]!r}.")
+
+
 def header_name(cell: str) -> str:
     return cell.strip().lstrip("\ufeff").strip().casefold()
 

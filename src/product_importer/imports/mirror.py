@@ -34,7 +34,7 @@ from typing import IO, Any
 from product_importer.catalog.export import restore_cell
 from product_importer.catalog.models import SKU_MAX_LENGTH
 from product_importer.history.record_tables import RECORD_COLUMNS, RecordTarget
-from product_importer.imports.mapping import MappingInvalid
+from product_importer.imports.mapping import MappingInvalid, parse_flag
 from product_importer.imports.validation import RejectSink
 
 MISSING_CHOICES = ("keep", "deactivate", "delete")
@@ -79,17 +79,6 @@ class MirrorOptions:
         return cls(**{k: v for k, v in (options or {}).items() if k in OPTION_NAMES})
 
 
-def _flag(name: str, value: str | bool | None) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    word = value.strip().lower()
-    if word in ("true", "1", "yes", "on"):
-        return True
-    if word in ("false", "0", "no", "off", ""):
-        return False
-    raise MappingInvalid(f"{name} must be true or false, not {value[:40]!r}.")
-
-
 def parse_options(
     missing: str | None,
     max_missing_percent: str | float | None,
@@ -115,7 +104,7 @@ def parse_options(
         limit = float(max_missing_percent)
     if not math.isfinite(limit) or not 0 <= limit <= 100:
         raise MappingInvalid(f"max_missing_percent must be from 0 to 100, not {limit:g}.")
-    return MirrorOptions(chosen, limit, _flag("confirm_missing", confirm_missing))
+    return MirrorOptions(chosen, limit, parse_flag("confirm_missing", confirm_missing))
 
 
 def _percent(share: float, limit: float) -> str:

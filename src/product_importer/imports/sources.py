@@ -99,17 +99,6 @@ class FileInfo:
     warnings: list[str] = field(default_factory=list)
 
 
-def _flag(name: str, value: str | bool | None) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    word = value.strip().lower()
-    if word in ("true", "1", "yes", "on"):
-        return True
-    if word in ("false", "0", "no", "off", ""):
-        return False
-    raise column_mapping.MappingInvalid(f"{name} must be true or false, not {value[:40]!r}.")
-
-
 def parse_options(
     mapping: str | None = None,
     encoding: str | None = None,
@@ -162,7 +151,7 @@ def parse_options(
         decimal_separator=separator,
         empty_cells=empty,
         group_by=group or None,
-        variant_names=_flag("variant_names", variant_names),
+        variant_names=column_mapping.parse_flag("variant_names", variant_names),
     )
 
 

@@ -818,8 +818,9 @@
     return found;
   }
 
-  function createBody() {
-    const body = {
+  // The form's own settings, as the API names them.
+  function settingFields() {
+    return {
       name: $("fd-name").value.trim(),
       schedule: $("fd-schedule").value.trim().replace(/\s+/g, " "),
       timezone: $("fd-timezone").value.trim(),
@@ -827,9 +828,11 @@
       max_missing_percent: Number($("fd-max-missing").value),
       failure_alert_after: Number($("fd-alert-after").value),
       enabled: $("fd-enabled").checked,
-      ...sourceFields(),
-      ...readingFields(),
     };
+  }
+
+  function createBody() {
+    const body = { ...settingFields(), ...sourceFields(), ...readingFields() };
     if (body.mapping && !Object.keys(body.mapping).length) delete body.mapping;
     if (body.mapping_id === null) delete body.mapping_id;
     return body;
@@ -845,16 +848,7 @@
   // A write-only credential left empty keeps the saved one.
   function updateBody(feed) {
     const body = {};
-    const wanted = {
-      name: $("fd-name").value.trim(),
-      url: $("fd-url").value.trim(),
-      schedule: $("fd-schedule").value.trim().replace(/\s+/g, " "),
-      timezone: $("fd-timezone").value.trim(),
-      missing: missingChoice(),
-      max_missing_percent: Number($("fd-max-missing").value),
-      failure_alert_after: Number($("fd-alert-after").value),
-      enabled: $("fd-enabled").checked,
-    };
+    const wanted = { ...settingFields(), url: $("fd-url").value.trim() };
     for (const [key, value] of Object.entries(wanted)) if (value !== feed[key]) body[key] = value;
     if (preview) {
       const reading = readingFields();
