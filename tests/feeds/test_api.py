@@ -146,3 +146,14 @@ def test_viewers_read_editors_change(anon_client: TestClient, database: Database
     assert anon_client.post(f"/api/feeds/{feed_id}/run", headers=viewer).status_code == 403
     assert anon_client.delete(f"/api/feeds/{feed_id}", headers=viewer).status_code == 403
     assert anon_client.delete(f"/api/feeds/{feed_id}", headers=admin).status_code == 204
+
+
+def test_a_new_url_forgets_the_host_key_unless_it_is_given_again(client: TestClient) -> None:
+    key = "SHA256:" + "A" * 43
+    feed_id = make_feed(client, "sftp://shop@sftp.example.com/out/p.csv", host_key=key)["id"]
+    same = {"url": "sftp://shop@sftp.example.com/out/p.csv", "host_key": key}
+    assert client.patch(f"/api/feeds/{feed_id}", json=same).json()["host_key"] == key
+    moved = {"url": "sftp://shop@other.example.com/out/p.csv", "host_key": key}
+    assert client.patch(f"/api/feeds/{feed_id}", json=moved).json()["host_key"] == key
+    again = {"url": "sftp://shop@third.example.com/out/p.csv"}
+    assert client.patch(f"/api/feeds/{feed_id}", json=again).json()["host_key"] is None

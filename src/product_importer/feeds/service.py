@@ -141,6 +141,7 @@ def change(
     feed = get(session, feed_id)
     values, options, credentials = _split(data.model_dump(exclude_unset=True))
     check_source(session, settings, values)
+    key_confirmed = "host_key" in values  # even if it is the key saved already
     # A form sends every field; only what differs counts as changed (and, for the source and
     # how it is read, makes the next run import even an unchanged file).
     values = {key: value for key, value in values.items() if getattr(feed, key) != value}
@@ -160,7 +161,7 @@ def change(
     if credentials:
         kept = _readable_credentials(settings, feed) | credentials
         feed.secrets = secrets.seal(settings, kept)
-    if "url" in values and "host_key" not in values:
+    if "url" in values and not key_confirmed:
         feed.host_key = None  # another server: its key is confirmed again
     if any(key in changed for key in _READING):
         feed.etag = feed.last_modified = feed.content_sha256 = None
