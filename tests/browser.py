@@ -94,6 +94,11 @@ def page(browser: object, live_server: LiveServer) -> Iterator[object]:
     assert isinstance(browser, Browser)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
+    # Assertions wait as long as actions do: 5 s (Playwright's default) is too short for a
+    # search answered on a machine running two test suites at once.
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)
     new_page = context.new_page()
     yield new_page
     context.close()

@@ -287,6 +287,10 @@ def test_the_catalogue_is_free_once_an_import_has_completed(
 
     monkeypatch.setattr(pipeline, "_refresh_statistics", refresh)
     assert run_import(client, b"sku,name\nF-1,Free\n")["status"] == "completed"
+    # The refresh follows `completed` on the import's thread: wait for it to have run.
+    deadline = time.monotonic() + 30
+    while not free and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert free == [True]
 
 

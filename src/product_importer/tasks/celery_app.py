@@ -58,6 +58,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
+        # Installations that share a broker through their queue prefix share no control
+        # messages either: a health check's ping reaches this installation's workers only.
+        control_exchange=queue_name(settings, "celery"),
+        event_exchange=queue_name(settings, "celeryev"),
     )
     return app
 
