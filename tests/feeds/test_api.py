@@ -157,3 +157,21 @@ def test_a_new_url_forgets_the_host_key_unless_it_is_given_again(client: TestCli
     assert client.patch(f"/api/feeds/{feed_id}", json=moved).json()["host_key"] == key
     again = {"url": "sftp://shop@third.example.com/out/p.csv"}
     assert client.patch(f"/api/feeds/{feed_id}", json=again).json()["host_key"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"url": "file:///etc/passwd"}, "url"),
+        ({"url": "http://10.1.2.3/p.csv"}, "url"),
+        ({"url": "gopher://erp.example.com/1"}, "url"),
+        ({}, "url"),
+        ({"url": URL, "headers": {"Host": "evil"}}, "set by the server"),
+    ],
+)
+def test_testing_a_hostile_source_gets_a_precise_422(
+    client: TestClient, body: dict[str, Any], says: str
+) -> None:
+    response = client.post("/api/feeds/test", json=body)
+    assert response.status_code == 422, response.text
+    assert says in response.text
