@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from product_importer.db import Database, utcnow
-from product_importer.feeds import service
+from product_importer.feeds import runs, service
 from product_importer.feeds.models import Feed, FeedRun
 
 
@@ -115,3 +116,19 @@ def test_a_due_time_while_the_last_run_goes_on_is_skipped_and_says_so(
     skipped = [run for run in runs_of(database, feed_id) if run.trigger == "schedule"]
     assert [run.status for run in skipped] == ["failed"]
     assert "had not finished" in (skipped[0].reason or "")
+
+
+def test_a_lost_queued_run_is_sent_again_once_per_interval(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed_id = add_feed(database)
+    with database.session() as session:
+        run = FeedRun(feed_id=feed_id, trigger="manual", status="queued")
+        run.created_at = utcnow() - timedelta(minutes=5)
+        session.add(run)
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(runs, "_resent_at", {})
+    monkeypatch.setattr(runs, "enqueue", lambda _session, _name, **kwargs: sent.append(kwargs))
+    runs.settle(database)
+    runs.settle(database)
+    assert len(sent) == 1

@@ -4,7 +4,7 @@ imported; and once the import has ended, the run's outcome and the feed's failur
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -28,6 +28,7 @@ from product_importer.tasks.dispatch import enqueue
 FETCH_GIVEN_UP_AFTER = timedelta(hours=6)
 # A queued run whose task message was lost (no dispatcher, a broker restarted) is sent again.
 RESEND_QUEUED_AFTER = timedelta(seconds=30)
+_resent_at: dict[int, datetime] = {}
 
 
 def source_of(settings: Settings, feed: Feed) -> fetching.Source:
@@ -184,4 +185,8 @@ def settle(database: Database) -> None:
             )
         ).all()
         for run_id in lost:
-            enqueue(session, RUN_TASK, run_id=run_id)
+            # Once per RESEND_QUEUED_AFTER: a run waiting for a busy thread is not sent again
+            # at every turn (a second message would find it claimed and do nothing, but pile up).
+            if now - _resent_at.get(run_id, now - RESEND_QUEUED_AFTER) >= RESEND_QUEUED_AFTER:
+                _resent_at[run_id] = now
+                enqueue(session, RUN_TASK, run_id=run_id)
