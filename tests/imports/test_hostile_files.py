@@ -130,9 +130,13 @@ def test_one_huge_gzipped_line_is_refused_with_memory_bounded(server: Server) ->
 
 
 def test_blank_lines_show_progress_and_cancel_within_a_second(server: Server) -> None:
-    """64 MiB of blank lines (about 30 s of reading): progress moves, a cancel is quick."""
-    content = b"sku,name\n" + b"\n" * (64 * MIB) + b"A-1,Chair\n"
-    job_id = server.post("/api/imports", content, "blank.csv").json()["id"]
+    """A 1 GiB gzip of blank lines (minutes of reading): progress moves, a cancel is quick.
+
+    A plain 64 MiB file is read in a few seconds on a quiet machine: CI's import completed before
+    six moves of its progress were seen.
+    """
+    content = repeated_gzip(b"sku,name\n", b"\n" * MIB, 1024, b"A-1,Chair\n")
+    job_id = server.post("/api/imports", content, "blank.csv.gz").json()["id"]
     seen: list[tuple[float, float]] = []  # (when, percent) each time the percent moved
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(seen) < 6:
@@ -156,22 +160,7 @@ def test_blank_lines_show_progress_and_cancel_within_a_second(server: Server) ->
     latency = time.monotonic() - asked
     print(f"cancel took {latency:.2f}s; progress gaps {[round(g, 2) for g in gaps]}")
     assert latency < 1.5
-
-    # The same as a 64 KB gzip bomb: also cancelled at once, while the server answers.
-    bomb = repeated_gzip(b"sku,name\n", b"\n" * MIB, 1024, b"A-1,Chair\n")
-    job_id = server.post("/api/imports", bomb).json()["id"]
-    deadline = time.monotonic() + 60
-    while server.job(job_id)["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)  # let it get into the blank lines; the result is decided by the poll below
     assert server.answers()
-    asked = time.monotonic()
-    httpx.post(f"{server.url}/api/imports/{job_id}/cancel", headers=server.headers)
-    while server.job(job_id)["status"] != "cancelled":
-        assert time.monotonic() - asked < 5, "the cancel was not honoured"
-        time.sleep(0.02)
-    assert time.monotonic() - asked < 1.5
 
 
 @pytest.fixture
