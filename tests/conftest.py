@@ -20,7 +20,6 @@ from sqlalchemy.exc import OperationalError
 
 from product_importer import migrate, wiring
 from product_importer.app import create_app
-from product_importer.catalog import search_index
 from product_importer.db import Base, Database
 from product_importer.history import record_tables
 from product_importer.models import import_all_models
@@ -104,9 +103,6 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: object) -> Iterator
 def clear_tables(database: Database) -> None:
     import_all_models()
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
-    if database.dialect == "postgresql":  # search tables a rebuild replaced
-        with database.engine.connect() as connection:
-            search_index.drop_retired_search_tables(connection, None)
     with database.engine.begin() as connection:
         # Each custom field has an index of its own on products (catalog.field_sql), outside
         # the metadata: the next test's fields get the same ids again.
@@ -132,9 +128,10 @@ def clear_tables(database: Database) -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
-            # The search table is not in the metadata (an FTS5 table); on PostgreSQL the
-            # TRUNCATE cascades to it.
+            # The search tables are not in the metadata; on PostgreSQL the TRUNCATE cascades
+            # to them.
             connection.execute(text("DELETE FROM product_search"))
+            connection.execute(text("DELETE FROM search_fresh"))
 
 
 @pytest.fixture
@@ -171,6 +168,16 @@ def client(anon_client: TestClient, database: Database) -> TestClient:
     """A client signed in through the real sign-in form, sending the CSRF header."""
     sign_in(anon_client, database)
     return anon_client
+
+
+@pytest.fixture
+def still_client(tmp_path: Path, database: Database) -> Iterator[TestClient]:
+    """A signed-in client of an app whose search index never catches up by itself: what it
+    finds right after a write, it finds through the fresh set (see catalog.search)."""
+    url = database.engine.url.render_as_string(hide_password=False)
+    with TestClient(create_app(make_settings(tmp_path, url, search_catchup=False), database)) as c:
+        sign_in(c, database)
+        yield c
 
 
 pytest_plugins = ["tests.browser"]

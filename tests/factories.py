@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from product_importer.auth import service as auth_service
 from product_importer.auth.roles import Role
-from product_importer.catalog import search_index
 from product_importer.catalog.models import Product, sku_key
+from product_importer.catalog.search import catchup, documents, writing
 from product_importer.db import Database
 
 DEFAULT_PASSWORD = "correct horse battery"
@@ -38,7 +40,7 @@ def make_product(
         product = Product(sku=sku, sku_key=sku_key(sku), name=name, description=description)
         session.add(product)
         session.flush()
-        search_index.index_product(session, product)
+        writing.note_product(session, product.id)
         return product.id
 
 
@@ -91,3 +93,19 @@ def make_webhook(
     with database.session() as session:
         endpoint = webhook_service.create(session, data, settings)
         return endpoint.id, endpoint.secret
+
+
+def index_everything(session: Session) -> None:
+    """Tests that write products directly: put them all in the fresh set, then run the catch-up
+    until the index holds them, as the background would."""
+    document = (
+        documents.SQLITE_DOCUMENT
+        if session.get_bind().dialect.name == "sqlite"
+        else documents.PG_DOCUMENT
+    )
+    session.execute(text("DELETE FROM search_fresh"))
+    session.execute(
+        text(f"INSERT INTO search_fresh (product_id, document) SELECT id, {document} FROM products")
+    )
+    while catchup.catch_up_batch(session):
+        pass

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         ge=100,
         description="Rows per transaction when a delete-all cannot TRUNCATE (PostgreSQL).",
     )
+    search_catchup: bool = Field(
+        default=True,
+        description=(
+            "Move written products into the search index in the background. Off, every search "
+            "still finds them (by scanning the fresh set), only more slowly: for diagnosis."
+        ),
+    )
 
     # History and undo
     history_retention_days: float = Field(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
-from product_importer.catalog import custom_fields, search_index
+from product_importer.catalog import custom_fields
 from product_importer.catalog.models import Product, sku_key
 from product_importer.db import Database, utcnow
+from tests.factories import index_everything
 
 # One field of every type, as an admin would define them.
 EVERY_TYPE: dict[str, tuple[str, list[str] | None]] = {
@@ -50,7 +50,7 @@ def add_with_fields(database: Database, rows: Iterable[dict[str, Any]]) -> None:
     ]
     with database.session() as session:
         session.execute(insert(Product), values)
-        search_index.index_changed(session, 0, 2**62, datetime(1970, 1, 1, tzinfo=UTC))
+        index_everything(session)
 
 
 def fields_by_sku(database: Database) -> dict[str, dict[str, Any]]:

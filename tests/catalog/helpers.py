@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from product_importer.catalog import search_index
 from product_importer.catalog.models import Product, sku_key
 from product_importer.db import Database, utcnow
 from product_importer.webhooks.models import Event
+from tests.factories import index_everything
 
 
 def add_products(database: Database, rows: Iterable[dict[str, Any]], *, index: bool = True) -> None:
@@ -35,7 +34,7 @@ def add_products(database: Database, rows: Iterable[dict[str, Any]], *, index: b
     with database.session() as session:
         session.execute(insert(Product), values)
         if index:
-            search_index.index_changed(session, 0, 2**62, datetime(1970, 1, 1, tzinfo=UTC))
+            index_everything(session)
 
 
 def numbered(count: int, prefix: str = "SKU-", **fields: Any) -> list[dict[str, Any]]:

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import delete
 
-from product_importer.catalog.models import SearchBacklog
-from product_importer.db import utcnow
 from tests.browser import LiveServer, screenshot, sign_in_page
 from tests.catalog.helpers import add_products, numbered
 from tests.factories import make_product
@@ -216,23 +213,3 @@ def test_keyboard_only_create(page: Page, live_server: LiveServer) -> None:
     expect(page.get_by_role("dialog", name="Edit KEY-1")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog", name="Edit KEY-1")).to_be_hidden()
-
-
-def test_a_notice_while_the_search_index_catches_up(page: Page, live_server: LiveServer) -> None:
-    add_products(live_server.database, numbered(3, name="Fresh restore"), index=False)
-    with live_server.database.session() as session:
-        # A live worker is indexing it (a fresh heartbeat), so the sweep leaves it alone.
-        session.add(SearchBacklog(changed_since=utcnow(), heartbeat_at=utcnow()))
-    sign_in_page(page, live_server)
-    notice = page.get_by_text("Search index is updating after a large undo")
-    page.goto("/products")
-    expect(page.locator("#products-body tr")).to_have_count(3)
-    expect(notice).to_be_hidden()
-    page.get_by_label("Name contains").fill("fresh")
-    expect(notice).to_be_visible()
-    with live_server.database.session() as session:
-        session.execute(delete(SearchBacklog))
-    page.reload()
-    expect(page.get_by_label("Name contains")).to_have_value("fresh")
-    expect(page.locator("#results-summary")).to_have_text("0 products")
-    expect(notice).to_be_hidden()

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from product_importer.catalog import search_index
-from product_importer.catalog.models import Product, SearchBacklog
+from product_importer.catalog.models import Product
 from product_importer.catalog.repository import count_all
+from product_importer.catalog.search import catchup
 
 
 def delete_first(session: Session, rows: int, record: Callable[[int], None] | None = None) -> int:
@@ -22,12 +22,13 @@ def delete_first(session: Session, rows: int, record: Callable[[int], None] | No
         return 0
     if record is not None:
         record(ids[-1])
-    unindex = (
-        "DELETE FROM product_search WHERE rowid <= :high"
-        if session.get_bind().dialect.name == "sqlite"
-        else "DELETE FROM product_search WHERE product_id <= :high"
-    )
-    session.execute(text(unindex), {"high": ids[-1]})
+    # Explicitly, by range: cheaper than PostgreSQL's cascade a row.
+    key = "rowid" if session.get_bind().dialect.name == "sqlite" else "product_id"
+    for sql in (
+        f"DELETE FROM product_search WHERE {key} <= :high",  # noqa: S608 (fixed text)
+        "DELETE FROM search_fresh WHERE product_id <= :high",
+    ):
+        session.execute(text(sql), {"high": ids[-1]})
     first = select(Product.id).order_by(Product.id).limit(rows).scalar_subquery()
     result = session.execute(
         delete(Product).where(Product.id.in_(first)).execution_options(synchronize_session=False)
@@ -36,7 +37,7 @@ def delete_first(session: Session, rows: int, record: Callable[[int], None] | No
 
 
 def sqlite_delete_all(session: Session) -> int:
-    """Empty `products`, its search table and the search backlog in one transaction, in about
+    """Empty `products` and both parts of its search structure in one transaction, in about
     a second.
 
     SQLite erases a whole table without visiting rows (when it has no triggers); an FTS5
@@ -62,10 +63,9 @@ def sqlite_delete_all(session: Session) -> int:
         connection.exec_driver_sql("DELETE FROM product_list_items")
     connection.exec_driver_sql("DROP TABLE product_search")
     connection.exec_driver_sql(search_sql)
-    connection.exec_driver_sql(
-        search_index.SQLITE_SEARCH_AUTOMERGE
-    )  # kept in the table, so gone with it
-    connection.exec_driver_sql("DELETE FROM search_backlog")
+    # Kept in the table, so gone with it.
+    connection.exec_driver_sql(catchup.SQLITE_SEARCH_AUTOMERGE)
+    connection.exec_driver_sql("DELETE FROM search_fresh")
     return count
 
 
@@ -84,9 +84,5 @@ def pg_truncate(
         record()
     session.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
     count = count_all(session)
-    # A search table a rebuild replaced, not yet dropped, still references products.
-    for name in session.execute(text(search_index.LIST_RETIRED_SEARCH)).scalars().all():
-        session.execute(text(f'DROP TABLE "{name}"'))
-    session.execute(text("TRUNCATE products, product_search"))
-    session.execute(delete(SearchBacklog))
+    session.execute(text("TRUNCATE products, product_search, search_fresh"))
     return count

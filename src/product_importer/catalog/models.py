@@ -91,17 +91,3 @@ class DeleteAllJob(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # The change set that recorded what was deleted (see changes/), for undo.
     change_id: Mapped[int | None] = mapped_column(BigIntId, default=None)
-
-
-class SearchBacklog(Base):
-    """Products an import changed that the search structure does not reflect yet: every product
-    with `updated_at >= changed_since`. Written inside the import's merge transaction, removed
-    once `catalog.index_search` has indexed them."""
-
-    __tablename__ = "search_backlog"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    changed_since: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Refreshed after every indexed chunk: a stale (or empty) heartbeat means nobody works on it.
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

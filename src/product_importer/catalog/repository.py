@@ -1,12 +1,8 @@
 """Product queries, shaped per database so the search and sort indexes do the work.
 
-Search reads `product_search`, a structure keyed by product id: on SQLite an FTS5 trigram table
-(rowid = product id), on PostgreSQL a table of documents with a pg_trgm GIN index. Both give
-case-insensitive substring matches. Terms shorter than three characters have no trigram, so
-they fall back to a scan (still correct, just slower). The application keeps it in step:
-single-product writes at once (`index_product`, `unindex_product`), an import's merge in its
-own transaction (`PG_INDEX_MERGED`, `sqlite_index_merged`), so search is current the moment an
-import completes; an undo afterwards, from the `search_backlog` (`index_changed`).
+Text search conditions come from `catalog.search.matching`, which reads both parts of the search
+structure (the index and the fresh set; see `catalog.search`), so every product is found by its
+current text whether or not the index has caught up with it.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    CompoundSelect,
     Row,
     Select,
     and_,
@@ -30,7 +27,6 @@ from sqlalchemy import (
     inspect,
     literal,
     literal_column,
-    or_,
     select,
     table,
     text,
@@ -45,27 +41,16 @@ from sqlalchemy.sql.elements import UnaryExpression
 from product_importer.catalog import field_sql, field_types
 from product_importer.catalog.models import CustomField, Product, sku_key
 from product_importer.catalog.schemas import FieldFilter, FieldSort, ProductFilters, SortOrder
-from product_importer.db import compact_json, fold_text
+from product_importer.catalog.search import matching
+from product_importer.db import compact_json
 
-_fts = table("product_search", column("rowid"), column("product_search"))
-_pg_search_table = table("product_search", column("product_id"), column("document"))
 _list_items = table("product_list_items", column("field_id"), column("item"), column("product_id"))
-_MIN_TRIGRAM = 3
 # Sorting past every real code point: the upper bound of a prefix range.
 _MAX_CHAR = "\U0010ffff"
 SAMPLE_WINDOWS = 10
 SAMPLE_WINDOW_IDS = 500
 
-IdRange = tuple[int, int]
-
-
-def _like_pattern(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _fts_phrase(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
+IdRange = matching.IdRange
 
 
 def _sku_order_column(dialect: str, rows: Any = Product) -> Any:
@@ -136,7 +121,7 @@ def conditions(
         else:
             where.append(Product.sku_key == sku_key(raw))
     # (column or None for "any of sku, name, description", term)
-    searches: list[tuple[str | None, str]] = []
+    searches: list[matching.Search] = []
     if filters.name and filters.name.strip():
         searches.append(("name", filters.name.strip()))
     if filters.description and filters.description.strip():
@@ -144,11 +129,11 @@ def conditions(
     searches.extend((None, word) for word in _terms(filters.q))
     where.extend(_field_condition(dialect, item, scan=scan) for item in filters.fields)
     if scan:
-        where.extend(_column_like(dialect, field, term) for field, term in searches)
+        where.extend(matching.column_like(dialect, field, term) for field, term in searches)
     elif dialect == "sqlite":
-        where.extend(_sqlite_search(searches, id_range))
+        where.extend(matching.sqlite_conditions(searches, id_range))
     else:
-        where.extend(_pg_search(searches, id_range, joined=joined_search))
+        where.extend(matching.pg_conditions(searches, id_range, joined=joined_search))
     return where
 
 
@@ -216,7 +201,7 @@ def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> 
         return and_(*(_has_item(dialect, item.key, element) for element in item.value))
     raw: ColumnElement[str] = literal_column(field_sql.raw_sql(dialect, item.key))
     if item.op == "contains":
-        return func.lower(raw).like(func.lower(_like_pattern(item.value)), escape="\\")
+        return func.lower(raw).like(func.lower(matching.like_pattern(item.value)), escape="\\")
     if item.kind in field_sql.TEXT_LIKE:
         # The index holds the first characters, lower-cased; the whole text is rechecked.
         prefix = func.lower(func.substr(item.value, 1, field_sql.TEXT_PREFIX))
@@ -231,73 +216,6 @@ def _field_condition(dialect: str, item: FieldFilter, *, scan: bool = False) -> 
     if item.op == "lte":
         return value <= parameter
     return value == parameter
-
-
-def _column_like(dialect: str, field: str | None, term: str) -> ColumnElement[bool]:
-    """The term in a column, row by row, folded as the search index folds it (letter case and
-    accents: "senor" finds "Señor"), so a recheck or a scan agrees with the index."""
-    pattern = _like_pattern(term)
-    fields = [field] if field else ["sku", "name", "description"]
-    clauses = [
-        _folded(dialect, getattr(Product, name)).like(_folded_term(dialect, pattern), escape="\\")
-        for name in fields
-    ]
-    return or_(*clauses)
-
-
-def _folded(dialect: str, value: Any) -> ColumnElement[str]:
-    if dialect == "postgresql":
-        return func.lower(func.unaccent(value))
-    return func.pi_fold(value)
-
-
-def _folded_term(dialect: str, pattern: str) -> Any:
-    # PostgreSQL folds the term with the very function that folded the documents.
-    return func.lower(func.unaccent(pattern)) if dialect == "postgresql" else fold_text(pattern)
-
-
-def _sqlite_search(
-    searches: list[tuple[str | None, str]], id_range: IdRange | None
-) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    phrases: list[str] = []
-    for field, term in searches:
-        if len(term) >= _MIN_TRIGRAM:
-            # The table holds the columns folded (pi_fold): the term is folded the same way.
-            phrase = _fts_phrase(fold_text(term) or "")
-            phrases.append(f"{field} : {phrase}" if field else phrase)
-        else:
-            where.append(_column_like("sqlite", field, term))
-    if phrases:
-        matching = select(_fts.c.rowid).where(_fts.c.product_search.match(" AND ".join(phrases)))
-        if id_range is not None:
-            matching = matching.where(_fts.c.rowid.between(*id_range))
-        where.insert(0, Product.id.in_(matching))
-    return where
-
-
-def _pg_search(
-    searches: list[tuple[str | None, str]], id_range: IdRange | None, *, joined: bool
-) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    documents: list[ColumnElement[bool]] = []
-    for field, term in searches:
-        pattern = _like_pattern(term)
-        # The trigram index covers the combined text; a per-column term is rechecked on its
-        # column. One index instead of three keeps indexing cheaper.
-        documents.append(
-            _pg_search_table.c.document.like(_folded_term("postgresql", pattern), escape="\\")
-        )
-        if field:
-            where.append(_column_like("postgresql", field, term))
-    if documents and joined:
-        return documents + where  # the cheap document tests first: AND stops at a miss
-    if documents:
-        matching = select(_pg_search_table.c.product_id).where(*documents)
-        if id_range is not None:
-            matching = matching.where(_pg_search_table.c.product_id.between(*id_range))
-        where.insert(0, Product.id.in_(matching))
-    return where
 
 
 def _texts(filters: ProductFilters) -> list[str]:
@@ -394,12 +312,10 @@ def ids_up_to(session: Session, dialect: str, filters: ProductFilters, limit: in
     return list(session.scalars(_matching_ids(dialect, filters).limit(limit + 1)))
 
 
-def _matching_ids(dialect: str, filters: ProductFilters) -> Select[Any]:
+def _matching_ids(dialect: str, filters: ProductFilters) -> Select[Any] | CompoundSelect[Any]:
     if dialect == "postgresql" and _free_text_only(filters):
-        # Every search row belongs to a product (its foreign key cascades): the ids come from
-        # the search table alone, without a lookup in `products` for each match.
-        searches: list[tuple[str | None, str]] = [(None, term) for term in _terms(filters.q)]
-        return select(_pg_search_table.c.product_id).where(*_pg_search(searches, None, joined=True))
+        # The ids come from the search rows alone, without a lookup in `products` each.
+        return matching.pg_matching_ids([(None, term) for term in _terms(filters.q)])
     return select(Product.id).where(*conditions(dialect, filters))
 
 
@@ -513,11 +429,7 @@ def sample(session: Session, dialect: str, filters: ProductFilters) -> Sample:
             Product.id.between(*id_range)
         )
         if joined_search:
-            search_row = and_(
-                _pg_search_table.c.product_id == Product.id,
-                _pg_search_table.c.product_id.between(*id_range),
-            )
-            part = part.select_from(Product.__table__.outerjoin(_pg_search_table, search_row))
+            part = part.select_from(matching.pg_joined_rows(id_range))
         parts.append(part)
     counts = session.execute(union_all(*parts)).all()
     sampled = sum(int(rows) for rows, _ in counts)

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from product_importer.catalog import custom_fields, repository, search_index
+from product_importer.catalog import custom_fields, repository
 from product_importer.catalog import walk as walk_plan
-from product_importer.catalog.models import DeleteAllJob, Product, SearchBacklog, sku_key
+from product_importer.catalog.models import DeleteAllJob, Product, sku_key
 from product_importer.catalog.schemas import (
     ProductCreate,
     ProductFilters,
@@ -26,6 +26,7 @@ from product_importer.catalog.schemas import (
     ProductUpdate,
     SortOrder,
 )
+from product_importer.catalog.search import catchup, writing
 from product_importer.db import utcnow
 from product_importer.history import record_tables, recording
 from product_importer.history import repository as history_repository
@@ -35,10 +36,7 @@ from product_importer.tasks import dispatch
 from product_importer.webhooks import events
 
 DELETE_ALL_TASK = "catalog.delete_all"
-INDEX_SEARCH_TASK = "catalog.index_search"
 SEARCHED_FIELDS = ("sku", "name", "description")
-# An indexing worker refreshes its backlog entry's heartbeat after every chunk.
-BACKLOG_STALE_AFTER_SECONDS = 60.0
 
 
 class ProductNotFound(Exception):
@@ -136,7 +134,7 @@ def create(session: Session, data: ProductCreate, actor: str = "") -> Product:
     )
     session.add(product)
     _flush(session, data.sku)
-    search_index.index_product(session, product)
+    writing.note_product(session, product.id)
     record_edit(session, actor, "created", product.id, None, product)
     events.record(session, "product.created", _payload(product))
     return product
@@ -170,7 +168,7 @@ def update(
         setattr(product, name, value)
     _flush(session, fields.get("sku", product.sku))
     if any(name in changed for name in SEARCHED_FIELDS):
-        search_index.index_product(session, product)
+        writing.note_product(session, product.id)
     record_edit(session, actor, "updated", product.id, before, product)
     events.record(session, "product.updated", _payload(product))
     return product
@@ -181,9 +179,9 @@ def delete(session: Session, product_id: int, if_match: str | None = None, actor
     _check_if_match(product, if_match)
     data = {"id": product.id, "sku": product.sku}
     before = _values(product)
+    writing.forget_product(session, product_id)
     session.delete(product)
     _flush(session, product.sku)
-    search_index.unindex_product(session, product_id)
     record_edit(session, actor, "deleted", product_id, before, None)
     events.record(session, "product.deleted", data)
 
@@ -259,7 +257,7 @@ def list_page(
         total_is_estimate=is_estimate,
         page=page,
         page_size=page_size,
-        search_pending=search_index.search_pending(session),
+        search_pending=catchup.catching_up(session),
     )
 
 
@@ -507,66 +505,3 @@ def requeue_delete_job(session: Session, job: DeleteAllJob) -> None:
 
 def stale_cutoff(seconds: float) -> datetime:
     return utcnow() - timedelta(seconds=seconds)
-
-
-# --- the search backlog ---------------------------------------------------------------------
-
-
-def queue_search_indexing(session: Session, stale_before: datetime) -> list[int]:
-    """Send `catalog.index_search` (after the commit) for every backlog entry nobody works on:
-    never claimed, or whose worker stopped refreshing its heartbeat."""
-    ids = list(
-        session.scalars(
-            select(SearchBacklog.id)
-            .where(
-                or_(
-                    SearchBacklog.heartbeat_at.is_(None),
-                    SearchBacklog.heartbeat_at < stale_before,
-                )
-            )
-            .order_by(SearchBacklog.id)
-        )
-    )
-    for backlog_id in ids:
-        dispatch.enqueue(session, INDEX_SEARCH_TASK, backlog_id=backlog_id)
-    return ids
-
-
-def claim_backlog(session: Session, backlog_id: int, stale_before: datetime) -> datetime | None:
-    """Take a backlog entry for this worker; its `changed_since`, or None if it is gone or a
-    live worker has it."""
-    result = session.execute(
-        sa.update(SearchBacklog)
-        .where(
-            SearchBacklog.id == backlog_id,
-            or_(SearchBacklog.heartbeat_at.is_(None), SearchBacklog.heartbeat_at < stale_before),
-        )
-        .values(heartbeat_at=utcnow())
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return None
-    return session.scalar(select(SearchBacklog.changed_since).where(SearchBacklog.id == backlog_id))
-
-
-def index_backlog_chunk(
-    session: Session, backlog_id: int, low: int, high: int, since: datetime
-) -> None:
-    search_index.index_changed(session, low, high, since)
-    touch_backlog(session, backlog_id)
-
-
-def touch_backlog(session: Session, backlog_id: int) -> None:
-    session.execute(
-        sa.update(SearchBacklog).where(SearchBacklog.id == backlog_id).values(heartbeat_at=utcnow())
-    )
-
-
-def release_backlog(session: Session, backlog_id: int) -> None:
-    """Leave an unfinished entry for the next worker at once (the process is stopping)."""
-    session.execute(
-        sa.update(SearchBacklog).where(SearchBacklog.id == backlog_id).values(heartbeat_at=None)
-    )
-
-
-def finish_backlog(session: Session, backlog_id: int) -> None:
-    session.execute(sa.delete(SearchBacklog).where(SearchBacklog.id == backlog_id))

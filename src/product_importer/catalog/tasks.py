@@ -1,5 +1,5 @@
 """Background work for the catalogue: delete all products, and resume it after a crash; bring
-the search index up to date after an import.
+the search index up to date.
 
 The job runs on the "imports" queue and takes the catalogue lock imports take, so it never
 interleaves with an import. The task opens and commits its own transactions.
@@ -10,23 +10,21 @@ rolls it back whole. PostgreSQL: TRUNCATE under a lock requested with a short ti
 queue behind a waiting exclusive lock, so it must never wait long); if the lock cannot be had
 after several tries, it deletes in batches of `products_delete_batch_rows` instead.
 
-Search indexing runs on the "default" queue, in short transactions of `INDEX_CHUNK_IDS` ids, so
-it never holds a lock for long; re-indexing a chunk twice does no harm, so a crash only costs
-the chunk in progress (the periodic sweep hands the entry to a new worker).
+The search catch-up runs on the periodic schedule, in short turns of small transactions (see
+catalog.search.catchup): a crash costs nothing, the next turn goes on.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from datetime import datetime
 
 from sqlalchemy.exc import OperationalError
 
-from product_importer.catalog import emptying, repository, search_index
+from product_importer.catalog import emptying, repository
 from product_importer.catalog import service as catalog_service
 from product_importer.catalog.locking import CatalogueLock
+from product_importer.catalog.search import catchup
 from product_importer.db import Database
 from product_importer.tasks import registry
 from product_importer.tasks.registry import TaskContext
@@ -153,87 +151,17 @@ def recover_delete_all(context: TaskContext) -> None:
         _fail(context.database, job_id, f"Gave up after {MAX_ATTEMPTS} interrupted attempts.")
 
 
-# --- search indexing ------------------------------------------------------------------------
-
-INDEX_CHUNK_IDS = 5_000
-INDEX_RETRY_SECONDS = 0.2
+# --- search catch-up -----------------------------------------------------------------------
 
 
-@registry.task(catalog_service.INDEX_SEARCH_TASK, queue="default")
-def index_search(context: TaskContext, backlog_id: int) -> None:
-    """Index the products an import changed, in id order, then drop the backlog entry."""
-    database = context.database
-    stale = catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
-    with database.session() as session:
-        since = catalog_service.claim_backlog(session, backlog_id, stale)
-    if since is None:
-        return  # done already, or a live worker has it
-    with database.session() as session:
-        bounds = search_index.changed_id_bounds(session, since)
-    started = time.perf_counter()
-    if bounds is not None:
-        low, high = bounds
-        for chunk_low in range(low, high + 1, INDEX_CHUNK_IDS):
-            if context.stopping.is_set():
-                with database.session() as session:
-                    catalog_service.release_backlog(session, backlog_id)
-                return
-            chunk_high = min(high, chunk_low + INDEX_CHUNK_IDS - 1)
-            if not _index_chunk(context, backlog_id, chunk_low, chunk_high, since):
-                return
-    with database.session() as session:
-        catalog_service.finish_backlog(session, backlog_id)
-    log.info("search backlog %s indexed in %.2fs", backlog_id, time.perf_counter() - started)
-
-
-def _index_chunk(
-    context: TaskContext, backlog_id: int, low: int, high: int, since: datetime
-) -> bool:
-    """Index one chunk, retrying while rows in it are being written (PostgreSQL); False if the
-    process is stopping first (the entry is released for the next worker)."""
-    while True:
-        try:
-            with context.database.session() as session:
-                catalog_service.index_backlog_chunk(session, backlog_id, low, high, since)
-            return True
-        except OperationalError as exc:
-            if not _busy(exc):
-                raise
-        with context.database.session() as session:
-            catalog_service.touch_backlog(session, backlog_id)  # alive, waiting for a writer
-        if context.stopping.wait(INDEX_RETRY_SECONDS):
-            with context.database.session() as session:
-                catalog_service.release_backlog(session, backlog_id)
-            return False
-
-
-def _busy(exc: OperationalError) -> bool:
-    """A row being written (PostgreSQL, NOWAIT), or SQLite refusing a write at once because
-    another connection committed since this one's read began (no busy wait helps there)."""
-    if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-        return True
-    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
-
-
-@registry.periodic("catalog.search_backlog", every_seconds=2)
-def search_backlog(context: TaskContext) -> None:
-    """Hand backlog entries nobody works on (a crash after the merge, a lost task) to a worker."""
-    stale = catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
-    with context.database.session() as session:
-        catalog_service.queue_search_indexing(session, stale)
-
-
-# --- search tables replaced by a rebuild ----------------------------------------------------
-
-
-@registry.periodic("catalog.drop_retired_search", every_seconds=300)
-def drop_retired_search(context: TaskContext) -> None:
-    """Drop search tables an import's rebuild replaced but could not drop right after its
-    commit (a long export or search still read them). PostgreSQL only; each drop gives up
-    after a short lock wait and is tried again next time, so it never holds up searches."""
-    if context.database.dialect != "postgresql":
+@registry.periodic("catalog.search_catchup", every_seconds=0.5)
+def search_catchup(context: TaskContext) -> None:
+    """Move fresh products into the search index for a short turn (see catalog.search.catchup)."""
+    if not context.settings.search_catchup:
         return
-    with context.database.engine.connect() as connection:
-        dropped = search_index.drop_retired_search_tables(connection)
-    if dropped:
-        log.info("dropped %s replaced search table(s)", dropped)
+    started = time.perf_counter()
+    moved = catchup.catch_up(context.database, context.stopping)
+    if moved:
+        log.debug(
+            "search index: %s products caught up in %.2fs", moved, time.perf_counter() - started
+        )

@@ -249,11 +249,12 @@ def apply(
             raise changes_service.RemovesEverything(removing)
     if request.action == "delete":
         if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's search rows cascade
-            session.execute(
-                sa.delete(sa.table("product_search", sa.column("rowid"))).where(
-                    sa.column("rowid").in_(recorded)
+            for search_table, key in (("product_search", "rowid"), ("search_fresh", "product_id")):
+                session.execute(
+                    sa.delete(sa.table(search_table, sa.column(key))).where(
+                        sa.column(key).in_(recorded)
+                    )
                 )
-            )
         result = session.execute(
             sa.delete(Product)
             .where(Product.id.in_(recorded))

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from product_importer.catalog import custom_fields, search_index
+from product_importer.catalog import custom_fields
 from product_importer.catalog.models import Product
+from product_importer.catalog.search import writing
 from product_importer.changes import words
 from product_importer.changes.schemas import (
     ChangePage,
@@ -259,12 +260,6 @@ def start_undo(
     return undo
 
 
-# An undo that restores up to this many products indexes their text in its own transaction
-# (about 1 s at the limit in a million products on PostgreSQL, whose rows are scattered; 50,000
-# took 14 s); a larger one leaves it to the backlog rather than hold the catalogue that long.
-UNDO_INDEXES_INLINE_UP_TO = 10_000
-
-
 def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     """Undo `undo.undoes_id` in the caller's transaction: all of it, or (on any error) none."""
     assert undo.undoes_id is not None
@@ -300,19 +295,8 @@ def run_undo(session: Session, undo: ChangeSet, progress: Any) -> None:
     repository.close_records(session, records)
     progress(95.0)
     if restored:
-        from product_importer.catalog import service as catalog_service
-
-        if restored <= UNDO_INDEXES_INLINE_UP_TO:
-            # Searchable the moment the undo completes, like an import.
-            search_index.index_stamped(session, now)
-        else:
-            # Indexing this many rows one by one would hold the undo up for long: the search
-            # index catches up in the background after the commit (`search_pending`).
-            sql, params = search_index.backlog_statement(session.get_bind().dialect.name, now)
-            session.execute(sa.text(sql), params)
-            catalog_service.queue_search_indexing(
-                session, catalog_service.stale_cutoff(catalog_service.BACKLOG_STALE_AFTER_SECONDS)
-            )
+        # Findable by their restored text the moment the undo completes, whatever its size.
+        writing.note_stamped(session, now)
     session.execute(
         sa.update(ChangeSet)
         .where(ChangeSet.id == undo.id)

@@ -183,7 +183,9 @@ def undo_delete_created(session: Session, undo: RecordTarget) -> int:
     source, where = undo.source()
     ids = f"SELECT r.product_id FROM {source} WHERE {where} AND r.op = 'deleted'"
     if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's search rows cascade
+        # As catalog.search.writing.sqlite_forget does (history sits below the catalogue).
         _run(session, f"DELETE FROM product_search WHERE rowid IN ({ids})", {})
+        _run(session, f"DELETE FROM search_fresh WHERE product_id IN ({ids})", {})
     return _run(session, f"DELETE FROM products WHERE id IN ({ids})", {})
 
 

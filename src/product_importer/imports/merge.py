@@ -16,18 +16,14 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import psycopg
 from sqlalchemy import Engine
 
-from product_importer.catalog import search_index
+from product_importer.catalog.search import writing as search_writing
 from product_importer.history import record_tables, recording
 from product_importer.history.recording import ChangeRequest
 from product_importer.imports.mirror import MirrorStep
@@ -36,12 +32,6 @@ from product_importer.imports.validation import StagedRow
 log = logging.getLogger(__name__)
 
 MERGE_BATCH_ROWS = 50_000
-# With a search rebuild, the batches' share of the merge's progress; the rebuild has the rest.
-REBUILD_BATCHES_SHARE = 0.4
-BEAT_SECONDS = 0.5
-SWAP_LOCK_TIMEOUT_MS = 200
-SWAP_LOCK_ATTEMPTS = 20
-SWAP_RETRY_SECONDS = 0.3
 
 # Called between merge batches with the fraction done; raises to abandon the merge.
 MergeProgress = Callable[[float], None]
@@ -91,29 +81,6 @@ def merger_for(engine: Engine) -> Merger:
     if engine.dialect.name == "postgresql":
         return PostgresMerger(engine)
     return SQLiteMerger(engine)
-
-
-@contextmanager
-def _beating(beat: Callable[[], None]) -> Iterator[None]:
-    """Call `beat` every half second from a thread while a long statement runs, so progress
-    events and the job's heartbeat go on. A cancel it notices is honoured by the merge at its
-    next step, since it cannot stop the statement."""
-    done = threading.Event()
-
-    def run() -> None:
-        while not done.wait(BEAT_SECONDS):
-            try:
-                beat()
-            except Exception:  # a cancel (raised again by the next step) or a hiccup
-                log.debug("merge heartbeat skipped", exc_info=True)
-
-    thread = threading.Thread(target=run, name="pi-merge-beat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _batches(boundaries: list[Any]) -> list[tuple[Any, Any]]:
@@ -271,7 +238,7 @@ class SQLiteMerger:
                 created += new
                 if target is not None and new:
                     self._db.execute(recording.sqlite_record_created(target), (highest,))
-                self._db.execute(search_index.sqlite_index_merged(where), (stamp, *params))
+                self._db.execute(search_writing.sqlite_note_merged(where), (stamp, *params))
                 progress((done + 1) / len(batches))
             counts = MergeCounts(created, updated, total - created - updated, change_id)
             if target is not None:
@@ -419,12 +386,9 @@ class PostgresMerger:
         try:
             with self._db.cursor() as cursor:
                 cursor.execute("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE")
-                # The search index changes in the same transaction, so search is current the
-                # moment the merge commits and a failed merge leaves it as it was: row by row
-                # in each batch's statement, or rebuilt at the end when that is cheaper.
-                rebuild = self._rebuilds_search(cursor, total)
-                write = "" if rebuild else f", {search_index.PG_INDEX_MERGED}"
-                batches_share = REBUILD_BATCHES_SHARE if rebuild else 1.0
+                # The written products go into the search structure's fresh set in the same
+                # statement, so they are findable the moment the merge commits.
+                write = f", {search_writing.PG_NOTE_MERGED}"
                 if record is not None:
                     sql, params = recording.open_statement("postgresql", record, now)
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
@@ -452,12 +416,7 @@ class PostgresMerger:
                             f"FROM ({last}) AS l WHERE p.sku_key = l.sku_key "
                             "AND jsonb_path_exists(p.fields, '$.* ? (@ == null)')"
                         )
-                    progress(batches_share * min(1.0, (low + MERGE_BATCH_ROWS) / total))
-                if rebuild:
-                    with _beating(lambda: progress(batches_share)):
-                        for statement in search_index.PG_BUILD_SEARCH:
-                            cursor.execute(statement)
-                    progress(1.0)
+                    progress(min(1.0, (low + MERGE_BATCH_ROWS) / total))
                 counts = MergeCounts(created, updated, total - created - updated, change_id)
                 statements = before_commit(counts)
                 if target is not None:
@@ -466,20 +425,12 @@ class PostgresMerger:
                     statements.insert(
                         0, recording.counts_statement(target.change_id, created, updated)
                     )
-                if rebuild:
-                    # Late, so searches wait for the swap only while the few statements below
-                    # and the commit run; before them, because they lock the job's row, which
-                    # the heartbeat writes.
-                    with _beating(lambda: progress(1.0)):
-                        self._swap_search(cursor, now)
                 for sql, params in statements:
                     cursor.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params)
         except BaseException:
             self._db.rollback()
             raise
         self._db.commit()
-        if rebuild:
-            self._drop_retired_search()
         return counts
 
     def _upserts(self, has_active: bool) -> tuple[str, str]:
@@ -517,57 +468,6 @@ class PostgresMerger:
         upserts = f"a AS ({keep_active})" + (f", b AS ({set_active})" if has_active else "")
         returned = "SELECT * FROM a" + (" UNION ALL SELECT * FROM b" if has_active else "")
         return upserts, returned
-
-    @staticmethod
-    def _swap_search(cursor: Any, now: datetime) -> None:
-        """Put the rebuilt search table in place. The exclusive lock is asked for with a short
-        timeout, retried: while it waits (for a long search, an export), new searches queue
-        behind it, so it must not wait long at a time."""
-        for _attempt in range(SWAP_LOCK_ATTEMPTS):
-            cursor.execute("SAVEPOINT swap")
-            cursor.execute(f"SET LOCAL lock_timeout = {SWAP_LOCK_TIMEOUT_MS}")
-            try:
-                cursor.execute(search_index.PG_SWAP_LOCK)
-                break
-            except psycopg.errors.LockNotAvailable:
-                cursor.execute("ROLLBACK TO SAVEPOINT swap")
-                time.sleep(SWAP_RETRY_SECONDS)
-        else:
-            cursor.execute(search_index.PG_SWAP_LOCK)  # searches have waited enough
-        cursor.execute("SET LOCAL lock_timeout = 0")
-        for statement in search_index.pg_swap_search(str(int(now.timestamp() * 1e6))):
-            cursor.execute(statement)
-
-    def _drop_retired_search(self) -> None:
-        """Drop the table the rebuild replaced, in transactions of its own (see
-        `search_index.pg_swap_search`); one still locked is dropped after a later one."""
-        connection = self._engine.connect()
-        try:
-            search_index.drop_retired_search_tables(connection)
-        except Exception:
-            log.warning("a replaced search table stays until a later import", exc_info=True)
-        finally:
-            connection.close()
-
-    @staticmethod
-    def _rebuilds_search(cursor: Any, staged: int) -> bool:
-        """Whether merging `staged` rows should rebuild the search table rather than keep it
-        row by row. Counts every staged row as written: unchanged rows are rare in a large
-        import, and either path is correct; this only picks the cheaper one."""
-        if staged < search_index.PG_REBUILD_MIN_ROWS:
-            return False
-        share = search_index.PG_REBUILD_SHARE
-        cursor.execute("SELECT count(*) FROM products")
-        catalogue = cursor.fetchone()[0]
-        if staged >= share * (catalogue + staged):  # even if every row is new
-            return True
-        if staged < share * catalogue:  # even if every row is an update
-            return False
-        cursor.execute(
-            "SELECT count(*) FROM import_last AS s JOIN products AS p ON p.sku_key = s.sku_key"
-        )
-        existing = cursor.fetchone()[0]
-        return bool(staged >= share * (catalogue + staged - existing))
 
     def count_changes(self, has_active: bool, mirror: MirrorStep | None = None) -> MergeCounts:
         total = self._deduplicate()

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from product_importer.catalog.export import restore_cell
 from product_importer.catalog.models import SKU_MAX_LENGTH
+from product_importer.catalog.search import writing as search_writing
 from product_importer.history.record_tables import RECORD_COLUMNS, RecordTarget
 from product_importer.imports.mapping import MappingInvalid, parse_flag
 from product_importer.imports.validation import RejectSink
@@ -310,9 +311,8 @@ class _SQLite:
         f"UPDATE products SET active = 0, updated_at = :now WHERE id IN {MISSING}",  # noqa: S608
     )
     deletes = (
-        # The FTS5 search table is keyed by product id: a row left behind would be found for
-        # the next product SQLite gives that id. List items go by trigger with the product.
-        f"DELETE FROM product_search WHERE rowid IN {MISSING}",  # noqa: S608
+        # List items go by trigger with the product.
+        *search_writing.sqlite_forget(MISSING[1:-1]),
         f"DELETE FROM products WHERE id IN {MISSING}",  # noqa: S608
     )
 

@@ -6,9 +6,11 @@ import logging
 import time
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
 
 from product_importer.catalog.locking import CatalogueLock
+from product_importer.catalog.search import catchup
 from product_importer.db import utcnow
 from product_importer.imports import pipeline
 from product_importer.imports.models import ImportJob
@@ -33,6 +35,13 @@ _queues_resent: set[str] = set()
 PRUNE_UPLOADS_INTERVAL_SECONDS = 600.0
 _orphan_watch = OrphanWatch()
 _resent_at: dict[int, float] = {}
+
+
+@catchup.yields_to
+def an_import_runs(session: Session) -> bool:
+    """The search catch-up waits while an import runs: on two cores it would take one from the
+    import, and its index writes would queue behind the merge's lock anyway."""
+    return bool(session.scalar(select(exists().where(ImportJob.status == "running"))))
 
 
 @task(RUN_TASK, queue="imports")

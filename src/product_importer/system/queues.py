@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from product_importer.catalog.models import DeleteAllJob, SearchBacklog
+from product_importer.catalog.models import DeleteAllJob
 from product_importer.db import Database, utcnow
 from product_importer.imports.models import ImportJob
 from product_importer.settings import Settings
@@ -158,7 +158,6 @@ def _database_view(
         .select_from(Delivery)
         .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
     )
-    backlog = session.scalar(select(func.count()).select_from(SearchBacklog))
     return {
         "imports": (
             imports.get("queued", 0) + deletes.get("queued", 0),
@@ -166,7 +165,7 @@ def _database_view(
             imports.get("running", 0) + deletes.get("running", 0),
         ),
         "webhooks": (int(pending or 0), int(due or 0), None),
-        "default": (int(backlog or 0), None, None),
+        "default": (0, None, None),  # none of its work waits in the database
     }
 
 

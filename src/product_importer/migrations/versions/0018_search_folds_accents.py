@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from product_importer.catalog import search_index
 from product_importer.db import register_sqlite_functions
 
 revision: str = "0018"
@@ -32,7 +31,9 @@ def _rebuild_sqlite(columns: str) -> None:
     ).scalar_one()
     bind.exec_driver_sql("DROP TABLE product_search")
     bind.exec_driver_sql(sql)
-    bind.exec_driver_sql(search_index.SQLITE_SEARCH_AUTOMERGE)
+    bind.exec_driver_sql(
+        "INSERT INTO product_search (product_search, rank) VALUES ('automerge', 16)"
+    )
     bind.exec_driver_sql(
         f"INSERT INTO product_search (rowid, sku, name, description) SELECT {columns} FROM products"  # noqa: S608
     )
@@ -54,7 +55,7 @@ def upgrade() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
         _rebuild_postgresql("lower(unaccent(p.sku || ' ' || p.name || ' ' || p.description))")
     else:
-        _rebuild_sqlite(search_index.SQLITE_FOLDED_COLUMNS)
+        _rebuild_sqlite("id, pi_fold(sku), pi_fold(name), pi_fold(description)")
 
 
 def downgrade() -> None:

@@ -4,7 +4,6 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const FILTERS = ["q", "sku", "name", "description", "active"];
-  const TEXT_FILTERS = ["q", "name", "description"];
   const SORTS = ["sku", "-sku", "name", "-name", "updated_at", "-updated_at", "created_at", "-created_at"];
   const BUILT_IN = new Set(["sku", "name", "description", "active"]);
   // A custom field filter in the URL: field.<key> or field.<key>.<operator>.
@@ -13,7 +12,7 @@
   const numberFormat = new Intl.NumberFormat();
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-  const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [], searchPending: false };
+  const state = { page: 1, pageSize: 50, sort: "sku", filters: {}, total: 0, estimate: false, items: [] };
   // Bulk selection: products picked one by one (id -> product), or every product matching the
   // filters (`allMatching`, with the exact count the user confirms, and whether that is every
   // product: deleting every product is the admin's, as Delete all is).
@@ -93,7 +92,6 @@
         total: data.total,
         estimate: data.total_is_estimate,
         items: data.items,
-        searchPending: data.search_pending,
       });
       render();
       if (after) after();
@@ -189,7 +187,6 @@
     const none = state.items.length === 0;
     // Products an undo restores reach the search index shortly after it: say so while a text
     // filter may miss them.
-    $("search-pending").hidden = !(state.searchPending && TEXT_FILTERS.some((key) => state.filters[key]));
     $("empty-catalogue").hidden = !(none && !filtered && state.total === 0);
     $("empty-results").hidden = !(none && (filtered || state.total > 0));
     $("products-table").hidden = none;
