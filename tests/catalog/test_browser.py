@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser import LiveServer, screenshot, sign_in_page
 from tests.catalog.helpers import add_products, numbered
@@ -213,3 +213,26 @@ def test_keyboard_only_create(page: Page, live_server: LiveServer) -> None:
     expect(page.get_by_role("dialog", name="Edit KEY-1")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog", name="Edit KEY-1")).to_be_hidden()
+
+
+def test_a_search_typed_while_the_page_starts_is_kept(page: Page, live_server: LiveServer) -> None:
+    """The list waits for the custom fields before its first load; what the user typed into a
+    filter meanwhile is searched for, not wiped by the first load (a flake of the axe sweep)."""
+    add_products(live_server.database, numbered(3, name="Plain stool"))
+    add_products(live_server.database, [{"sku": "OAK-1", "name": "Oak table"}])
+    sign_in_page(page, live_server)
+    held: list[Route] = []
+    page.route("**/api/fields*", lambda route: held.append(route))
+    page.goto("/products")
+    page.get_by_label("Search").fill("oak")
+    expect(page.get_by_label("Search")).to_have_value("oak")
+    assert held, "the page asked for the custom fields"
+    # The fields come before the typed search's debounce (300 ms) is over: the list's first
+    # load used to reset the filters to the URL's, wiping the text.
+    with page.expect_response(lambda response: "/api/products?" in response.url):
+        for route in held:
+            route.continue_()
+    page.unroute("**/api/fields*")
+    expect(page.locator("#products-body tr")).to_have_count(1)
+    expect(page.get_by_label("Search")).to_have_value("oak")
+    expect(page.locator("#products-body")).to_contain_text("OAK-1")

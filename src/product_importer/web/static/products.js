@@ -28,11 +28,14 @@
 
   // --- URL <-> state ------------------------------------------------------------------------
 
-  function readUrl() {
+  // `keepTyped`: on the first load, text typed into a filter while the page was still starting
+  // is kept (and searched for) rather than replaced by the URL's empty value.
+  function readUrl({ keepTyped = false } = {}) {
     const params = new URLSearchParams(location.search);
+    const form = $("filters");
     state.filters = {};
     for (const key of FILTERS) {
-      const value = params.get(key);
+      const value = params.get(key) || (keepTyped ? form.elements[key].value.trim() : "");
       if (value) state.filters[key] = value;
     }
     // One custom field filter (the first the URL names, of a defined field).
@@ -51,7 +54,6 @@
     state.pageSize = [25, 50, 100, 200].includes(size) ? size : 50;
     const sort = params.get("sort");
     state.sort = SORTS.includes(sort) || sortableField(sort) ? sort : "sku";
-    const form = $("filters");
     for (const key of FILTERS) form.elements[key].value = state.filters[key] || "";
     $("page-size").value = String(state.pageSize);
     showFieldFilter(fieldFilter);
@@ -1126,7 +1128,7 @@
       close.addEventListener("click", () => close.closest("dialog").close());
     }
     fieldsReady.then(() => {
-      readUrl();
+      readUrl({ keepTyped: true });
       load("replace");
     });
     window.addEventListener("popstate", () => {
