@@ -7,7 +7,7 @@ costs one probe of an empty table.
 
 Terms shorter than three characters have no trigram: they are tested on the product's columns
 (still correct, just slower). A column filter (name, description) is tested in the index on its
-column (SQLite) or on the document and rechecked on its column (PostgreSQL, and fresh rows).
+column (SQLite) or on the document, and rechecked on its column.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from sqlalchemy import (
     table,
     union_all,
 )
-from sqlalchemy.orm import aliased
 
 from product_importer.catalog.models import Product
 from product_importer.db import fold_text
@@ -86,7 +85,7 @@ def sqlite_conditions(searches: list[Search], id_range: IdRange | None) -> list[
     where: list[Any] = []
     phrases: list[str] = []
     fresh_tests: list[Any] = []
-    rechecks: list[Search] = []
+    rechecks: list[Any] = []
     for field, term in searches:
         if len(term) < MIN_TRIGRAM:
             where.append(column_like("sqlite", field, term))
@@ -97,7 +96,7 @@ def sqlite_conditions(searches: list[Search], id_range: IdRange | None) -> list[
         phrases.append(f"{field} : {phrase}" if field else phrase)
         fresh_tests.append(func.instr(_fresh.c.document, folded) > 0)
         if field:
-            rechecks.append((field, term))
+            rechecks.append(column_like("sqlite", field, term))
     if phrases:
         indexed = select(_fts.c.rowid).where(
             _fts.c.product_search.match(" AND ".join(phrases)),
@@ -107,13 +106,10 @@ def sqlite_conditions(searches: list[Search], id_range: IdRange | None) -> list[
         fresh = select(_fresh.c.product_id).where(
             *fresh_tests, *_between(_fresh.c.product_id, id_range)
         )
-        if rechecks:
-            # Its own alias of products, so it is not tied to the outer query's rows.
-            rows = aliased(Product)
-            fresh = fresh.join(rows, rows.id == _fresh.c.product_id).where(
-                *(column_like("sqlite", field, term, rows) for field, term in rechecks)
-            )
-        where.insert(0, Product.id.in_(union_all(indexed, fresh)))
+        # A fresh match of a column's term is rechecked on its column. On the outer rows, not
+        # in the fresh part: joined there, SQLite scanned every product (490 ms against 180).
+        # An index match passes the recheck anyway, and there are few matches to test.
+        where[0:0] = [Product.id.in_(union_all(indexed, fresh)), *rechecks]
     return where
 
 
