@@ -83,7 +83,7 @@ def search_rows(database: Database) -> int:
         return int(
             session.scalar(
                 text(
-                    f"SELECT count(*) FROM (SELECT {key} FROM product_search "  # noqa: S608
+                    f"SELECT count(*) FROM (SELECT {key} FROM product_search "
                     "UNION SELECT product_id FROM search_fresh) AS searched"
                 )
             )

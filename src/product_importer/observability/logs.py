@@ -31,7 +31,6 @@ _ID_ARGUMENTS = {
     "endpoint_id": "endpoint_id",
     "event_id": "event_id",
     "delivery_id": "delivery_id",
-    "backlog_id": "backlog_id",
 }
 _SHORT_NAMES = {"job_id": "job", "endpoint_id": "endpoint", "event_id": "event"}
 
