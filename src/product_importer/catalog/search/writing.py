@@ -22,17 +22,25 @@ _PG_UPSERT_FRESH = "ON CONFLICT (product_id) DO UPDATE SET document = excluded.d
 
 def note_product(session: Session, product_id: int) -> None:
     """Put one (flushed) product in the fresh set with its current text."""
+    _note(session, "id = :id", {"id": product_id})
+
+
+def _note(session: Session, where: str, params: dict[str, object]) -> None:
+    """Put the products `where` (fixed SQL over `products`) selects in the fresh set."""
     if session.get_bind().dialect.name == "sqlite":
         sql = (
             "INSERT OR REPLACE INTO search_fresh (product_id, document) "  # noqa: S608
-            f"SELECT id, {SQLITE_DOCUMENT} FROM products WHERE id = :id"
+            f"SELECT id, {SQLITE_DOCUMENT} FROM products WHERE {where}"
         )
     else:
         sql = (
             "INSERT INTO search_fresh (product_id, document) "  # noqa: S608 (fixed text)
-            f"SELECT id, {PG_DOCUMENT} FROM products WHERE id = :id {_PG_UPSERT_FRESH}"
+            f"SELECT id, {PG_DOCUMENT} FROM products WHERE {where} {_PG_UPSERT_FRESH}"
         )
-    session.execute(text(sql), {"id": product_id})
+    statement = text(sql)
+    if "stamp" in params:
+        statement = statement.bindparams(bindparam("stamp", type_=UTCDateTime()))
+    session.execute(statement, params)
 
 
 def forget_product(session: Session, product_id: int) -> None:
@@ -77,14 +85,4 @@ def note_stamped(session: Session, stamp: datetime) -> None:
     """Put the products last written at `stamp` in the fresh set: an undo's restored products,
     which all carry its time, found through the `updated_at` index. Cheap enough for any size
     of undo (the index write it used to do cost a random index visit a product)."""
-    if session.get_bind().dialect.name == "sqlite":
-        sql = (
-            "INSERT OR REPLACE INTO search_fresh (product_id, document) "  # noqa: S608
-            f"SELECT id, {SQLITE_DOCUMENT} FROM products WHERE updated_at = :stamp"
-        )
-    else:
-        sql = (
-            "INSERT INTO search_fresh (product_id, document) "  # noqa: S608 (fixed text)
-            f"SELECT id, {PG_DOCUMENT} FROM products WHERE updated_at = :stamp {_PG_UPSERT_FRESH}"
-        )
-    session.execute(text(sql).bindparams(bindparam("stamp", type_=UTCDateTime())), {"stamp": stamp})
+    _note(session, "updated_at = :stamp", {"stamp": stamp})
