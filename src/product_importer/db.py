@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -89,9 +91,43 @@ _FOLDED_LETTERS = str.maketrans(
 
 def fold_text(value: str | None) -> str | None:
     """Text as search compares it: lowercased, accents removed ("Señor" reads "senor"). SQLite's
-    search table holds it (as `pi_fold()`); PostgreSQL's documents are `lower(unaccent(...))`."""
+    search table holds it (as `pi_fold()`); PostgreSQL's documents are `lower(unaccent(...))`.
+
+    Fast for the usual text, ASCII with a few accented letters: only the runs of other
+    characters are folded (each run once, then remembered), the rest is lowered as it is. That
+    equals folding the whole text whenever every run folds to ASCII (decomposition works
+    character by character); text with other letters (Greek, Cyrillic, ...) takes the whole
+    way, whose lowercasing looks at words (a Greek final sigma)."""
     if value is None or value.isascii():
         return None if value is None else value.lower()
+    try:
+        return _NOT_ASCII.sub(_folded_run, value).lower()
+    except _NotAscii:
+        return _fold_slowly(value)
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+class _NotAscii(Exception):
+    pass
+
+
+def _folded_run(match: re.Match[str]) -> str:
+    folded = _fold_run(match.group())
+    if folded is None:
+        raise _NotAscii
+    return folded
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_run(run: str) -> str | None:
+    """A run of non-ASCII characters folded, or None when the result is not ASCII."""
+    folded = _fold_slowly(run)
+    return folded if folded.isascii() else None
+
+
+def _fold_slowly(value: str) -> str:
     decomposed = unicodedata.normalize("NFKD", value.translate(_FOLDED_LETTERS))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 

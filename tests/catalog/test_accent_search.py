@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from product_importer.db import Database, fold_text
+from product_importer.db import Database, _fold_slowly, fold_text
 from tests.catalog.helpers import add_products
+
+# ASCII, Latin letters with accents, letters folded by hand, combining marks, a ligature,
+# fullwidth forms, Greek (with the capital sigma), Cyrillic, CJK and a symbol.
+FOLD_ALPHABET = list(
+    "aZ09 -_.,'\"éÈñÑçÇüÖåÅøØæÆœŒßðÞłŁđİı\u0301\u0308\u0327ﬁﬂＡｚ１ΣσςΑλφαДжЯ漢字€"
+)
 
 
 @pytest.fixture
@@ -74,3 +82,12 @@ def test_fold_text() -> None:
     )
     assert fold_text("Plain") == "plain"
     assert fold_text(None) is None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(FOLD_ALPHABET), max_size=40))
+def test_the_fast_fold_equals_folding_the_whole_text(value: str) -> None:
+    """fold_text folds only the runs of non-ASCII characters when it can; the result must be
+    what folding the whole text gives, for any mix (accents, combining marks, ligatures, Greek
+    with its final sigma, Cyrillic, CJK)."""
+    assert fold_text(value) == _fold_slowly(value)

@@ -14,7 +14,11 @@ from datetime import datetime
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from product_importer.catalog.search.documents import PG_DOCUMENT, SQLITE_DOCUMENT
+from product_importer.catalog.search.documents import (
+    PG_DOCUMENT,
+    SQLITE_DOCUMENT,
+    sqlite_document,
+)
 from product_importer.db import UTCDateTime
 
 _PG_UPSERT_FRESH = "ON CONFLICT (product_id) DO UPDATE SET document = excluded.document"
@@ -71,13 +75,14 @@ PG_NOTE_MERGED = (
 def sqlite_note_merged(where: str) -> str:
     """After a merge batch: the products it wrote, stamped with the merge's `updated_at` (the
     first parameter). `where` is the batch's key range on `s`, whose positional parameters
-    follow. OR REPLACE: an updated product may be in the fresh set already."""
+    follow: read here on `products` itself, through its SKU key index (`+` keeps SQLite off the
+    `updated_at` index, which would visit every product the merge has written so far, batch
+    after batch). OR REPLACE: an updated product may be in the fresh set already."""
     # `where` is SQL text the merger builds from fixed fragments; values are parameters.
     return (
         "INSERT OR REPLACE INTO search_fresh (product_id, document) "  # noqa: S608
-        f"SELECT id, {SQLITE_DOCUMENT} FROM products WHERE id IN (SELECT p.id "
-        "FROM temp.import_last AS s JOIN products AS p ON p.sku_key = s.sku_key "
-        f"WHERE p.updated_at = ? AND {where})"
+        f"SELECT s.id, {sqlite_document('s.')} FROM products AS s "
+        f"WHERE +s.updated_at = ? AND {where}"
     )
 
 
