@@ -329,3 +329,28 @@ def test_the_sqlite_search_table_keeps_its_merge_setting_through_delete_all(
         emptying.sqlite_delete_all(session)
     assert automerge() == 16
     assert found(database, q="gone") == []
+
+
+def test_a_drained_fresh_set_is_vacuumed_at_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL keeps the moved rows as dead ones until a vacuum, and every search scans the
+    fresh set: a million of them made each search 30 ms slower until autovacuum came round."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite frees the pages of deleted rows at once")
+    monkeypatch.setattr(catchup, "VACUUM_AFTER_ROWS", 1_000)
+    monkeypatch.setattr(catchup, "_moved_since_vacuum", 0)
+    add_products(database, numbered(3_000, name="Dusty shelf"), index=False)
+    note_all(database)
+
+    def fresh_pages() -> int:
+        with database.session() as session:
+            size = session.scalar(text("SELECT pg_relation_size('search_fresh')"))
+        return int(size or 0) // 8192
+
+    assert fresh_pages() > 0
+    assert catch_up_all(database, rows=500) == 3_000
+    assert fresh_pages() == 0  # vacuumed, and its empty pages given back
+    with database.session() as session:
+        assert catchup.catching_up(session) is False
+    assert len(found(database, q="dusty")) == 100
