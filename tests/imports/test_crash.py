@@ -15,6 +15,7 @@ from product_importer.db import Database
 from tests.processes import cli_env, free_port, run_cli, start_server
 
 ROWS = 100_000
+BLANK_TAIL_BYTES = 64 * 1024 * 1024
 
 
 def test_killed_server_resumes_the_import_after_restart(database: Database, tmp_path: Path) -> None:
@@ -24,6 +25,10 @@ def test_killed_server_resumes_the_import_after_restart(database: Database, tmp_
     file = tmp_path / "big.csv"
     options = sampledata.Options(rows=ROWS, seed=3)
     sampledata.write_file(file, options)
+    # Blank lines after the rows (read, never stored) keep the import reading for seconds after
+    # its first progress, so the kill below lands while it reads, however fast the machine.
+    with file.open("ab") as handle:
+        handle.write(b"\n" * BLANK_TAIL_BYTES)
     distinct_skus = len({sku.casefold() for _name, sku, _description in sampledata.rows(options)})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
