@@ -10,6 +10,13 @@ from product_importer.catalog.schemas import ProductFilters, ProductSort
 from product_importer.db import Database
 
 
+def found_skus(database: Database, filters: dict[str, str]) -> list[str]:
+    with database.session() as session:
+        chosen = ProductFilters(**filters)  # type: ignore[arg-type]
+        page = service.list_page(session, chosen, ProductSort.SKU, 1, 20, 1_000)
+    return [item.sku for item in page.items]
+
+
 def test_existing_documents_are_lowercased_and_found(fresh_database: Database) -> None:
     migrate.upgrade(fresh_database, "0011")
     with fresh_database.engine.begin() as connection:
@@ -41,11 +48,7 @@ def test_existing_documents_are_lowercased_and_found(fresh_database: Database) -
             document = connection.execute(text("SELECT document FROM product_search")).scalar()
         assert document == "ab-1 cafe stool oiled walnut"  # lowercased, and since 0018 unaccented
     for filters in ({"q": "CAFÉ"}, {"q": "äb-1 walnut"}, {"name": "stool"}):
-        with fresh_database.session() as session:
-            found = service.list_page(
-                session, ProductFilters(**filters), ProductSort.SKU, 1, 20, 1_000
-            )
-        assert [item.sku for item in found.items] == ["ÄB-1"], filters
+        assert found_skus(fresh_database, filters) == ["ÄB-1"], filters
 
 
 def test_0021_turns_pending_backlog_entries_into_fresh_rows(fresh_database: Database) -> None:
@@ -86,8 +89,4 @@ def test_0021_turns_pending_backlog_entries_into_fresh_rows(fresh_database: Data
         ({"q": "renamed"}, []),
         ({"name": "settled"}, ["OLD-1"]),
     ):
-        with fresh_database.session() as session:
-            found = service.list_page(
-                session, ProductFilters(**filters), ProductSort.SKU, 1, 20, 1_000
-            )
-        assert [item.sku for item in found.items] == expected, filters
+        assert found_skus(fresh_database, filters) == expected, filters
