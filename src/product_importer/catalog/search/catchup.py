@@ -11,18 +11,16 @@ shares its scheduler is not held up.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from sqlalchemy import column, select, table, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from product_importer.catalog.search.documents import SQLITE_FOLDED_COLUMNS
-from product_importer.db import SQLITE_BUSY_TIMEOUT_MS, Database
+from product_importer.db import Database, is_lock_wait
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,6 @@ TURN_SECONDS = 2.0
 # A batch waits this long for a lock (an import's merge holds the products table for its whole
 # transaction): past it, the turn ends and the next one tries again.
 LOCK_WAIT_MS = 200
-LOCK_NOT_AVAILABLE = "55P03"
 
 _fresh = table("search_fresh", column("product_id"))
 
@@ -94,6 +91,9 @@ def catch_up_batch(session: Session, rows: int = BATCH_ROWS) -> int:
         session.execute(text(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}"))
         result = session.execute(text(_PG_BATCH), {"rows": rows})
         return int(result.rowcount)  # type: ignore[attr-defined]
+    # Waits briefly for the write lock; the next transaction on this pooled connection starts
+    # with the usual wait again (db._bounded_lock_wait sets it at every begin).
+    session.execute(text(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}"))
     ids = list(
         session.scalars(
             text("SELECT product_id FROM search_fresh ORDER BY product_id LIMIT :rows"),
@@ -122,10 +122,9 @@ def catch_up(
             with database.session() as session:
                 if any(check(session) for check in _yield_checks):
                     break
-                with _short_lock_wait(session):
-                    done = catch_up_batch(session, rows)
+                done = catch_up_batch(session, rows)
         except OperationalError as exc:
-            if not _busy(exc):
+            if not is_lock_wait(exc):
                 raise
             break  # a writer holds what the batch needs: next turn
         moved += done
@@ -162,25 +161,3 @@ def _vacuum_when_drained(database: Database, moved: int, drained: bool) -> None:
         return
     _moved_since_vacuum = 0
     log.info("search fresh set vacuumed in %.2fs", time.perf_counter() - started)
-
-
-@contextmanager
-def _short_lock_wait(session: Session) -> Iterator[None]:
-    """SQLite: wait for the write lock only briefly (the connection goes back to the pool with
-    its usual wait). PostgreSQL's wait is set by the batch, for its transaction only."""
-    if session.get_bind().dialect.name != "sqlite":
-        yield
-        return
-    session.execute(text(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}"))
-    try:
-        yield
-    finally:
-        session.execute(text(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
-
-
-def _busy(exc: OperationalError) -> bool:
-    """A lock not granted in time (PostgreSQL), or SQLite refusing a write because another
-    connection holds or has just committed one."""
-    if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-        return True
-    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
