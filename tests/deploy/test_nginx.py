@@ -37,8 +37,10 @@ from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small, so the app's own 413 is cheap to reach; nginx's larger limit is tested separately.
-APP_UPLOAD_LIMIT = 1_000_000
-ROWS = 10_000
+APP_UPLOAD_LIMIT = 8_000_000
+# Enough rows (about 4.4 MB) that the import runs for seconds, not one 0.25 s poll of the event
+# stream: at 10,000 rows the faster import went from queued to completed between two polls.
+ROWS = 100_000
 
 
 def render_config(
@@ -344,10 +346,10 @@ def test_nginx_redirects_plain_http_and_enforces_upload_limits(proxy: Proxy) -> 
         too_big = client.post(
             "/api/imports",
             headers={"Authorization": f"Bearer {token}"},
-            files={"file": ("big.csv", _csv(40_000), "text/csv")},
+            files={"file": ("big.csv", _csv(200_000), "text/csv")},
         )
         assert too_big.status_code == 413, too_big.text
-        assert "upload limit of 1,000,000 bytes" in too_big.json()["detail"]
+        assert "upload limit of 8,000,000 bytes" in too_big.json()["detail"]
         # Other routes keep nginx's small default body size.
         big_json = client.post(
             "/api/products",
