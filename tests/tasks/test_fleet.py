@@ -101,7 +101,8 @@ def test_upload_through_one_web_process_and_follow_through_another(fleet: Fleet)
     fleet.worker("worker-1", "--concurrency", "2")
     fleet.worker("worker-2", "--concurrency", "2")
     token = make_token(fleet.database)
-    content = catalogue_file(40_000)
+    # Enough rows that the import runs for several polls of the event stream, not one or two.
+    content = catalogue_file(100_000)
 
     job = upload(web_a, token, content)
     seen: list[dict[str, Any]] = []
