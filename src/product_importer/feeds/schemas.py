@@ -225,10 +225,6 @@ class FeedRead(BaseModel):
     updated_at: datetime
 
 
-class RunStarted(BaseModel):
-    run: FeedRunRead
-
-
 class ConnectionTest(BaseModel):
     ok: bool
     reason: str | None = None
