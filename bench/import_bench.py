@@ -82,7 +82,7 @@ def sqlite_floor(files: list[Path], app_schema: bool = False) -> list[float]:
             "active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
         )
         db.execute("CREATE UNIQUE INDEX ix_products_sku_key ON products (sku_key)")
-    times = []
+    times: list[float] = []
     for file in files:
         start = time.perf_counter()
         with file.open(newline="", encoding="utf-8") as handle:
