@@ -521,7 +521,12 @@ class Load:
     async def run(self, seconds: float, file: Path | None) -> dict[str, Any] | None:
         """Run the clients; with a file, upload it after the warm-up and run until both the
         time is up and the import has finished. Answers the import's result."""
-        limits = httpx.Limits(max_connections=self.clients + 10, max_keepalive_connections=None)
+        # Idle connections are let go after 4 s, before the server's 5 s (uvicorn's keep-alive
+        # timeout): at the same 5 s, a request sent on a connection the server was closing
+        # failed with a ReadError, which a browser retries on its own and a bench must not count.
+        limits = httpx.Limits(
+            max_connections=self.clients + 10, max_keepalive_connections=None, keepalive_expiry=4
+        )
         https = [
             httpx.AsyncClient(
                 base_url=base, headers=self.site.headers, limits=limits, timeout=TIMEOUT
