@@ -52,6 +52,7 @@ from bench.import_bench import (
     peak_rss_mb,
     psql,
     reset_peak_rss,
+    upload_and_wait,
 )
 from bench.webhooks_bench import Receiver
 from product_importer.db import Database
@@ -172,19 +173,8 @@ class Installation:
 def time_import(site: Installation, file: Path) -> dict[str, Any]:
     for process in site.runners():
         process.reset_peak_rss()
-    with file.open("rb") as handle, httpx.Client(headers=site.headers, timeout=600) as client:
-        start = time.perf_counter()
-        response = client.post(
-            f"{site.base}/api/imports", files={"file": (file.name, handle, "text/csv")}
-        )
-        response.raise_for_status()
-        job_id = response.json()["id"]
-        while True:
-            job: dict[str, Any] = client.get(f"{site.base}/api/imports/{job_id}").json()
-            if job["status"] in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.05)
-    seconds = time.perf_counter() - start
+    with httpx.Client(headers=site.headers, timeout=600) as client:
+        job, seconds = upload_and_wait(client, site.base, file, poll_s=0.05)
     if job["status"] != "completed":
         raise RuntimeError(f"{site.label}: import {job['status']}: {job.get('error')}")
     return {

@@ -54,6 +54,7 @@ from bench.import_bench import (
     generate,
     prepared,
     psql,
+    upload_and_wait,
 )
 
 FINAL = ("imported", "unchanged", "failed", "refused")
@@ -135,19 +136,7 @@ def wait_until_caught_up(client: httpx.Client, url: str, limit_s: float = 900) -
 def upload(server: Server, client: httpx.Client, file: Path) -> dict[str, Any]:
     """POST the file to /api/imports, then poll the job until it has ended."""
     server.reset_peak_rss()
-    start = time.perf_counter()
-    with file.open("rb") as handle:
-        response = client.post(
-            f"{server.url}/api/imports", files={"file": (file.name, handle, "text/csv")}
-        )
-    response.raise_for_status()
-    job_id = response.json()["id"]
-    while True:
-        job: dict[str, Any] = client.get(f"{server.url}/api/imports/{job_id}").json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            break
-        time.sleep(0.02)
-    seconds = time.perf_counter() - start
+    job, seconds = upload_and_wait(client, server.url, file)
     return {
         "outcome": job["status"],
         "ok": job["status"] == "completed",

@@ -330,6 +330,25 @@ def watch_catch_up(url: str, token: str, file: Path, limit_s: float = 600) -> di
     }
 
 
+def upload_and_wait(
+    client: httpx.Client, base: str, file: Path, poll_s: float = 0.02
+) -> tuple[dict[str, Any], float]:
+    """POST the file to /api/imports, then poll its job until it has ended: the job's last
+    state and the seconds from the upload's start."""
+    start = time.perf_counter()
+    with file.open("rb") as handle:
+        response = client.post(
+            f"{base}/api/imports", files={"file": (file.name, handle, "text/csv")}
+        )
+    response.raise_for_status()
+    job_id = response.json()["id"]
+    while True:
+        job: dict[str, Any] = client.get(f"{base}/api/imports/{job_id}").json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job, time.perf_counter() - start
+        time.sleep(poll_s)
+
+
 def import_through_api(server: Server, token: str, file: Path) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
