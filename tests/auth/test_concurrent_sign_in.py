@@ -79,12 +79,18 @@ def test_the_right_password_among_parallel_wrong_ones_is_checked_within_the_limi
     statuses = _all_at_once(
         limited_server, [("alice", "wrong password")] * 19 + [("alice", DEFAULT_PASSWORD)]
     )
-    assert set(statuses) <= {303, 401, 429}, statuses
+    # 423: on SQLite an attempt may wait past the request's lock wait behind the other
+    # writers (counters, audit rows) and be told to try again; seen on quiet and loaded runs
+    # alike, one attempt in twenty, about one suite run in three. Its password was checked or
+    # not, so it only loosens the lower bound below, never the limit.
+    assert set(statuses) <= {303, 401, 423, 429}, statuses
+    assert statuses.count(423) <= 2, statuses
     assert statuses.count(303) <= 1
     # Never more than 5 failures checked; the right one, if checked, gave its count back, so
     # one more wrong one may have been checked after it.
     assert statuses.count(401) <= 5, statuses
-    assert 5 <= statuses.count(401) + statuses.count(303) <= 6, statuses
+    checked = statuses.count(401) + statuses.count(303)
+    assert 5 - statuses.count(423) <= checked <= 6, statuses
 
 
 @pytest.fixture

@@ -129,10 +129,6 @@ def _sign_in(
             # Only a real user name is kept: what was typed may be a password.
             actor_name=user.username if user else "unknown user",
         )
-        # Committed before the page is rendered: on SQLite the write lock is held from the
-        # audit row to the commit, and a burst of sign-ins queues on it (a loaded machine had
-        # one wait past the request's lock wait and answer 423).
-        session.commit()
         return _login_page(
             request, next_url, "Wrong username or password.", status.HTTP_401_UNAUTHORIZED
         )
@@ -154,7 +150,6 @@ def _sign_in(
         "auth.sign_in",
         ip=address,
     )
-    session.commit()  # as above: hold the write lock no longer than the writes
     csrf_token(request)
     return RedirectResponse(_safe_next(next_url), status_code=status.HTTP_303_SEE_OTHER)
 
