@@ -66,12 +66,14 @@ import asyncio
 import math
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import traceback
 from collections import Counter, defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -203,6 +205,21 @@ class Site:
         if self.database:
             psql(PG_ADMIN, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         subprocess.run(["rm", "-rf", str(WORK / f"home-{self.label}")], check=True)
+
+    def fresh_rows(self) -> int:
+        """Products the search index has not caught up with yet (the fresh set)."""
+        sql = "SELECT count(*) FROM search_fresh"
+        if self.database:
+            import psycopg
+
+            with psycopg.connect(f"{PG_ADMIN.rsplit('/', 1)[0]}/{self.database}") as connection:
+                row = connection.execute(sql).fetchone()
+        else:
+            home = Path(self.env["PRODUCT_IMPORTER_HOME"])
+            uri = f"file:{home / 'products.db'}?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=30)) as connection:
+                row = connection.execute(sql).fetchone()
+        return int(row[0]) if row else 0
 
     def reset_peaks(self) -> None:
         for process in self.processes:
@@ -347,6 +364,25 @@ class Recorder:
     # Writes answered 423 (the catalogue held by an import's merge; nothing written, "try again
     # in a few seconds"): the server's documented answer, counted apart from errors.
     busy: Counter[str] = field(default_factory=Counter)
+    # List and search latencies by the shape of their query (which filter, sorted or not), to
+    # name the slow ones: start, ms, and whether the search index was catching up with an
+    # import (`search_pending`: text searches also scan the rows not yet indexed).
+    shapes: defaultdict[str, list[tuple[float, float, bool]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    # The search catch-up's backlog (fresh rows not yet in the index), counted in the database
+    # every 2 s: time, rows.
+    backlog: list[tuple[float, int]] = field(default_factory=list)
+
+    def searches(self, *, pending: bool) -> list[float]:
+        return [
+            value
+            for shape, samples in self.shapes.items()
+            if shape.startswith("search")
+            for _, value, catching_up in samples
+            if catching_up == pending
+        ]
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -430,9 +466,13 @@ class Load:
                 params = {"sku": f"load-{rng.randint(1, LOAD_PRODUCTS):04d}"}
             if rng.random() < 0.3:
                 params["sort"] = rng.choice(SORTS)
+        start = time.monotonic()
         response = await self.call(http, kind, "GET", "/api/products", params=params)
         if response is not None:
+            took = (time.monotonic() - start) * 1000
             page = response.json()
+            shape = query_shape(kind, params)
+            self.recorder.shapes[shape].append((start, took, page["search_pending"]))
             catalogue.seen(page["items"], rng)
             if not params:
                 catalogue.total = page["total"]
@@ -518,6 +558,14 @@ class Load:
                     self.recorder.error(kind, f"{response.status_code} GET {path}")
             await asyncio.sleep(1)
 
+    async def backlog(self) -> None:
+        """The search catch-up's backlog every 2 s, counted on a connection of the bench's own
+        (read-only on SQLite), beside the servers."""
+        while not self.stop.is_set():
+            rows = await asyncio.to_thread(self.site.fresh_rows)
+            self.recorder.backlog.append((time.monotonic(), rows))
+            await asyncio.sleep(2)
+
     async def run(self, seconds: float, file: Path | None) -> dict[str, Any] | None:
         """Run the clients; with a file, upload it after the warm-up and run until both the
         time is up and the import has finished. Answers the import's result."""
@@ -538,6 +586,7 @@ class Load:
             for number in range(self.clients)
         ]
         tasks += [asyncio.create_task(self.probe(http)) for http in https]
+        tasks.append(asyncio.create_task(self.backlog()))
         result = None
         try:
             if file is None:
@@ -685,6 +734,56 @@ def lost_updates(site: Site, catalogue: Catalogue, edits: list[Edit]) -> list[st
                     f"{where}: final {final_value!r} {final_etag}, last win {value!r} {etag}"
                 )
     return problems
+
+
+def query_shape(kind: str, params: dict[str, Any]) -> str:
+    """A list or search request's shape: its kind, its filter (`q` with its word count, `sku`
+    exact or prefix) and its sort, if any."""
+    parts = [kind]
+    for name, value in params.items():
+        if name == "q":
+            parts.append(f"q{len(str(value).split())}")
+        elif name == "sku":
+            parts.append("sku*" if str(value).endswith("*") else "sku=")
+        elif name in ("name", "description", "active"):
+            parts.append(name)
+        elif name == "sort":
+            parts.append(f"sort={value}")
+    return " ".join(parts)
+
+
+def catch_up_line(recorder: Recorder, result: dict[str, Any]) -> str:
+    """How far behind the search index was when the import completed, and how long it took to
+    catch up with it under the load."""
+    after = [(at, rows) for at, rows in recorder.backlog if at >= result["end"]]
+    if not after:
+        return "search catch-up backlog: not sampled after the import"
+    peak = max(rows for _, rows in after)
+    done = next((at for at, rows in after if rows < 1_000), None)
+    caught = (
+        f"under 1,000 rows {done - result['end']:.0f} s after `completed`"
+        if done is not None
+        else f"still {after[-1][1]:,} rows when the clients stopped"
+    )
+    return f"search catch-up backlog after the import: {peak:,} rows at most, {caught}"
+
+
+def shape_table(recorder: Recorder, *, pending: bool, shown: int = 15) -> list[str]:
+    """The list and search shapes answered while the search index was catching up (`pending`)
+    or not, slowest p95 first (the first `shown`)."""
+    lines = ["| shape | count | p50 ms | p95 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
+    rows = [
+        (shape, values)
+        for shape, samples in recorder.shapes.items()
+        if (values := [value for _, value, catching_up in samples if catching_up == pending])
+    ]
+    rows.sort(key=lambda row: percentile(row[1], 0.95), reverse=True)
+    for shape, values in rows[:shown]:
+        lines.append(
+            f"| {shape} | {len(values):,} | {ms(percentile(values, 0.5))} | "
+            f"{ms(percentile(values, 0.95))} | {ms(max(values))} |"
+        )
+    return lines
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -850,6 +949,18 @@ def print_mode(report: dict[str, Any], args: argparse.Namespace) -> None:
     print("\n".join(kind_table(recorder)))
     print(f"\nduring the import ({result['seconds']:.0f} s):\n")
     print("\n".join(kind_table(recorder, result["start"], result["end"])))
+    for pending, when in ((False, "index caught up"), (True, "index catching up")):
+        print(f"\nlist and search by shape, {when} (slowest p95 first):\n")
+        print("\n".join(shape_table(recorder, pending=pending)))
+    catching_up = [
+        start for samples in recorder.shapes.values() for start, _, pending in samples if pending
+    ]
+    if catching_up:
+        print(
+            f"\nsearch answers with search_pending: from {min(catching_up) - result['start']:.0f} "
+            f"s to {max(catching_up) - result['start']:.0f} s after the upload's start"
+        )
+    print(catch_up_line(recorder, result))
     window = report["window"]
     print(
         f"\nimport: alone {report['alone']:.1f} s, under load {result['seconds']:.1f} s "
@@ -975,6 +1086,10 @@ def print_summary(reports: list[dict[str, Any]], args: argparse.Namespace) -> No
             )
         deep = percentile(latencies(recorder, ("deep",)), 0.95)
         rows["(deep list pages alone, p95)"].append(ms(deep))
+        for pending, when in ((False, "index caught up"), (True, "index catching up")):
+            values = recorder.searches(pending=pending)
+            p95 = percentile(values, 0.95)
+            rows[f"(search p95, {when}; count)"].append(f"{ms(p95)} ({len(values):,})")
         during = percentile(report["window"], 0.95)
         rows["list+search p95 during import"].append(mark(during <= TARGET_LIST_MS, ms(during)))
         read = percentile(latencies(recorder, ("read",)), 0.95)

@@ -43,7 +43,8 @@ class QueueDepth:
     - `broker_messages`: messages waiting in the broker (not those a worker holds); None in
       embedded mode or when the broker did not answer.
     - `waiting`: jobs the database holds for this queue that have not started: queued imports
-      and delete-all jobs; pending webhook deliveries; search catch-up backlog (`default`).
+      and delete-all jobs; pending webhook deliveries; 0 for `default` (its periodic work
+      waits nowhere).
     - `due`: of `waiting`, how many may run now (deliveries whose next attempt time has come);
       None for queues whose jobs all run as soon as a worker is free.
     - `running`: jobs running now (imports and delete-all jobs); None where not recorded.
