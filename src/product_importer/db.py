@@ -93,38 +93,31 @@ def fold_text(value: str | None) -> str | None:
     """Text as search compares it: lowercased, accents removed ("Señor" reads "senor"). SQLite's
     search table holds it (as `pi_fold()`); PostgreSQL's documents are `lower(unaccent(...))`.
 
-    Fast for the usual text, ASCII with a few accented letters: only the runs of other
-    characters are folded (each run once, then remembered), the rest is lowered as it is. That
-    equals folding the whole text whenever every run folds to ASCII (decomposition works
-    character by character); text with other letters (Greek, Cyrillic, ...) takes the whole
-    way, whose lowercasing looks at words (a Greek final sigma)."""
+    Fast for the usual text, mostly ASCII: only the runs of other characters are folded (each
+    run once, then remembered), the rest is lowered as it is. That equals folding the whole
+    text (decomposition works character by character, and so does lowercasing) except for a
+    capital sigma, whose lowercase depends on the letters around it (a Greek final sigma): text
+    holding one takes the whole way. SQLite calls this for rows a search tests, thousands per
+    search, each holding the interpreter's lock: it must stay cheap."""
     if value is None or value.isascii():
         return None if value is None else value.lower()
-    try:
-        return _NOT_ASCII.sub(_folded_run, value).lower()
-    except _NotAscii:
+    if _CAPITAL_SIGMA in value:
         return _fold_slowly(value)
+    return _NOT_ASCII.sub(_folded_run, value).lower()
 
 
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
-
-
-class _NotAscii(Exception):
-    pass
+_CAPITAL_SIGMA = "\u03a3"
 
 
 def _folded_run(match: re.Match[str]) -> str:
-    folded = _fold_run(match.group())
-    if folded is None:
-        raise _NotAscii
-    return folded
+    return _fold_run(match.group())
 
 
 @functools.lru_cache(maxsize=4096)
-def _fold_run(run: str) -> str | None:
-    """A run of non-ASCII characters folded, or None when the result is not ASCII."""
-    folded = _fold_slowly(run)
-    return folded if folded.isascii() else None
+def _fold_run(run: str) -> str:
+    """A run of non-ASCII characters folded."""
+    return _fold_slowly(run)
 
 
 def _fold_slowly(value: str) -> str:

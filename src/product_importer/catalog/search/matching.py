@@ -18,7 +18,9 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     FromClause,
+    LargeBinary,
     and_,
+    cast,
     column,
     exists,
     func,
@@ -55,11 +57,30 @@ def column_like(dialect: str, field: str | None, term: str, rows: Any = Product)
     and accents: "senor" finds "Señor"), so a recheck or a scan agrees with the index."""
     pattern = like_pattern(term)
     fields = [field] if field else ["sku", "name", "description"]
+    if dialect == "sqlite":
+        folded_pattern = fold_text(pattern)
+        return or_(*(_sqlite_folded_like(getattr(rows, name), folded_pattern) for name in fields))
     clauses = [
         _folded(dialect, getattr(rows, name)).like(_folded_term(dialect, pattern), escape="\\")
         for name in fields
     ]
     return or_(*clauses)
+
+
+def _sqlite_folded_like(value: Any, folded_pattern: str | None) -> ColumnElement[bool]:
+    """`pi_fold(value) LIKE pattern`, calling pi_fold (Python, which takes the interpreter's
+    lock for each row: under load, searches queued on it) only where it can change the answer.
+    SQLite's LIKE already ignores the case of ASCII letters, so an ASCII value matches folded
+    exactly when it matches as it is, and a value holding the folded term as it is matches
+    folded too. The other values, those with a non-ASCII character (more bytes than
+    characters), are folded."""
+    return or_(
+        value.like(folded_pattern, escape="\\"),
+        and_(
+            func.length(cast(value, LargeBinary)) != func.length(value),
+            func.pi_fold(value).like(folded_pattern, escape="\\"),
+        ),
+    )
 
 
 def _folded(dialect: str, value: Any) -> ColumnElement[str]:
