@@ -143,30 +143,34 @@ def test_requests_past_the_limit_wait_their_turn_and_streams_do_not_count() -> N
         )
         return peak
 
-    # Six turns: two for writes, four for reads.
+    # Six turns: two for catalogue writes, four for the rest.
     assert _in_a_loop_of_its_own(burst("/api/products")) == {"all": 6, "GET": 4, "PATCH": 2}
+    assert _in_a_loop_of_its_own(burst("/api/webhooks/1"))["all"] == 4  # all in the rest
     assert _in_a_loop_of_its_own(burst("/api/imports/7/events"))["all"] == 20
 
 
-def test_writes_waiting_for_a_lock_leave_reads_their_turns() -> None:
-    """Edits waiting on an import's merge hold every write turn; reads still go through."""
+def test_writes_waiting_for_a_lock_leave_reads_and_other_writes_their_turns() -> None:
+    """Edits waiting on an import's merge hold every catalogue write turn; reads and other
+    writes still go through."""
     release = asyncio.Event()
 
     async def app(scope: dict[str, Any], receive: object, send: object) -> None:
         if scope["method"] == "PATCH":
-            await release.wait()  # a write waiting for the merge's lock
+            await release.wait()  # an edit waiting for the merge's lock
 
     limited = RequestLimit(app, limit=25)  # type: ignore[arg-type]
 
     async def scenario() -> bool:
-        def request(method: str) -> Any:
-            scope = {"type": "http", "path": "/api/products/1", "method": method}
+        def request(method: str, path: str = "/api/products/1") -> Any:
+            scope = {"type": "http", "path": path, "method": method}
             return limited(scope, None, None)  # type: ignore[arg-type]
 
         writes = [asyncio.create_task(request("PATCH")) for _ in range(25)]
         await asyncio.sleep(0.01)
+        others = [request("GET") for _ in range(40)]
+        others += [request("POST", "/api/webhooks/1/test") for _ in range(10)]
         try:
-            await asyncio.wait_for(asyncio.gather(*(request("GET") for _ in range(40))), 5)
+            await asyncio.wait_for(asyncio.gather(*others), 5)
             return True
         finally:
             release.set()
