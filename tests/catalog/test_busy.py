@@ -131,9 +131,8 @@ def test_requests_past_the_limit_wait_their_turn_and_streams_do_not_count() -> N
         running[method] -= 1
         running["all"] -= 1
 
-    limited = RequestLimit(app, limit=6)  # type: ignore[arg-type]
-
     async def burst(path: str) -> Counter[str]:
+        limited = RequestLimit(app, limit=6)  # type: ignore[arg-type]
         peak.clear()
         await asyncio.gather(
             *(
