@@ -103,15 +103,11 @@ def fold_text(value: str | None) -> str | None:
         return None if value is None else value.lower()
     if _CAPITAL_SIGMA in value:
         return _fold_slowly(value)
-    return _NOT_ASCII.sub(_folded_run, value).lower()
+    return _NOT_ASCII.sub(lambda run: _fold_run(run.group()), value).lower()
 
 
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
 _CAPITAL_SIGMA = "\u03a3"
-
-
-def _folded_run(match: re.Match[str]) -> str:
-    return _fold_run(match.group())
 
 
 @functools.lru_cache(maxsize=4096)

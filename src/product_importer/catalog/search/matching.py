@@ -61,8 +61,7 @@ def column_like(dialect: str, field: str | None, term: str, rows: Any = Product)
         folded_pattern = fold_text(pattern)
         return or_(*(_sqlite_folded_like(getattr(rows, name), folded_pattern) for name in fields))
     clauses = [
-        _folded(dialect, getattr(rows, name)).like(_folded_term(dialect, pattern), escape="\\")
-        for name in fields
+        _pg_folded(getattr(rows, name)).like(_pg_folded(pattern), escape="\\") for name in fields
     ]
     return or_(*clauses)
 
@@ -83,15 +82,9 @@ def _sqlite_folded_like(value: Any, folded_pattern: str | None) -> ColumnElement
     )
 
 
-def _folded(dialect: str, value: Any) -> ColumnElement[str]:
-    if dialect == "postgresql":
-        return func.lower(func.unaccent(value))
-    return func.pi_fold(value)
-
-
-def _folded_term(dialect: str, pattern: str) -> Any:
-    # PostgreSQL folds the term with the very function that folded the documents.
-    return func.lower(func.unaccent(pattern)) if dialect == "postgresql" else fold_text(pattern)
+def _pg_folded(value: Any) -> ColumnElement[str]:
+    # A term is folded with the very function that folded the documents.
+    return func.lower(func.unaccent(value))
 
 
 def _between(id_column: Any, id_range: IdRange | None) -> list[ColumnElement[bool]]:
@@ -137,10 +130,7 @@ def sqlite_conditions(searches: list[Search], id_range: IdRange | None) -> list[
 def _pg_tests(document: Any, searches: list[Search]) -> list[ColumnElement[bool]]:
     # The trigram index covers the combined text; a column's term is rechecked on its column.
     # One index instead of three keeps indexing cheaper.
-    return [
-        document.like(_folded_term("postgresql", like_pattern(term)), escape="\\")
-        for _, term in searches
-    ]
+    return [document.like(_pg_folded(like_pattern(term)), escape="\\") for _, term in searches]
 
 
 def _pg_column_rechecks(searches: list[Search]) -> list[Any]:
